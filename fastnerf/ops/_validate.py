@@ -1,0 +1,70 @@
+"""Input checks shared by the public ops. Each error names the argument and what was expected.
+
+Checks run before any kernel. Data-dependent checks (packed_info ranges) synchronise with the
+device once per call and are skipped while torch.compile traces.
+"""
+
+import torch
+
+FLOAT_DTYPES = (torch.float32, torch.float64)
+INDEX_DTYPES = (torch.int32, torch.int64)
+
+
+def _compiling() -> bool:
+    return torch.compiler.is_compiling()
+
+
+def tensor(value, name: str, *, dims: int, dtypes=None, device=None) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dim() != dims:
+        raise ValueError(f"{name} must have {dims} dimension(s), got shape {tuple(value.shape)}")
+    if dtypes is not None and value.dtype not in dtypes:
+        names = " or ".join(str(d).replace("torch.", "") for d in dtypes)
+        raise ValueError(f"{name} must be {names}, got {str(value.dtype).replace('torch.', '')}")
+    if device is not None and value.device != device:
+        raise ValueError(f"{name} must be on {device} like the other inputs, got {value.device}")
+    return value
+
+
+def same_dtype(reference: torch.Tensor, reference_name: str, **others) -> None:
+    for name, value in others.items():
+        if value.dtype != reference.dtype:
+            raise ValueError(
+                f"{name} must have the dtype of {reference_name} ({reference.dtype}), got {value.dtype}"
+            )
+
+
+def size(value: torch.Tensor, name: str, dim: int, expected: int, what: str) -> None:
+    if value.shape[dim] != expected:
+        raise ValueError(
+            f"{name}.shape[{dim}] must be {expected} ({what}), got shape {tuple(value.shape)}"
+        )
+
+
+def packed_info(info: torch.Tensor, n_samples: int, *, device) -> None:
+    """packed_info [N, 2] int: counts >= 0, starts >= 0, start + count <= S, ranges disjoint."""
+    tensor(info, "packed_info", dims=2, dtypes=INDEX_DTYPES, device=device)
+    size(info, "packed_info", 1, 2, "(start, count) per ray")
+    if info.shape[0] == 0 or _compiling():
+        return
+    starts, counts = info[:, 0].long(), info[:, 1].long()
+    ends = starts + counts
+    nonempty = counts > 0
+    bad = torch.stack([(counts < 0).any(), (starts < 0).any(), (ends > n_samples).any()])
+    # Disjoint: among non-empty rays sorted by start, each must end before the next begins.
+    s, e = starts[nonempty], ends[nonempty]
+    if s.numel() > 1:
+        if not bool((s[1:] >= s[:-1]).all()):
+            order = torch.argsort(s)
+            s, e = s[order], e[order]
+        bad = torch.cat([bad, (s[1:] < e[:-1]).any()[None]])
+    bad = bad.tolist()  # one device sync
+    if bad[0]:
+        raise ValueError("packed_info has a negative count (column 1)")
+    if bad[1]:
+        raise ValueError("packed_info has a negative start (column 0)")
+    if bad[2]:
+        raise ValueError(f"packed_info has a ray whose samples run past the {n_samples} samples given")
+    if len(bad) > 3 and bad[3]:
+        raise ValueError("packed_info has rays whose sample ranges overlap")

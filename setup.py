@@ -1,0 +1,50 @@
+"""Builds fastnerf and its native library fastnerf._C against the PyTorch already installed.
+
+    pip install --no-build-isolation -e .      # develop
+    pip install --no-build-isolation .         # install
+
+--no-build-isolation matters: the extension must be compiled against *your* torch, and an
+isolated build would download a different (multi-gigabyte) one.
+"""
+
+import importlib.util
+import os
+import sys
+
+from setuptools import find_packages, setup
+
+try:
+    import torch  # noqa: F401
+    from torch.utils.cpp_extension import BuildExtension
+except ImportError:
+    sys.exit(
+        "fastnerf builds against the installed PyTorch, and none was found in this environment.\n"
+        "Install torch first (CPU: pip install torch==2.13.0), then: pip install --no-build-isolation ."
+    )
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location("fastnerf_build", os.path.join(HERE, "fastnerf", "_build.py"))
+build = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(build)
+
+packages = find_packages(include=["fastnerf", "fastnerf.*"]) + ["fastnerf.kernels"]
+
+setup(
+    name="fastnerf",
+    version="0.1.0",
+    description="Fused kernels and learned renderers for neural radiance fields",
+    long_description=open(os.path.join(HERE, "README.md")).read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=packages,
+    package_dir={"fastnerf.kernels": "kernels"},
+    ext_modules=[build.extension()],
+    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    install_requires=["torch>=2.4", "numpy", "imageio>=2.20", "tqdm", "pillow"],
+    extras_require={
+        "triton": ["triton>=3.0"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "expecttest", "triton>=3.0"],
+    },
+    entry_points={"console_scripts": ["fastnerf=fastnerf.cli:main"]},
+    zip_safe=False,
+)
