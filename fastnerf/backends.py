@@ -62,6 +62,12 @@ def select(device, backend=None) -> str:
     """The backend to run on `device`: `backend` if given, else FASTNERF_BACKEND, else the fastest."""
     device = torch.device(device)
     requested = backend if backend is not None else os.environ.get("FASTNERF_BACKEND") or None
+    return _select(device, requested, backend is not None)
+
+
+# A constant to torch.compile: the choice depends only on the machine, so it never breaks a graph.
+@torch.compiler.assume_constant_result
+def _select(device: torch.device, requested, explicit: bool) -> str:
     usable = available(device)
     if requested is None:
         automatic = [name for name in usable if name in _PREFERENCE.get(device.type, ("torch",))]
@@ -69,7 +75,7 @@ def select(device, backend=None) -> str:
     if requested not in NAMES:
         raise ValueError(f"backend must be one of {NAMES} or None, got {requested!r}")
     if requested not in usable:
-        source = "backend" if backend is not None else "FASTNERF_BACKEND"
+        source = "backend" if explicit else "FASTNERF_BACKEND"
         why = ""
         if requested in ("cpp", "cuda") and _native.load_error():
             why = f" ({_native.load_error()})"
