@@ -27,7 +27,8 @@ _spec = importlib.util.spec_from_file_location("fastnerf_build", os.path.join(HE
 build = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(build)
 
-packages = find_packages(include=["fastnerf", "fastnerf.*"]) + ["fastnerf.kernels"]
+# kernels/ and benchmarks/ live at the top of the repository and install inside the package.
+packages = find_packages(include=["fastnerf", "fastnerf.*"]) + ["fastnerf.kernels", "fastnerf.benchmarks"]
 
 setup(
     name="fastnerf",
@@ -37,7 +38,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=packages,
-    package_dir={"fastnerf.kernels": "kernels"},
+    package_dir={"fastnerf.kernels": "kernels", "fastnerf.benchmarks": "benchmarks"},
     ext_modules=[build.extension()],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
     install_requires=["torch>=2.4", "numpy", "imageio>=2.20", "tqdm", "pillow"],

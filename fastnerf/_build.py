@@ -77,3 +77,9 @@ def _openmp_ok():
     import sys
 
     return sys.platform.startswith("linux")
+
+
+if __name__ == "__main__":  # for scripts/check_cuda.sh: python fastnerf/_build.py nvcc-flags|ci-archs
+    import sys
+
+    print(" ".join({"nvcc-flags": NVCC_FLAGS, "ci-archs": CI_CUDA_ARCHS}[sys.argv[1]]))

@@ -10,8 +10,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_cpu(
     const at::Tensor& sigmas, const at::Tensor& values, const at::Tensor& t_starts, const at::Tensor& t_ends,
     const at::Tensor& packed_info) {
   return composite_forward_impl(sigmas, values, t_starts, t_ends, packed_info, [](const auto& args) {
-    for_each_ray_cpu(args.packed_info, args.n_rays, args.n_samples,
-                     [&](int64_t ray) { composite_forward_ray(args, ray); });
+    dispatch_channels(args.channels, [&](auto channels) {
+      for_each_ray_cpu(args.packed_info, args.n_rays, args.n_samples,
+                       [&](int64_t ray) { composite_forward_ray<decltype(channels)::value>(args, ray); });
+    });
   });
 }
 
@@ -23,8 +25,10 @@ std::tuple<at::Tensor, at::Tensor> composite_bwd_cpu(
   return composite_backward_impl(
       grad_out, grad_opacity, grad_depth, grad_weights, sigmas, values, t_starts, t_ends, packed_info, out,
       opacity, depth, weights, [](const auto& args) {
-        for_each_ray_cpu(args.fwd.packed_info, args.fwd.n_rays, args.fwd.n_samples,
-                         [&](int64_t ray) { composite_backward_ray(args, ray); });
+        dispatch_channels(args.fwd.channels, [&](auto channels) {
+          for_each_ray_cpu(args.fwd.packed_info, args.fwd.n_rays, args.fwd.n_samples,
+                           [&](int64_t ray) { composite_backward_ray<decltype(channels)::value>(args, ray); });
+        });
       });
 }
 

@@ -11,6 +11,8 @@
 // prefix: the backward reads each value row once and stores nothing beyond the outputs.
 #pragma once
 
+#include <type_traits>
+
 #include "common.h"
 
 namespace fastnerf {
@@ -48,11 +50,16 @@ FASTNERF_HD bool ray_in_bounds(const index_t* packed_info, int64_t ray, int64_t 
   return start >= 0 && count >= 0 && start + count <= n_samples;
 }
 
-template <typename scalar_t, typename index_t>
+// kChannels > 0: C is that compile-time constant and the accumulators live in registers
+// (colour, C = 3, is the hot case); 0: any C, accumulated in the output row.
+template <int kChannels, typename scalar_t, typename index_t>
 FASTNERF_HD void composite_forward_ray(const CompositeForwardArgs<scalar_t, index_t>& a, int64_t ray) {
-  const int64_t C = a.channels;
+  const int64_t C = kChannels > 0 ? kChannels : a.channels;
+  constexpr int kAcc = kChannels > 0 ? kChannels : 1;
+  scalar_t acc[kAcc];
   scalar_t* out = a.out + ray * C;
-  for (int64_t c = 0; c < C; ++c) out[c] = scalar_t(0);
+  scalar_t* sum = kChannels > 0 ? acc : out;
+  for (int64_t c = 0; c < C; ++c) sum[c] = scalar_t(0);
   const int64_t start = a.packed_info[2 * ray], end = start + a.packed_info[2 * ray + 1];
   scalar_t transmittance = scalar_t(1), opacity = scalar_t(0), depth = scalar_t(0);
   for (int64_t i = start; i < end; ++i) {
@@ -61,19 +68,22 @@ FASTNERF_HD void composite_forward_ray(const CompositeForwardArgs<scalar_t, inde
     const scalar_t w = -transmittance * neg_alpha;
     a.weights[i] = w;
     const scalar_t* v = a.values + i * C;
-    for (int64_t c = 0; c < C; ++c) out[c] += w * v[c];
+    for (int64_t c = 0; c < C; ++c) sum[c] += w * v[c];
     opacity += w;
     depth += w * scalar_t(0.5) * (a.t_starts[i] + a.t_ends[i]);
     transmittance *= scalar_t(1) + neg_alpha;
+  }
+  if (kChannels > 0) {
+    for (int64_t c = 0; c < C; ++c) out[c] = acc[c];
   }
   a.opacity[ray] = opacity;
   a.depth[ray] = depth;
 }
 
-template <typename scalar_t, typename index_t>
+template <int kChannels, typename scalar_t, typename index_t>
 FASTNERF_HD void composite_backward_ray(const CompositeBackwardArgs<scalar_t, index_t>& b, int64_t ray) {
   const CompositeForwardArgs<scalar_t, index_t>& a = b.fwd;
-  const int64_t C = a.channels;
+  const int64_t C = kChannels > 0 ? kChannels : a.channels;
   const int64_t start = a.packed_info[2 * ray], end = start + a.packed_info[2 * ray + 1];
   const scalar_t* grad_out = b.grad_out + ray * C;
   const scalar_t grad_opacity = b.grad_opacity[ray], grad_depth = b.grad_depth[ray];
@@ -99,6 +109,18 @@ FASTNERF_HD void composite_backward_ray(const CompositeBackwardArgs<scalar_t, in
     prefix += w * g;
     transmittance *= scalar_t(1) + neg_alpha;  // now T_{i+1}
     b.grad_sigmas[i] = dt * (transmittance * g - (total - prefix));
+  }
+}
+
+// Calls fn(std::integral_constant<int, K>) with K = C for the channel counts worth a
+// specialisation, else K = 0 (any C).
+template <typename Fn>
+inline void dispatch_channels(int64_t channels, const Fn& fn) {
+  switch (channels) {
+    case 1: fn(std::integral_constant<int, 1>()); break;
+    case 3: fn(std::integral_constant<int, 3>()); break;
+    case 4: fn(std::integral_constant<int, 4>()); break;
+    default: fn(std::integral_constant<int, 0>()); break;
   }
 }
 

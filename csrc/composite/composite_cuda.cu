@@ -9,7 +9,7 @@ namespace fastnerf {
 namespace {
 constexpr int kThreads = 256;
 
-template <typename scalar_t, typename index_t>
+template <int kChannels, typename scalar_t, typename index_t>
 __global__ void composite_forward_kernel(const CompositeForwardArgs<scalar_t, index_t> args) {
   const int64_t ray = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (ray >= args.n_rays) return;
@@ -21,14 +21,14 @@ __global__ void composite_forward_kernel(const CompositeForwardArgs<scalar_t, in
     args.depth[ray] = nan;
     return;
   }
-  composite_forward_ray(args, ray);
+  composite_forward_ray<kChannels>(args, ray);
 }
 
-template <typename scalar_t, typename index_t>
+template <int kChannels, typename scalar_t, typename index_t>
 __global__ void composite_backward_kernel(const CompositeBackwardArgs<scalar_t, index_t> args) {
   const int64_t ray = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (ray >= args.fwd.n_rays || !ray_in_bounds(args.fwd.packed_info, ray, args.fwd.n_samples)) return;
-  composite_backward_ray(args, ray);
+  composite_backward_ray<kChannels>(args, ray);
 }
 
 unsigned blocks_for(int64_t n) { return unsigned((n + kThreads - 1) / kThreads); }
@@ -37,15 +37,20 @@ unsigned blocks_for(int64_t n) { return unsigned((n + kThreads - 1) / kThreads);
 template <typename scalar_t, typename index_t>
 int composite_forward_cuda(const CompositeForwardArgs<scalar_t, index_t>& args, void* stream) {
   if (args.n_rays == 0) return 0;
-  composite_forward_kernel<<<blocks_for(args.n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(args);
+  dispatch_channels(args.channels, [&](auto channels) {
+    composite_forward_kernel<decltype(channels)::value>
+        <<<blocks_for(args.n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(args);
+  });
   return int(cudaGetLastError());
 }
 
 template <typename scalar_t, typename index_t>
 int composite_backward_cuda(const CompositeBackwardArgs<scalar_t, index_t>& args, void* stream) {
   if (args.fwd.n_rays == 0) return 0;
-  composite_backward_kernel<<<blocks_for(args.fwd.n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      args);
+  dispatch_channels(args.fwd.channels, [&](auto channels) {
+    composite_backward_kernel<decltype(channels)::value>
+        <<<blocks_for(args.fwd.n_rays), kThreads, 0, static_cast<cudaStream_t>(stream)>>>(args);
+  });
   return int(cudaGetLastError());
 }
 

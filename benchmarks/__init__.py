@@ -1,0 +1,1 @@
+"""Kernel microbenchmarks: `fastnerf bench` or `python -m benchmarks.bench_<op>`."""
