@@ -1,6 +1,8 @@
 """Public ops. Each validates its inputs, picks a backend (see fastnerf.backends) and carries
-autograd. Every op takes `backend=None` as a keyword."""
+autograd. Every op takes `backend=None` as a keyword. Contracts: ARCHITECTURE.md section 3."""
 
 from .composite import CompositeResult, composite
+from .encodings import freq_encode, hash_encode
+from .marching import march_rays, ray_aabb
 
-__all__ = ["CompositeResult", "composite"]
+__all__ = ["CompositeResult", "composite", "freq_encode", "hash_encode", "march_rays", "ray_aabb"]

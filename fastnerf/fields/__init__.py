@@ -1,0 +1,1 @@
+"""Fields: encodings as nn.Modules, MLP heads and the occupancy grid, composed by fastnerf.models."""
