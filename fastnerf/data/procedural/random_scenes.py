@@ -12,7 +12,7 @@ from .textures import PATTERNS
 from .tracer import Scene, SceneObject
 
 UP = (0.0, 0.0, 1.0)
-FLOOR = -0.5
+FLOOR = -0.3
 KINDS = ("sphere", "box", "cylinder", "cup", "bowl", "rods")
 
 
