@@ -41,7 +41,7 @@ class Scene:
     fill_direction: tuple[float, float, float] = (-0.6, 0.5, 0.35)
     fill_strength: float = 0.2
     ambient: float = 0.22
-    shadow_samples: int = 8
+    shadow_samples: int = 6
     _light_dirs: torch.Tensor | None = field(default=None, repr=False)
 
     @property
@@ -77,13 +77,19 @@ def _inverse(directions):
 def nearest_hit(scene: Scene, origins, directions, t_min: float = 0.0):
     """``(t [R], normals [R,3], object_index [R] long, -1 where nothing is hit)``.
 
-    Each object is tested exactly only on the rays that reach its bounding box before the
-    nearest hit so far.
+    Only rays that enter the scene's box are traced, and each object is tested exactly only on
+    the rays that reach its own box before the nearest hit so far.
     """
+    count = origins.shape[0]
+    aabb = torch.tensor(scene.aabb)
+    in_scene = torch.nonzero(
+        rays_near_box(origins, _inverse(directions), aabb[:3], aabb[3:], torch.full((count,), INF))
+    ).squeeze(1)
+    origins, directions = origins[in_scene], directions[in_scene]
+    inverse_directions = _inverse(directions)
     best_t = torch.full(origins.shape[:1], INF)
     best_n = torch.zeros_like(origins)
     best_index = torch.full(origins.shape[:1], -1, dtype=torch.long)
-    inverse_directions = _inverse(directions)
     for index, item in enumerate(scene.objects):
         low, high = item.bounds
         rays = torch.nonzero(rays_near_box(origins, inverse_directions, low, high, best_t)).squeeze(1)
@@ -93,7 +99,11 @@ def nearest_hit(scene: Scene, origins, directions, t_min: float = 0.0):
         closer = t < best_t[rays]
         rays, t, normals = rays[closer], t[closer], normals[closer]
         best_t[rays], best_n[rays], best_index[rays] = t, normals, index
-    return best_t, best_n, best_index
+    all_t = torch.full((count,), INF)
+    all_n = torch.zeros(count, 3)
+    all_index = torch.full((count,), -1, dtype=torch.long)
+    all_t[in_scene], all_n[in_scene], all_index[in_scene] = best_t, best_n, best_index
+    return all_t, all_n, all_index
 
 
 def _occluded(scene: Scene, origins, directions) -> torch.Tensor:
