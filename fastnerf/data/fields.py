@@ -7,7 +7,9 @@ import math
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from ..cameras import rigid_transform_problems
 from .errors import DatasetError
 
 
@@ -74,10 +76,6 @@ def pose_matrix(value, location: str) -> np.ndarray:
 
 def check_rigid(c2w: np.ndarray, locations: list[str]) -> None:
     """Raise naming the first frame whose ``c2w [N,4,4]`` is not a rigid transform."""
-    import torch
-
-    from ..cameras import rigid_transform_problems
-
     problems = rigid_transform_problems(torch.from_numpy(c2w))
     if problems:
         index, reason = problems[0]
