@@ -19,7 +19,8 @@ if ! python -c "import torch" 2>/dev/null; then
 fi
 if ! python -c "import fastnerf, triton, hypothesis, setuptools, ninja" 2>/dev/null; then
   pip install -q setuptools wheel ninja
-  pip install -q --no-build-isolation -e ".[test]"
+  pip install -q --no-build-isolation -e ".[test]"   # builds fastnerf._C in place
+else
+  python setup.py -q build_ext --inplace 2>&1 | grep -vE "^(ptxas info|copying |running |building )" || true
 fi
-python setup.py -q build_ext --inplace 2>&1 | grep -vE "^(ptxas info|copying |running |building )" || true
 python -c "import fastnerf._C" || { echo "fastnerf._C failed to build; see the compiler output above" >&2; exit 1; }

@@ -167,7 +167,7 @@ def test_opcheck(device, backend):
     torch.library.opcheck(op.default, args)
 
 
-@pytest.mark.parametrize("device,backend", [p for p in backend_params() if p.values[1] != "triton"])
+@pytest.mark.parametrize("device,backend", backend_params())
 def test_compiles_without_graph_break(device, backend):
     args = _opcheck_args(device)
 
@@ -219,6 +219,13 @@ def test_bad_input_names_the_argument(backend, case):
     kwargs = {**_good(), **change}
     with pytest.raises(ValueError, match=name):
         composite(**kwargs, backend=backend)
+
+
+def test_mixed_devices_rejected_on_any_machine():
+    kwargs = _good()
+    kwargs["values"] = kwargs["values"].to("meta")
+    with pytest.raises(ValueError, match="values must be on cpu"):
+        composite(**kwargs)
 
 
 @pytest.mark.gpu
