@@ -135,7 +135,9 @@ def _render_rounds(field_fn, rays_o, rays_d, grid, t_near, t_far, step_size, bac
         depth[live] += t_live * depth_r
         transmittance[live] = t_live * torch.exp(-optical)
         done[live] += take
-        keep = (done[live] < counts[live]) & (transmittance[live] > eps)
+        keep = done[live] < counts[live]
+        if eps > 0:  # eps = 0: every sample, even behind transmittance 0 (full compositing)
+            keep &= transmittance[live] > eps
         live = live[keep]
     if values is None:  # no samples at all: the field decides C; ask it with zero points
         _, empty = field_fn(torch.zeros(0, 3, device=device), torch.zeros(0, 3, device=device))
