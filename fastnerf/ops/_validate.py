@@ -68,3 +68,17 @@ def packed_info(info: torch.Tensor, n_samples: int, *, device) -> None:
         raise ValueError(f"packed_info has a ray whose samples run past the {n_samples} samples given")
     if len(bad) > 3 and bad[3]:
         raise ValueError("packed_info has rays whose sample ranges overlap")
+
+
+def positive_int(value, name: str, *, minimum: int = 1, maximum: int = None) -> int:
+    """An int (bools rejected) in [minimum, maximum]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = "" if maximum is None else f" and <= {maximum}"
+        raise ValueError(f"{name} must be >= {minimum}{upper}, got {value}")
+    return value
+
+
+def is_power_of_two(n: int) -> bool:
+    return n > 0 and (n & (n - 1)) == 0
