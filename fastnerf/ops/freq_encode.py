@@ -33,9 +33,62 @@ def freq_encode(
     if n_freqs == 0 and not include_input:
         raise ValueError("n_freqs must be >= 1 when include_input is False (the output would be empty)")
     name = backends.select(x.device, backend)
-    if not hasattr(torch.ops.fastnerf, "freq_encode"):  # TEMPORARY until the kernels land
-        name = "torch"
     if name == "torch":
         return reference.freq_encode(x, n_freqs, include_input=include_input)
     op = torch.ops.fastnerf.freq_encode_triton if name == "triton" else torch.ops.fastnerf.freq_encode
     return op(x, n_freqs, include_input)
+
+
+# ---- fake kernels and autograd, shared by the native and Triton ops ---------------------------
+
+
+def _fake_forward(x, n_freqs, include_input):
+    return x.new_empty(x.shape[0], x.shape[1] * (int(include_input) + 2 * n_freqs))
+
+
+def _fake_backward(grad_out, x, n_freqs, include_input):
+    return x.new_empty(x.shape)
+
+
+def _setup_context(ctx, inputs, output):
+    x, n_freqs, include_input = inputs
+    ctx.n_freqs, ctx.include_input = n_freqs, include_input
+    ctx.save_for_backward(x)
+
+
+def _autograd_with(backward_op):
+    # First order only: the backward ops are not themselves differentiable.
+    def backward(ctx, grad_out):
+        (x,) = ctx.saved_tensors
+        return backward_op(grad_out.contiguous(), x, ctx.n_freqs, ctx.include_input), None, None
+
+    return backward
+
+
+@_native.on_load
+def _register_native():
+    torch.library.register_fake("fastnerf::freq_encode")(_fake_forward)
+    torch.library.register_fake("fastnerf::freq_encode_bwd")(_fake_backward)
+    torch.library.register_autograd(
+        "fastnerf::freq_encode", _autograd_with(torch.ops.fastnerf.freq_encode_bwd), setup_context=_setup_context
+    )
+
+
+# The Triton backend as Python custom ops; triton itself is imported on first call only.
+@torch.library.custom_op("fastnerf::freq_encode_triton", mutates_args=())
+def _freq_encode_triton(x: torch.Tensor, n_freqs: int, include_input: bool) -> torch.Tensor:
+    from ..kernels import freq_encode as kernels
+
+    return kernels.freq_encode_forward(x, n_freqs, include_input)
+
+
+@torch.library.custom_op("fastnerf::freq_encode_triton_bwd", mutates_args=())
+def _freq_encode_triton_bwd(grad_out: torch.Tensor, x: torch.Tensor, n_freqs: int, include_input: bool) -> torch.Tensor:
+    from ..kernels import freq_encode as kernels
+
+    return kernels.freq_encode_backward(grad_out, x, n_freqs, include_input)
+
+
+_freq_encode_triton.register_fake(_fake_forward)
+_freq_encode_triton_bwd.register_fake(_fake_backward)
+_freq_encode_triton.register_autograd(_autograd_with(_freq_encode_triton_bwd), setup_context=_setup_context)

@@ -33,8 +33,6 @@ def hash_encode(
     """Multiresolution hash encoding (Instant-NGP); differentiable in `table` and `x`."""
     resolutions = _validate_hash_inputs(x, table, n_min, n_max)
     name = backends.select(x.device, backend)
-    if not hasattr(torch.ops.fastnerf, "hash_encode"):  # TEMPORARY until the kernels land
-        name = "torch"
     if name == "torch":
         return reference.encode_levels(x, table, resolutions)
     op = torch.ops.fastnerf.hash_encode_triton if name == "triton" else torch.ops.fastnerf.hash_encode
@@ -64,3 +62,62 @@ def _validate_hash_inputs(x, table, n_min, n_max):
     if n_min > n_max:
         raise ValueError(f"n_min must be <= n_max, got n_min={n_min}, n_max={n_max}")
     return level_resolutions(n_levels, float(n_min), float(n_max))
+
+
+# ---- fake kernels and autograd, shared by the native and Triton ops ---------------------------
+
+
+def _fake_forward(x, table, resolutions):
+    return table.new_empty(x.shape[0], table.shape[0] * table.shape[2])
+
+
+def _fake_backward(grad_out, x, table, resolutions, x_requires_grad):
+    return x.new_empty(x.shape), table.new_empty(table.shape)
+
+
+def _setup_context(ctx, inputs, output):
+    x, table, resolutions = inputs
+    ctx.resolutions = resolutions
+    ctx.save_for_backward(x, table)
+
+
+def _autograd_with(backward_op):
+    # First order only: the backward ops are not themselves differentiable (double backward,
+    # e.g. an eikonal loss trained through the table, needs backend="torch").
+    def backward(ctx, grad_out):
+        x, table = ctx.saved_tensors
+        grad_x, grad_table = backward_op(grad_out.contiguous(), x, table, ctx.resolutions, ctx.needs_input_grad[0])
+        return (grad_x if ctx.needs_input_grad[0] else None), grad_table, None
+
+    return backward
+
+
+@_native.on_load
+def _register_native():
+    torch.library.register_fake("fastnerf::hash_encode")(_fake_forward)
+    torch.library.register_fake("fastnerf::hash_encode_bwd")(_fake_backward)
+    torch.library.register_autograd(
+        "fastnerf::hash_encode", _autograd_with(torch.ops.fastnerf.hash_encode_bwd), setup_context=_setup_context
+    )
+
+
+# The Triton backend as Python custom ops; triton itself is imported on first call only.
+@torch.library.custom_op("fastnerf::hash_encode_triton", mutates_args=())
+def _hash_encode_triton(x: torch.Tensor, table: torch.Tensor, resolutions: list[int]) -> torch.Tensor:
+    from ..kernels import hash_encode as kernels
+
+    return kernels.hash_encode_forward(x, table, resolutions)
+
+
+@torch.library.custom_op("fastnerf::hash_encode_triton_bwd", mutates_args=())
+def _hash_encode_triton_bwd(
+    grad_out: torch.Tensor, x: torch.Tensor, table: torch.Tensor, resolutions: list[int], x_requires_grad: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    from ..kernels import hash_encode as kernels
+
+    return kernels.hash_encode_backward(grad_out, x, table, resolutions, x_requires_grad)
+
+
+_hash_encode_triton.register_fake(_fake_forward)
+_hash_encode_triton_bwd.register_fake(_fake_backward)
+_hash_encode_triton.register_autograd(_autograd_with(_hash_encode_triton_bwd), setup_context=_setup_context)
