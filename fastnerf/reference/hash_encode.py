@@ -22,6 +22,7 @@ from typing import List
 import torch
 
 PRIMES = (1, 2654435761, 805459861)
+_ROUNDING_SLACK = 1e-9
 # corner c = 0..7 is upper in dimension d iff bit d of c is set
 _CORNER_BITS = [[(c >> d) & 1 for d in range(3)] for c in range(8)]
 
@@ -30,11 +31,14 @@ def level_resolutions(n_levels: int, n_min: float, n_max: float) -> List[int]:
     """N_l = floor(n_min * b^l), b = exp((ln n_max - ln n_min) / (L - 1)); L = 1: [floor(n_min)].
 
     Computed once, here, in float64 Python arithmetic; every backend receives these integers.
+    The floor is taken of the value plus 1e-9: float64 rounding would otherwise turn an exact
+    integer into floor(5.9999999999999996) = 5 (n_min=2, n_max=6, L=3), so that the last level
+    is exactly n_max whenever n_max is an integer.
     """
     if n_levels == 1:
-        return [int(math.floor(n_min))]
+        return [int(math.floor(n_min + _ROUNDING_SLACK))]
     growth = math.exp((math.log(n_max) - math.log(n_min)) / (n_levels - 1))
-    return [int(math.floor(n_min * growth**level)) for level in range(n_levels)]
+    return [int(math.floor(n_min * growth**level + _ROUNDING_SLACK)) for level in range(n_levels)]
 
 
 def is_dense(resolution: int, table_size: int) -> bool:
