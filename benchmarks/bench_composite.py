@@ -1,8 +1,6 @@
 """composite: rays x samples x channels, forward and forward+backward, every backend beside the
 reference and the copy-bandwidth floor.  python -m benchmarks.bench_composite [--device cuda]"""
 
-import argparse
-
 import torch
 
 from fastnerf.ops import composite
@@ -64,13 +62,7 @@ def run(device="cpu", *, quick=False, only=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
-    args = parser.parse_args(argv)
-    rows = run(args.device, quick=args.quick)
-    print(harness.format_table(rows))
-    print("wrote", harness.save(rows, f"composite-{torch.device(args.device).type}"))
+    harness.main("composite", run, argv)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,6 @@ Floor (fewest bytes per point): forward reads x (12 B) and 8 corners x L x F tab
 Random gathers move whole cache lines, so real kernels sit well under the copy bandwidth.
 """
 
-import argparse
-
 import torch
 
 from fastnerf.ops import hash_encode
@@ -63,15 +61,7 @@ def run(device="cpu", *, quick=False, only=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
-    parser.add_argument("--backends", default=None, help="comma-separated, e.g. torch,cpp")
-    args = parser.parse_args(argv)
-    only = args.backends.split(",") if args.backends else None
-    rows = run(args.device, quick=args.quick, only=only)
-    print(harness.format_table(rows))
-    print("wrote", harness.save(rows, f"hash_encode-{torch.device(args.device).type}"))
+    harness.main("hash_encode", run, argv)
 
 
 if __name__ == "__main__":

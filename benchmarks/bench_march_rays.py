@@ -1,7 +1,6 @@
 """march_rays: rays through a 128^3 occupancy grid at 10% occupancy, every backend beside the
 reference; throughput in kept samples/s.  python -m benchmarks.bench_march_rays [--device cuda]"""
 
-import argparse
 import math
 
 import torch
@@ -57,13 +56,7 @@ def run(device="cpu", *, quick=False, only=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
-    args = parser.parse_args(argv)
-    rows = run(args.device, quick=args.quick)
-    print(harness.format_table(rows))
-    print("wrote", harness.save(rows, f"march_rays-{torch.device(args.device).type}"))
+    harness.main("march_rays", run, argv)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,6 @@
 """ray_aabb: rays against a box, every backend beside the reference.
 python -m benchmarks.bench_ray_aabb [--device cuda]"""
 
-import argparse
-
 import torch
 
 from fastnerf.ops import ray_aabb
@@ -25,13 +23,7 @@ def run(device="cpu", *, quick=False, only=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
-    args = parser.parse_args(argv)
-    rows = run(args.device, quick=args.quick)
-    print(harness.format_table(rows))
-    print("wrote", harness.save(rows, f"ray_aabb-{torch.device(args.device).type}"))
+    harness.main("ray_aabb", run, argv)
 
 
 if __name__ == "__main__":

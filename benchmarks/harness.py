@@ -173,3 +173,16 @@ def save(rows: List[Row], name: str, out_dir: str = RESULTS_DIR) -> str:
     with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
         json.dump(records, f, indent=1)
     return csv_path
+
+
+def main(op: str, run: Callable, argv=None) -> None:
+    """The command line of every bench_<op>.py: --device, --quick; prints the table, saves results."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=f"Benchmark {op}: every backend beside the reference.")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    args = parser.parse_args(argv)
+    rows = run(args.device, quick=args.quick)
+    print(format_table(rows))
+    print("wrote", save(rows, f"{op}-{torch.device(args.device).type}"))
