@@ -34,9 +34,11 @@ float max_abs_of(const float* x, int64_t n) {
   return m;
 }
 
-// Points [begin, end) of out [N, W].
+// Points [begin, end) of out [N, W]. kDims > 0: D is that constant (3, the hot case), so the
+// scatter into the rows unrolls; 0: any D.
+template <int kDims>
 void forward_points(const FreqEncodeArgs<float>& a, int64_t begin, int64_t end, float* out) {
-  const int64_t D = a.dims, W = a.out_dim(), waves = a.include_input ? D : 0, block_points = kBlock / D;
+  const int64_t D = kDims > 0 ? kDims : a.dims, W = a.out_dim(), waves = a.include_input ? D : 0, block_points = kBlock / D;
   float sin_buf[kBlock], cos_buf[kBlock];
   for (int64_t p0 = begin; p0 < end; p0 += block_points) {
     const int64_t n_points = std::min(block_points, end - p0), n = n_points * D;
@@ -61,10 +63,11 @@ void forward_points(const FreqEncodeArgs<float>& a, int64_t begin, int64_t end, 
   }
 }
 
-// Points [begin, end): grad_x [N, D] from grad_out [N, W].
+// Points [begin, end): grad_x [N, D] from grad_out [N, W]; kDims as in forward_points.
+template <int kDims>
 void backward_points(const FreqEncodeArgs<float>& a, const float* grad_out, int64_t begin, int64_t end,
                      float* grad_x) {
-  const int64_t D = a.dims, W = a.out_dim(), waves = a.include_input ? D : 0, block_points = kBlock / D;
+  const int64_t D = kDims > 0 ? kDims : a.dims, W = a.out_dim(), waves = a.include_input ? D : 0, block_points = kBlock / D;
   float sin_buf[kBlock], cos_buf[kBlock], grad[kBlock];
   for (int64_t p0 = begin; p0 < end; p0 += block_points) {
     const int64_t n_points = std::min(block_points, end - p0), n = n_points * D;
@@ -93,7 +96,8 @@ template <typename scalar_t>
 void forward_cpu(const FreqEncodeArgs<scalar_t>& args, scalar_t* out) {
   at::parallel_for(0, args.n_points, 1024, [&](int64_t begin, int64_t end) {
     if constexpr (std::is_same_v<scalar_t, float>) {
-      if (args.dims <= kBlock) return forward_points(args, begin, end, out);
+      if (args.dims == 3) return forward_points<3>(args, begin, end, out);
+      if (args.dims <= kBlock) return forward_points<0>(args, begin, end, out);
     }
     for (int64_t p = begin; p < end; ++p) {
       for (int64_t d = 0; d < args.dims; ++d) freq_forward_element(args, p, d, out);
@@ -105,7 +109,8 @@ template <typename scalar_t>
 void backward_cpu(const FreqEncodeArgs<scalar_t>& args, const scalar_t* grad_out, scalar_t* grad_x) {
   at::parallel_for(0, args.n_points, 1024, [&](int64_t begin, int64_t end) {
     if constexpr (std::is_same_v<scalar_t, float>) {
-      if (args.dims <= kBlock) return backward_points(args, grad_out, begin, end, grad_x);
+      if (args.dims == 3) return backward_points<3>(args, grad_out, begin, end, grad_x);
+      if (args.dims <= kBlock) return backward_points<0>(args, grad_out, begin, end, grad_x);
     }
     for (int64_t p = begin; p < end; ++p) {
       for (int64_t d = 0; d < args.dims; ++d) grad_x[p * args.dims + d] = freq_backward_element(args, grad_out, p, d);
