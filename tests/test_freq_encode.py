@@ -120,3 +120,25 @@ def test_native_op_checks_its_arguments_itself():
         torch.ops.fastnerf.freq_encode(torch.rand(4, 3), -1, True)
     with pytest.raises(RuntimeError, match="grad_out"):
         torch.ops.fastnerf.freq_encode_bwd(torch.rand(4, 5), torch.rand(4, 3), 1, True)
+
+
+@pytest.mark.parametrize("include_input", [True, False])
+def test_cpp_float_sin_cos_accuracy_over_range(include_input):
+    # The float cpp path evaluates sin/cos by its own polynomial up to |2^k x| = 8192 and by libm
+    # beyond: both must stay ~1e-7 from float64 sin/cos of the same (exact) float arguments.
+    _skip_unless_available("cpp")
+    g = torch.Generator().manual_seed(3)
+    x = torch.cat([torch.rand(4000, 3, generator=g) * 2 - 1, (torch.rand(300, 3, generator=g) * 2 - 1) * 9000])
+    x = torch.cat([x, torch.tensor([[float("nan"), float("inf"), -0.0]])])
+    n_freqs = 12
+    out = freq_encode(x, n_freqs, include_input=include_input, backend="cpp")
+    ref = reference.freq_encode(x.double(), n_freqs, include_input=include_input)
+    torch.testing.assert_close(out.double(), ref, rtol=0, atol=2e-7, equal_nan=True)
+    cotangent = torch.randn(out.shape, generator=g)
+    xg = x[:-1].clone().requires_grad_()
+    (grad,) = torch.autograd.grad(freq_encode(xg, n_freqs, include_input=include_input, backend="cpp"), xg,
+                                  cotangent[:-1])
+    xr = x[:-1].double().requires_grad_()
+    (grad_ref,) = torch.autograd.grad(reference.freq_encode(xr, n_freqs, include_input=include_input), xr,
+                                      cotangent[:-1].double())
+    torch.testing.assert_close(grad.double(), grad_ref, rtol=1e-6, atol=2e-7 * 2**n_freqs)

@@ -6,13 +6,15 @@
 
 namespace fastnerf {
 
+constexpr int kBlock = 64;  // samples whose alphas are computed in one vectorised loop
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_cpu(
     const at::Tensor& sigmas, const at::Tensor& values, const at::Tensor& t_starts, const at::Tensor& t_ends,
     const at::Tensor& packed_info) {
   return composite_forward_impl(sigmas, values, t_starts, t_ends, packed_info, [](const auto& args) {
     dispatch_channels(args.channels, [&](auto channels) {
       for_each_ray_cpu(args.packed_info, args.n_rays, args.n_samples,
-                       [&](int64_t ray) { composite_forward_ray<decltype(channels)::value>(args, ray); });
+                       [&](int64_t ray) { composite_forward_ray<decltype(channels)::value, kBlock>(args, ray); });
     });
   });
 }
@@ -27,7 +29,7 @@ std::tuple<at::Tensor, at::Tensor> composite_bwd_cpu(
       opacity, depth, weights, [](const auto& args) {
         dispatch_channels(args.fwd.channels, [&](auto channels) {
           for_each_ray_cpu(args.fwd.packed_info, args.fwd.n_rays, args.fwd.n_samples,
-                           [&](int64_t ray) { composite_backward_ray<decltype(channels)::value>(args, ray); });
+                           [&](int64_t ray) { composite_backward_ray<decltype(channels)::value, kBlock>(args, ray); });
         });
       });
 }

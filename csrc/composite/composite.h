@@ -52,7 +52,10 @@ FASTNERF_HD bool ray_in_bounds(const index_t* packed_info, int64_t ray, int64_t 
 
 // kChannels > 0: C is that compile-time constant and the accumulators live in registers
 // (colour, C = 3, is the hot case); 0: any C, accumulated in the output row.
-template <int kChannels, typename scalar_t, typename index_t>
+// kBlock > 1 (CPU): the samples go in blocks of kBlock, first the block's alphas in one loop with
+// no dependence between samples (it vectorises: fn_expm1 is branch-free on the host), then the
+// serial transmittance scan over the block. CUDA uses kBlock = 1: no buffer, same arithmetic.
+template <int kChannels, int kBlock = 1, typename scalar_t, typename index_t>
 FASTNERF_HD void composite_forward_ray(const CompositeForwardArgs<scalar_t, index_t>& a, int64_t ray) {
   const int64_t C = kChannels > 0 ? kChannels : a.channels;
   constexpr int kAcc = kChannels > 0 ? kChannels : 1;
@@ -62,16 +65,24 @@ FASTNERF_HD void composite_forward_ray(const CompositeForwardArgs<scalar_t, inde
   for (int64_t c = 0; c < C; ++c) sum[c] = scalar_t(0);
   const int64_t start = a.packed_info[2 * ray], end = start + a.packed_info[2 * ray + 1];
   scalar_t transmittance = scalar_t(1), opacity = scalar_t(0), depth = scalar_t(0);
-  for (int64_t i = start; i < end; ++i) {
-    const scalar_t dt = a.t_ends[i] - a.t_starts[i];
-    const scalar_t neg_alpha = fn_expm1(-a.sigmas[i] * dt);  // expm1 keeps small alphas exact
-    const scalar_t w = -transmittance * neg_alpha;
-    a.weights[i] = w;
-    const scalar_t* v = a.values + i * C;
-    for (int64_t c = 0; c < C; ++c) sum[c] += w * v[c];
-    opacity += w;
-    depth += w * scalar_t(0.5) * (a.t_starts[i] + a.t_ends[i]);
-    transmittance *= scalar_t(1) + neg_alpha;
+  scalar_t neg_alphas[kBlock];  // -alpha_i = expm1(-sigma_i dt_i): expm1 keeps small alphas exact
+  for (int64_t block = start; block < end; block += kBlock) {
+    const int64_t n = end - block < kBlock ? end - block : kBlock;
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t i = block + j;
+      neg_alphas[j] = fn_expm1(-a.sigmas[i] * (a.t_ends[i] - a.t_starts[i]));
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t i = block + j;
+      const scalar_t neg_alpha = neg_alphas[j];
+      const scalar_t w = -transmittance * neg_alpha;
+      a.weights[i] = w;
+      const scalar_t* v = a.values + i * C;
+      for (int64_t c = 0; c < C; ++c) sum[c] += w * v[c];
+      opacity += w;
+      depth += w * scalar_t(0.5) * (a.t_starts[i] + a.t_ends[i]);
+      transmittance *= scalar_t(1) + neg_alpha;
+    }
   }
   if (kChannels > 0) {
     for (int64_t c = 0; c < C; ++c) out[c] = acc[c];
@@ -80,7 +91,7 @@ FASTNERF_HD void composite_forward_ray(const CompositeForwardArgs<scalar_t, inde
   a.depth[ray] = depth;
 }
 
-template <int kChannels, typename scalar_t, typename index_t>
+template <int kChannels, int kBlock = 1, typename scalar_t, typename index_t>
 FASTNERF_HD void composite_backward_ray(const CompositeBackwardArgs<scalar_t, index_t>& b, int64_t ray) {
   const CompositeForwardArgs<scalar_t, index_t>& a = b.fwd;
   const int64_t C = kChannels > 0 ? kChannels : a.channels;
@@ -93,22 +104,31 @@ FASTNERF_HD void composite_backward_ray(const CompositeBackwardArgs<scalar_t, in
   for (int64_t i = start; i < end; ++i) total += a.weights[i] * b.grad_weights[i];
 
   scalar_t transmittance = scalar_t(1), prefix = scalar_t(0);
-  for (int64_t i = start; i < end; ++i) {
-    const scalar_t dt = a.t_ends[i] - a.t_starts[i];
-    const scalar_t neg_alpha = fn_expm1(-a.sigmas[i] * dt);
-    const scalar_t w = -transmittance * neg_alpha;
-    const scalar_t* v = a.values + i * C;
-    scalar_t* grad_v = b.grad_values + i * C;
-    scalar_t dot = scalar_t(0);
-    for (int64_t c = 0; c < C; ++c) {
-      dot += grad_out[c] * v[c];
-      grad_v[c] = w * grad_out[c];
+  scalar_t neg_alphas[kBlock];  // as in the forward: a vectorised loop, then the serial scan
+  for (int64_t block = start; block < end; block += kBlock) {
+    const int64_t n = end - block < kBlock ? end - block : kBlock;
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t i = block + j;
+      neg_alphas[j] = fn_expm1(-a.sigmas[i] * (a.t_ends[i] - a.t_starts[i]));
     }
-    const scalar_t mid = scalar_t(0.5) * (a.t_starts[i] + a.t_ends[i]);
-    const scalar_t g = b.grad_weights[i] + dot + grad_opacity + grad_depth * mid;
-    prefix += w * g;
-    transmittance *= scalar_t(1) + neg_alpha;  // now T_{i+1}
-    b.grad_sigmas[i] = dt * (transmittance * g - (total - prefix));
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t i = block + j;
+      const scalar_t dt = a.t_ends[i] - a.t_starts[i];
+      const scalar_t neg_alpha = neg_alphas[j];
+      const scalar_t w = -transmittance * neg_alpha;
+      const scalar_t* v = a.values + i * C;
+      scalar_t* grad_v = b.grad_values + i * C;
+      scalar_t dot = scalar_t(0);
+      for (int64_t c = 0; c < C; ++c) {
+        dot += grad_out[c] * v[c];
+        grad_v[c] = w * grad_out[c];
+      }
+      const scalar_t mid = scalar_t(0.5) * (a.t_starts[i] + a.t_ends[i]);
+      const scalar_t g = b.grad_weights[i] + dot + grad_opacity + grad_depth * mid;
+      prefix += w * g;
+      transmittance *= scalar_t(1) + neg_alpha;  // now T_{i+1}
+      b.grad_sigmas[i] = dt * (transmittance * g - (total - prefix));
+    }
   }
 }
 

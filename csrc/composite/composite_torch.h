@@ -38,6 +38,21 @@ inline CompositeInputs check_composite_inputs(const at::Tensor& sigmas, const at
           packed_info.contiguous()};
 }
 
+// packed_info [N, 2] on the CPU: do rays 0..N-1 cover samples 0..S-1 exactly, back to back?
+inline bool rays_tile_samples(const at::Tensor& packed_info, int64_t n_samples) {
+  bool tiled = true;
+  AT_DISPATCH_INDEX_TYPES(packed_info.scalar_type(), "rays_tile_samples", [&] {
+    const index_t* info = packed_info.data_ptr<index_t>();
+    int64_t next = 0;
+    for (int64_t ray = 0; ray < packed_info.size(0) && tiled; ++ray) {
+      tiled = info[2 * ray] == next && info[2 * ray + 1] >= 0;
+      next += info[2 * ray + 1];
+    }
+    tiled = tiled && next == n_samples;
+  });
+  return tiled;
+}
+
 template <typename scalar_t, typename index_t>
 CompositeForwardArgs<scalar_t, index_t> composite_args(const CompositeInputs& in, const at::Tensor& out,
                                                        const at::Tensor& opacity, const at::Tensor& depth,
@@ -59,7 +74,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> composite_forward_imp
   auto out = at::empty({N, C}, in.values.options());
   auto opacity = at::empty({N}, in.sigmas.options());
   auto depth = at::empty({N}, in.sigmas.options());
-  auto weights = at::zeros_like(in.sigmas);  // samples no ray covers keep weight 0
+  // Samples no ray covers keep weight 0. When the rays tile [0, S) in order (the usual pack, and
+  // cheap to check on the CPU) the kernel writes every weight: skip the zero fill.
+  const bool tiled = in.packed_info.device().is_cpu() && rays_tile_samples(in.packed_info, in.sigmas.size(0));
+  auto weights = tiled ? at::empty_like(in.sigmas) : at::zeros_like(in.sigmas);
   if (N == 0) return {out, opacity, depth, weights};
   AT_DISPATCH_FLOATING_TYPES(in.sigmas.scalar_type(), "composite", [&] {
     AT_DISPATCH_INDEX_TYPES(in.packed_info.scalar_type(), "composite", [&] {

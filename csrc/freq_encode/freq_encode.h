@@ -24,6 +24,26 @@ FASTNERF_HD double fn_sin(double x) { return sin(x); }
 FASTNERF_HD float fn_cos(float x) { return cosf(x); }
 FASTNERF_HD double fn_cos(double x) { return cos(x); }
 
+// sin and cos of a float without libm calls, branch-free, so that a loop of them vectorises (the
+// CPU kernel's float path). Cody-Waite reduction by pi/2 in three float parts (j * part is exact
+// for |j| < 2^13), then cephes' sinf/cosf minimax polynomials on [-pi/4, pi/4]. Absolute error
+// under 1e-7 for |x| <= kSinCosPolyMax (2^k x is exact, so this is the whole error); beyond that
+// the reduction loses bits and callers must use sinf/cosf. NaN in gives NaN out.
+constexpr float kSinCosPolyMax = 8192.f;
+FASTNERF_HD void fn_sincos_poly(float x, float* sin_out, float* cos_out) {
+  const float kRound = 12582912.f;  // 1.5 * 2^23: adding then subtracting it rounds to an integer
+  const float j = (x * 0.636619772367581f + kRound) - kRound;  // nearest multiple of pi/2
+  const float r = ((x - j * 1.5703125f) - j * 4.837512969970703125e-4f) - j * 7.549789948768648e-8f;
+  const float z = r * r;
+  const float s = r + r * z * (-1.6666654611e-1f + z * (8.3321608736e-3f + z * -1.9515295891e-4f));
+  const float c =
+      1.f - 0.5f * z + z * z * (4.166664568298827e-2f + z * (-1.388731625493765e-3f + z * 2.443315711809948e-5f));
+  const int quadrant = int(j);  // j is integral; only its low two bits matter
+  const float sin_r = (quadrant & 1) ? c : s, cos_r = (quadrant & 1) ? s : c;
+  *sin_out = (quadrant & 2) ? -sin_r : sin_r;
+  *cos_out = ((quadrant + 1) & 2) ? -cos_r : cos_r;
+}
+
 // Element (point, d): writes its include_input and 2 * n_freqs output slots of out [N, W].
 template <typename scalar_t>
 FASTNERF_HD void freq_forward_element(const FreqEncodeArgs<scalar_t>& a, int64_t point, int64_t d, scalar_t* out) {
