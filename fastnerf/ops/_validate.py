@@ -4,6 +4,7 @@ Checks run before any kernel. Data-dependent checks (packed_info ranges) synchro
 device once per call and are skipped while torch.compile traces.
 """
 
+import numpy as np
 import torch
 
 FLOAT_DTYPES = (torch.float32, torch.float64)
@@ -48,26 +49,26 @@ def packed_info(info: torch.Tensor, n_samples: int, *, device) -> None:
     size(info, "packed_info", 1, 2, "(start, count) per ray")
     if info.shape[0] == 0 or _compiling():
         return
-    starts, counts = info[:, 0].long(), info[:, 1].long()
+    # On the CPU, numpy: a handful of single-threaded passes. Small torch ops would each enter
+    # a thread pool, which costs milliseconds apiece when the cores are busy with other work.
+    table = info.numpy().astype(np.int64) if info.device.type == "cpu" else info.long()
+    starts, counts = table[:, 0], table[:, 1]
     ends = starts + counts
-    nonempty = counts > 0
-    bad = torch.stack([(counts < 0).any(), (starts < 0).any(), (ends > n_samples).any()])
-    # Disjoint: among non-empty rays sorted by start, each must end before the next begins.
-    s, e = starts[nonempty], ends[nonempty]
-    if s.numel() > 1:
-        if not bool((s[1:] >= s[:-1]).all()):
-            order = torch.argsort(s)
-            s, e = s[order], e[order]
-        bad = torch.cat([bad, (s[1:] < e[:-1]).any()[None]])
-    bad = bad.tolist()  # one device sync
-    if bad[0]:
+    if bool((counts < 0).any()):
         raise ValueError("packed_info has a negative count (column 1)")
-    if bad[1]:
+    if bool((starts < 0).any()):
         raise ValueError("packed_info has a negative start (column 0)")
-    if bad[2]:
+    if bool((ends > n_samples).any()):
         raise ValueError(f"packed_info has a ray whose samples run past the {n_samples} samples given")
-    if len(bad) > 3 and bad[3]:
-        raise ValueError("packed_info has rays whose sample ranges overlap")
+    # Disjoint: among non-empty rays sorted by start, each must end before the next begins.
+    nonempty = counts > 0
+    s, e = starts[nonempty], ends[nonempty]
+    if len(s) > 1:
+        if not bool((s[1:] >= s[:-1]).all()):
+            order = s.argsort()
+            s, e = s[order], e[order]
+        if bool((s[1:] < e[:-1]).any()):
+            raise ValueError("packed_info has rays whose sample ranges overlap")
 
 
 def positive_float(value, name: str) -> float:
