@@ -5,8 +5,6 @@ Floor: forward reads x and writes the [N, D (1 + 2 n)] output; backward reads gr
 and writes grad_x.
 """
 
-import argparse
-
 import torch
 
 from fastnerf.ops import freq_encode
@@ -52,13 +50,7 @@ def run(device="cpu", *, quick=False, only=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
-    args = parser.parse_args(argv)
-    rows = run(args.device, quick=args.quick)
-    print(harness.format_table(rows))
-    print("wrote", harness.save(rows, f"freq_encode-{torch.device(args.device).type}"))
+    harness.main("freq_encode", run, argv)
 
 
 if __name__ == "__main__":
