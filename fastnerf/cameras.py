@@ -1,0 +1,340 @@
+"""Pinhole cameras and the rays they cast.
+
+Convention (ARCHITECTURE.md section 3, NeRF-synthetic / OpenGL): ``c2w`` is camera-to-world;
+in camera space the camera looks along -Z with +Y up and +X right. Pixel (i = column,
+j = row) casts its ray through its centre (i + 0.5, j + 0.5), whose camera-space direction is
+``((i + 0.5 - cx) / fx, -(j + 0.5 - cy) / fy, -1)``.
+
+A ``Camera`` is either single (``c2w [4,4]``, intrinsics 0-d) or a batch (``c2w [B,4,4]``,
+intrinsics ``[B]``); all cameras of a batch share ``width`` and ``height``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+# Rotation part must satisfy |R^T R - I| <= this (float32 poses written to JSON keep ~1e-6).
+RIGID_TOLERANCE = 1e-3
+_INTRINSIC_NAMES = ("fx", "fy", "cx", "cy")
+
+
+def rigid_transform_problems(c2w: torch.Tensor) -> list[tuple[int, str]]:
+    """Why each matrix of ``c2w [B,4,4]`` is not a rigid camera-to-world transform.
+
+    Returns ``(index, reason)`` for each bad matrix (empty when all are fine), so loaders can
+    name the frame. Checks: finite, last row (0, 0, 0, 1), rotation orthonormal with det +1.
+    """
+    matrices = c2w.detach().to(torch.float64).cpu()
+    problems = []
+    for index, matrix in enumerate(matrices):
+        if not torch.isfinite(matrix).all():
+            problems.append((index, "has non-finite entries (nan or inf)"))
+            continue
+        if not torch.allclose(matrix[3], torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64), atol=1e-6):
+            problems.append((index, f"last row is {matrix[3].tolist()}, expected [0, 0, 0, 1]"))
+            continue
+        rotation = matrix[:3, :3]
+        error = (rotation.T @ rotation - torch.eye(3, dtype=torch.float64)).abs().max().item()
+        determinant = torch.linalg.det(rotation).item()
+        if error > RIGID_TOLERANCE or determinant < 0:
+            kind = "singular" if abs(determinant) < 1e-6 else "not a rotation (scaled, sheared or mirrored)"
+            problems.append((index, f"rotation part is {kind}: |R^T R - I| = {error:.3g}, det = {determinant:.3g}"))
+    return problems
+
+
+def _as_intrinsic(value, name: str, batch_shape: tuple[int, ...]) -> torch.Tensor:
+    tensor = torch.as_tensor(value, dtype=torch.float32)
+    if tensor.ndim == 0 and batch_shape:
+        tensor = tensor.expand(batch_shape).clone()
+    if tuple(tensor.shape) != batch_shape:
+        raise ValueError(f"Camera: {name} must have shape {list(batch_shape)} to match c2w, got {list(tensor.shape)}")
+    if not torch.isfinite(tensor).all():
+        raise ValueError(f"Camera: {name} has non-finite values")
+    if name in ("fx", "fy") and not (tensor > 0).all():
+        raise ValueError(f"Camera: {name} (focal length in pixels) must be positive, got {tensor.min().item()}")
+    return tensor
+
+
+class Camera:
+    """One pinhole camera or a batch of them (see the module docstring for the convention).
+
+    Args:
+        c2w: camera-to-world ``[4,4]`` (single) or ``[B,4,4]`` (batch); must be rigid.
+        fx, fy: focal lengths in pixels, 0-d / ``[B]`` (a Python number is broadcast).
+        cx, cy: principal point in pixels (image centre is ``width / 2, height / 2``).
+        width, height: image size in pixels, shared by the batch.
+    """
+
+    def __init__(self, c2w, fx, fy, cx, cy, width: int, height: int, *, check: bool = True):
+        c2w = torch.as_tensor(c2w, dtype=torch.float32)
+        if c2w.ndim not in (2, 3) or tuple(c2w.shape[-2:]) != (4, 4):
+            raise ValueError(f"Camera: c2w must have shape [4,4] or [B,4,4], got {list(c2w.shape)}")
+        if int(width) != width or int(height) != height or width < 1 or height < 1:
+            raise ValueError(f"Camera: width and height must be positive integers, got {width} x {height}")
+        if check:
+            batch = c2w if c2w.ndim == 3 else c2w[None]
+            problems = rigid_transform_problems(batch)
+            if problems:
+                index, reason = problems[0]
+                where = f"c2w[{index}]" if c2w.ndim == 3 else "c2w"
+                raise ValueError(f"Camera: {where} is not a rigid camera-to-world matrix: {reason}")
+        batch_shape = tuple(c2w.shape[:-2])
+        self.c2w = c2w
+        self.fx = _as_intrinsic(fx, "fx", batch_shape)
+        self.fy = _as_intrinsic(fy, "fy", batch_shape)
+        self.cx = _as_intrinsic(cx, "cx", batch_shape)
+        self.cy = _as_intrinsic(cy, "cy", batch_shape)
+        self.width = int(width)
+        self.height = int(height)
+
+    # ----------------------------------------------------------------------------- constructors
+    @classmethod
+    def from_fov(cls, c2w, width: int, height: int, fov_x: float) -> "Camera":
+        """Square pixels, principal point at the image centre, horizontal field of view ``fov_x`` radians."""
+        if not 0 < fov_x < math.pi:
+            raise ValueError(f"Camera.from_fov: fov_x must be in (0, pi) radians, got {fov_x}")
+        focal = 0.5 * width / math.tan(0.5 * fov_x)
+        return cls(c2w, focal, focal, width / 2, height / 2, width, height)
+
+    # ----------------------------------------------------------------------------- batch handling
+    @property
+    def is_batch(self) -> bool:
+        return self.c2w.ndim == 3
+
+    @property
+    def device(self) -> torch.device:
+        return self.c2w.device
+
+    def __len__(self) -> int:
+        if not self.is_batch:
+            raise TypeError("a single Camera has no len(); use camera.batch() for a batch of one")
+        return self.c2w.shape[0]
+
+    def __getitem__(self, index) -> "Camera":
+        if not self.is_batch:
+            raise TypeError("a single Camera cannot be indexed; use camera.batch() for a batch of one")
+        if isinstance(index, int) and not -len(self) <= index < len(self):
+            raise IndexError(f"camera index {index} out of range for a batch of {len(self)}")
+        return self._replace(self.c2w[index], *(getattr(self, n)[index] for n in _INTRINSIC_NAMES))
+
+    def batch(self) -> "Camera":
+        """This camera as a batch (a batch stays as it is)."""
+        if self.is_batch:
+            return self
+        return self._replace(self.c2w[None], *(getattr(self, n)[None] for n in _INTRINSIC_NAMES))
+
+    def to(self, device) -> "Camera":
+        return self._replace(self.c2w.to(device), *(getattr(self, n).to(device) for n in _INTRINSIC_NAMES))
+
+    def _replace(self, c2w, fx, fy, cx, cy, width=None, height=None) -> "Camera":
+        camera = Camera.__new__(Camera)
+        camera.c2w, camera.fx, camera.fy, camera.cx, camera.cy = c2w, fx, fy, cx, cy
+        camera.width = self.width if width is None else int(width)
+        camera.height = self.height if height is None else int(height)
+        return camera
+
+    @staticmethod
+    def cat(cameras: Sequence["Camera"]) -> "Camera":
+        """Concatenate cameras (single or batch) of the same image size into one batch."""
+        batches = [camera.batch() for camera in cameras]
+        if not batches:
+            raise ValueError("Camera.cat: no cameras given")
+        sizes = {(c.width, c.height) for c in batches}
+        if len(sizes) != 1:
+            raise ValueError(f"Camera.cat: cameras have different image sizes {sorted(sizes)}")
+        first = batches[0]
+        return first._replace(
+            torch.cat([c.c2w for c in batches]), *(torch.cat([getattr(c, n) for c in batches]) for n in _INTRINSIC_NAMES)
+        )
+
+    # ----------------------------------------------------------------------------- resizing
+    def resize(self, width: int, height: int) -> "Camera":
+        """The same cameras for an image resampled to ``width x height`` (intrinsics scaled per axis)."""
+        if int(width) != width or int(height) != height or width < 1 or height < 1:
+            raise ValueError(f"Camera.resize: width and height must be positive integers, got {width} x {height}")
+        scale_x, scale_y = width / self.width, height / self.height
+        return self._replace(
+            self.c2w, self.fx * scale_x, self.fy * scale_y, self.cx * scale_x, self.cy * scale_y, width, height
+        )
+
+    def downscale(self, factor: int) -> "Camera":
+        """Cameras for images shrunk by an integer ``factor`` (size ``width // factor``, as area resampling gives)."""
+        if int(factor) != factor or factor < 1:
+            raise ValueError(f"Camera.downscale: factor must be a positive integer, got {factor}")
+        if self.width // factor < 1 or self.height // factor < 1:
+            raise ValueError(f"Camera.downscale: factor {factor} leaves no pixels of a {self.width}x{self.height} image")
+        return self.resize(self.width // factor, self.height // factor)
+
+    # ----------------------------------------------------------------------------- rays
+    def rays(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rays through every pixel centre: ``(origins, directions)``, each ``[H,W,3]`` or ``[B,H,W,3]``."""
+        camera = self.batch()
+        cols = torch.arange(self.width, device=self.device, dtype=torch.float32) + 0.5  # [W]
+        rows = torch.arange(self.height, device=self.device, dtype=torch.float32) + 0.5  # [H]
+        x = (cols[None, None, :] - camera.cx[:, None, None]) / camera.fx[:, None, None]  # [B,1,W]
+        y = -(rows[None, :, None] - camera.cy[:, None, None]) / camera.fy[:, None, None]  # [B,H,1]
+        x, y = torch.broadcast_tensors(x, y)  # [B,H,W]
+        camera_dirs = torch.stack([x, y, -torch.ones_like(x)], dim=-1)  # [B,H,W,3]
+        rotation = camera.c2w[:, :3, :3]  # [B,3,3]
+        directions = torch.einsum("bij,bhwj->bhwi", rotation, camera_dirs)
+        directions = directions / directions.norm(dim=-1, keepdim=True)
+        origins = camera.c2w[:, None, None, :3, 3].expand_as(directions)
+        if not self.is_batch:
+            return origins[0], directions[0]
+        return origins, directions
+
+    def rays_through(
+        self, camera_index: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rays through continuous pixel coordinates (the centre of pixel (i, j) is (i + 0.5, j + 0.5)).
+
+        Args:
+            camera_index: ``[n]`` long, which camera of the batch.
+            x: ``[n]`` float, horizontal pixel coordinate (0 = left edge of the image).
+            y: ``[n]`` float, vertical pixel coordinate (0 = top edge of the image).
+        Returns:
+            ``(origins [n,3], directions [n,3])``, directions of unit length.
+        """
+        camera = self.batch()
+        camera_index = torch.as_tensor(camera_index, dtype=torch.long, device=self.device)
+        if camera_index.numel() and (camera_index.min() < 0 or camera_index.max() >= len(camera)):
+            raise IndexError(f"camera_index out of range for a batch of {len(camera)} cameras")
+        fx, fy = camera.fx[camera_index], camera.fy[camera_index]
+        cx, cy = camera.cx[camera_index], camera.cy[camera_index]
+        x = x.to(device=self.device, dtype=torch.float32)
+        y = y.to(device=self.device, dtype=torch.float32)
+        camera_dirs = torch.stack([(x - cx) / fx, -(y - cy) / fy, -torch.ones_like(x)], dim=-1)  # [n,3]
+        c2w = camera.c2w[camera_index]  # [n,4,4]
+        directions = torch.einsum("nij,nj->ni", c2w[:, :3, :3], camera_dirs)
+        directions = directions / directions.norm(dim=-1, keepdim=True)
+        return c2w[:, :3, 3].contiguous(), directions
+
+    def pixel_rays(
+        self, camera_index: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rays through the centres of chosen pixels (for training batches).
+
+        Args:
+            camera_index: ``[n]`` long, which camera of the batch.
+            rows: ``[n]`` long, pixel row j in ``[0, height)``.
+            cols: ``[n]`` long, pixel column i in ``[0, width)``.
+        Returns:
+            ``(origins [n,3], directions [n,3])``.
+        """
+        rows = torch.as_tensor(rows, device=self.device)
+        cols = torch.as_tensor(cols, device=self.device)
+        if rows.numel() and (rows.min() < 0 or rows.max() >= self.height):
+            raise IndexError(f"rows must lie in [0, {self.height})")
+        if cols.numel() and (cols.min() < 0 or cols.max() >= self.width):
+            raise IndexError(f"cols must lie in [0, {self.width})")
+        return self.rays_through(camera_index, cols.float() + 0.5, rows.float() + 0.5)
+
+    def __repr__(self) -> str:
+        size = f"batch of {len(self)}" if self.is_batch else "single"
+        return f"Camera({size}, {self.width}x{self.height}, device={self.device})"
+
+
+# --------------------------------------------------------------------------------- paths
+
+
+def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> torch.Tensor:
+    """Camera-to-world ``[..., 4, 4]`` for cameras at ``eye [..., 3]`` looking at ``target`` (OpenGL axes)."""
+    eye = torch.as_tensor(eye, dtype=torch.float64)
+    target = torch.as_tensor(target, dtype=torch.float64).expand_as(eye)
+    up = torch.as_tensor(up, dtype=torch.float64).expand_as(eye)
+    back = eye - target
+    if (back.norm(dim=-1) < 1e-9).any():
+        raise ValueError("look_at: eye and target coincide")
+    back = back / back.norm(dim=-1, keepdim=True)
+    right = torch.linalg.cross(up, back, dim=-1)
+    if (right.norm(dim=-1) < 1e-9).any():
+        raise ValueError("look_at: viewing direction is parallel to up; pick another up vector")
+    right = right / right.norm(dim=-1, keepdim=True)
+    true_up = torch.linalg.cross(back, right, dim=-1)
+    c2w = torch.zeros(eye.shape[:-1] + (4, 4), dtype=torch.float64)
+    c2w[..., :3, 0], c2w[..., :3, 1], c2w[..., :3, 2], c2w[..., :3, 3] = right, true_up, back, eye
+    c2w[..., 3, 3] = 1.0
+    return c2w.float()
+
+
+def orbit_path(
+    n_frames: int,
+    radius: float,
+    elevation_deg: float,
+    width: int,
+    height: int,
+    fov_x: float,
+    target=(0.0, 0.0, 0.0),
+    up=(0.0, 0.0, 1.0),
+) -> Camera:
+    """``n_frames`` cameras evenly spaced on a circle at ``elevation_deg`` above the plane normal
+    to ``up``, at distance ``radius`` from ``target``, all looking at ``target``."""
+    if n_frames < 1 or radius <= 0:
+        raise ValueError(f"orbit_path: need n_frames >= 1 and radius > 0, got {n_frames}, {radius}")
+    up_vec = torch.as_tensor(up, dtype=torch.float64)
+    up_vec = up_vec / up_vec.norm()
+    helper = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    if abs(float(up_vec @ helper)) > 0.9:
+        helper = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
+    axis_a = helper - (helper @ up_vec) * up_vec  # azimuth 0 (+X for up = +Z)
+    axis_a = axis_a / axis_a.norm()
+    axis_b = torch.linalg.cross(up_vec, axis_a)  # azimuth 90 degrees (+Y for up = +Z)
+    azimuth = torch.arange(n_frames, dtype=torch.float64) * (2 * math.pi / n_frames)  # [n]
+    elevation = math.radians(elevation_deg)
+    offsets = radius * (
+        math.cos(elevation) * (torch.cos(azimuth)[:, None] * axis_a + torch.sin(azimuth)[:, None] * axis_b)
+        + math.sin(elevation) * up_vec
+    )
+    target_vec = torch.as_tensor(target, dtype=torch.float64)
+    return Camera.from_fov(look_at(target_vec + offsets, target_vec, up_vec), width, height, fov_x)
+
+
+def mean_pose(c2w: torch.Tensor) -> torch.Tensor:
+    """The LLFF "average pose" of ``c2w [B,4,4]``: mean centre, mean back axis, mean up axis -> ``[4,4]``."""
+    c2w = c2w.to(torch.float64)
+    centre = c2w[:, :3, 3].mean(0)
+    back = c2w[:, :3, 2].sum(0)
+    back = back / back.norm()
+    up = c2w[:, :3, 1].sum(0)
+    right = torch.linalg.cross(up, back)
+    right = right / right.norm()
+    true_up = torch.linalg.cross(back, right)
+    pose = torch.eye(4, dtype=torch.float64)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, true_up, back, centre
+    return pose.float()
+
+
+def spiral_path(
+    cameras: Camera,
+    n_frames: int,
+    *,
+    near: float,
+    far: float,
+    n_rotations: float = 2.0,
+    z_rate: float = 0.5,
+    radius_percentile: float = 90.0,
+) -> Camera:
+    """LLFF-style forward-facing spiral around the mean pose of ``cameras`` (a batch).
+
+    The spiral radius per axis is the ``radius_percentile`` of the cameras' offsets from their
+    mean pose; every frame looks at the focus point at depth ``1 / (0.25 / near + 0.75 / far)``
+    in front of the mean pose (the original LLFF choice). Intrinsics are those of ``cameras[0]``.
+    """
+    if not cameras.is_batch:
+        raise ValueError("spiral_path: cameras must be a batch")
+    if not 0 < near < far:
+        raise ValueError(f"spiral_path: need 0 < near < far, got near={near}, far={far}")
+    centre_pose = mean_pose(cameras.c2w.cpu()).to(torch.float64)
+    local = torch.linalg.inv(centre_pose) @ cameras.c2w.cpu().to(torch.float64)  # [B,4,4]
+    radii = torch.quantile(local[:, :3, 3].abs(), radius_percentile / 100.0, dim=0)  # [3]
+    focus_depth = 1.0 / (0.25 / near + 0.75 / far)
+    theta = torch.linspace(0, 2 * math.pi * n_rotations, n_frames + 1, dtype=torch.float64)[:-1]  # [n]
+    local_eye = torch.stack([torch.cos(theta), -torch.sin(theta), -torch.sin(theta * z_rate)], -1) * radii
+    local_target = torch.tensor([0.0, 0.0, -focus_depth], dtype=torch.float64)
+    local_c2w = look_at(local_eye, local_target, up=(0.0, 1.0, 0.0)).to(torch.float64)  # [n,4,4]
+    c2w = (centre_pose @ local_c2w).float()
+    first = cameras[0]
+    return Camera(c2w, first.fx.item(), first.fy.item(), first.cx.item(), first.cy.item(), first.width, first.height)

@@ -1,0 +1,99 @@
+"""Instant-NGP / nerfstudio format: one ``transforms.json`` for every frame.
+
+Intrinsics: ``fl_x``, ``fl_y``, ``cx``, ``cy``, ``w``, ``h`` or ``camera_angle_x``/``_y``, at the
+top level or overridden per frame (a missing ``fl_y`` equals ``fl_x``; a missing ``cx``/``cy``
+is the image centre). Poses are OpenGL camera-to-world, used as they are (no re-orientation).
+
+Splits: nerfstudio's ``train_filenames`` / ``val_filenames`` / ``test_filenames`` when present;
+otherwise every 8th frame (0, 8, 16, ...) is ``val``/``test`` and the rest ``train``;
+``split="all"`` gives every frame.
+
+Bounds: an explicit ``"aabb"`` key wins. Otherwise ``aabb_scale`` gives the box that
+Instant-NGP marches, mapped back to the JSON's world units: Instant-NGP maps a world point p
+to ``p * scale + offset`` (defaults 0.33 and (0.5, 0.5, 0.5), with its axes cycled so that its
+x, y, z are the world's y, z, x) and marches the cube of side ``aabb_scale`` centred at 0.5,
+so in world units the box is ``(0.5 - offset + [-aabb_scale / 2, aabb_scale / 2]) / scale``
+per axis (``[-1.515, 1.515]^3`` for ``aabb_scale`` 1). With neither key, ``aabb`` is ``None``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .dataset import Dataset
+from .errors import DatasetError
+from .fields import finite_number, positive_number, read_json, where
+from .splits import holdout_indices
+from .transforms_json import (
+    build_cameras,
+    check_camera_model,
+    explicit_aabb,
+    frame_list,
+    image_stack,
+    near_far,
+    read_frames,
+)
+
+FILE_NAME = "transforms.json"
+NGP_DEFAULT_SCALE = 0.33
+NGP_DEFAULT_OFFSET = (0.5, 0.5, 0.5)
+
+
+def load_ngp(json_path: Path, split: str, *, downscale: int, background: torch.Tensor, skip_missing: bool) -> Dataset:
+    meta = read_json(json_path)
+    frames_json = frame_list(json_path, meta)
+    indices = _split_indices(meta, frames_json, split, json_path)
+    frames = read_frames(json_path, frames_json, indices, skip_missing=skip_missing)
+    check_camera_model(meta, frames, json_path)
+    cameras = build_cameras(meta, frames, json_path, downscale)
+    aabb = explicit_aabb(meta, json_path)
+    if aabb is None:
+        aabb = aabb_from_scale(meta, json_path)
+    near, far = near_far(meta, json_path)
+    return Dataset(
+        image_stack(frames, json_path, cameras, background),
+        cameras,
+        background=background,
+        aabb=aabb,
+        near=near,
+        far=far,
+        forward_facing=False,
+        format="ngp",
+        path=json_path.parent,
+        split=split,
+    )
+
+
+def _split_indices(meta: dict, frames: list, split: str, json_path: Path) -> list[int]:
+    key = f"{split}_filenames"
+    if key not in meta:
+        return holdout_indices(len(frames), split, str(json_path))
+    names = meta[key]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise DatasetError(f"{where(json_path, field=key)}: expected a list of file names")
+    wanted = {Path(n).as_posix().lstrip("./") for n in names}
+    indices = [
+        i for i, f in enumerate(frames)
+        if isinstance(f, dict) and Path(str(f.get("file_path", ""))).as_posix().lstrip("./") in wanted
+    ]
+    if not indices:
+        raise DatasetError(f"{where(json_path, field=key)}: names no frame of the 'frames' list")
+    return indices
+
+
+def aabb_from_scale(meta: dict, json_path: Path) -> torch.Tensor | None:
+    """World-unit box that Instant-NGP marches for ``aabb_scale`` (see the module docstring)."""
+    if "aabb_scale" not in meta:
+        return None
+    aabb_scale = positive_number(meta["aabb_scale"], where(json_path, field="aabb_scale"))
+    scale = positive_number(meta.get("scale", NGP_DEFAULT_SCALE), where(json_path, field="scale"))
+    offset = meta.get("offset", list(NGP_DEFAULT_OFFSET))
+    if not isinstance(offset, list) or len(offset) != 3:
+        raise DatasetError(f"{where(json_path, field='offset')}: expected 3 numbers, got {offset!r}")
+    offset = [finite_number(v, where(json_path, field="offset")) for v in offset]
+    world_offset = torch.tensor([offset[2], offset[0], offset[1]], dtype=torch.float64)  # NGP (x,y,z) = world (y,z,x)
+    low = (0.5 - aabb_scale / 2 - world_offset) / scale
+    high = (0.5 + aabb_scale / 2 - world_offset) / scale
+    return torch.cat([low, high]).float()
