@@ -166,7 +166,7 @@ def train_teacher(data, out, *, encoding: str = "hash", steps: int | None = None
             loss = _photometric_loss(result["rgb"], target)
             if not torch.isfinite(loss):
                 where = f"{out}/checkpoint.pt (step {last_saved})" if last_saved is not None else "none was written yet"
-                raise TrainingDiverged(f"loss became {float(loss)} at step {step}; training stopped; last good checkpoint: {where}")
+                raise TrainingDiverged(f"loss became {float(loss.detach())} at step {step}; training stopped; last good checkpoint: {where}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -180,7 +180,7 @@ def train_teacher(data, out, *, encoding: str = "hash", steps: int | None = None
             session_seconds += elapsed
             total_samples += result["n_samples"]
             total_rays += n_rays
-            mse = float(loss)
+            mse = float(loss.detach())
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{mse:.4f}", psnr=f"{psnr_from_mse(mse):.2f}", spr=f"{samples_per_ray:.1f}",
