@@ -17,3 +17,9 @@ def channel_tile(channels: int, elements: int = 4096):
     block_c = triton.next_power_of_2(max(channels, 1))
     block_r = max(1, min(128, elements // block_c))
     return block_r, block_c
+
+
+@triton.jit
+def is_finite(x):
+    """Neither inf nor NaN (NaN fails both comparisons)."""
+    return (x == x) & (tl.abs(x) < float("inf"))

@@ -97,3 +97,25 @@ def backend_params():
         pytest.param(device, backend, id=f"{device}-{backend}", marks=[pytest.mark.gpu] if device == "cuda" else [])
         for device, backend in device_backend_pairs()
     ]
+
+
+BOXES = [(-1.0, -1.0, -1.0, 1.0, 1.0, 1.0), (-0.5, 0.0, -2.0, 1.5, 0.75, 1.0)]
+
+
+@st.composite
+def ray_batches(draw, max_rays=40):
+    """dict(rays_o [N, 3], rays_d [N, 3], aabb [6]) around a box: origins inside and outside,
+    origins snapped to a lattice of cell faces, direction components exactly 0 (rays parallel to
+    axes), zero directions, and rays that miss."""
+    n_rays = draw(st.integers(0, max_rays))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    box = torch.tensor(draw(st.sampled_from(BOXES)))
+    lo, hi = box[:3], box[3:]
+    spread = draw(st.sampled_from([0.4, 1.5, 3.0]))  # 0.4: every origin inside the box
+    unit = torch.rand(n_rays, 3, generator=g) * 2 - 1
+    rays_o = (lo + hi) / 2 + unit * spread * (hi - lo) / 2
+    if draw(st.booleans()):  # on cell faces of an 8-cell lattice: ties at faces
+        rays_o = lo + torch.round((rays_o - lo) / (hi - lo) * 8) / 8 * (hi - lo)
+    rays_d = torch.randn(n_rays, 3, generator=g)
+    rays_d[torch.rand(n_rays, 3, generator=g) < draw(st.sampled_from([0.0, 0.3, 0.7]))] = 0.0
+    return dict(rays_o=rays_o.float(), rays_d=rays_d.float(), aabb=box.float())

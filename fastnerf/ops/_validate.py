@@ -68,3 +68,32 @@ def packed_info(info: torch.Tensor, n_samples: int, *, device) -> None:
         raise ValueError(f"packed_info has a ray whose samples run past the {n_samples} samples given")
     if len(bad) > 3 and bad[3]:
         raise ValueError("packed_info has rays whose sample ranges overlap")
+
+
+def positive_float(value, name: str) -> float:
+    """A finite number > 0 (a Python number or a one-element tensor), as a float."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a positive number, got {type(value).__name__}")
+    value = float(value)
+    if not (0.0 < value < float("inf")):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return value
+
+
+def aabb(value, name: str, *, device) -> torch.Tensor:
+    """An axis-aligned box [6] float32 (xmin, ymin, zmin, xmax, ymax, zmax), finite, min < max.
+
+    A list or tuple of six numbers is accepted and moved to `device`. The value check
+    synchronises with the device once and is skipped while torch.compile traces.
+    """
+    if isinstance(value, (list, tuple)):
+        value = torch.tensor([float(v) for v in value], dtype=torch.float32, device=device)
+    tensor(value, name, dims=1, dtypes=(torch.float32,), device=device)
+    size(value, name, 0, 6, "(xmin, ymin, zmin, xmax, ymax, zmax)")
+    if not _compiling():
+        lo, hi = value[:3], value[3:]
+        if not bool((torch.isfinite(value).all() & (lo < hi).all()).item()):
+            raise ValueError(f"{name} must be finite with min < max on every axis, got {value.tolist()}")
+    return value

@@ -1,0 +1,68 @@
+// march_rays' torch-side pieces shared by the CPU and CUDA bindings: checks, allocation and
+// count-then-fill. The device parts are the `count(args)` and `fill(args)` callbacks.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <c10/util/Optional.h>
+
+#include <tuple>
+
+#include "checks.h"
+#include "march_rays/march_rays.h"
+
+namespace fastnerf {
+
+template <typename Count, typename Fill>
+std::tuple<at::Tensor, at::Tensor, at::Tensor> march_rays_impl(
+    const at::Tensor& rays_o, const at::Tensor& rays_d, const at::Tensor& t_near, const at::Tensor& t_far,
+    const at::Tensor& aabb, const at::Tensor& occupied, double step_size, const c10::optional<at::Tensor>& offsets,
+    const Count& count, const Fill& fill) {
+  const auto device = rays_o.device();
+  const int64_t N = rays_o.size(0);
+  check_tensor(rays_o, "rays_o", 2, device);
+  check_tensor(rays_d, "rays_d", 2, device);
+  check_tensor(t_near, "t_near", 1, device);
+  check_tensor(t_far, "t_far", 1, device);
+  check_tensor(aabb, "aabb", 1, device);
+  check_tensor(occupied, "occupied", 3, device);
+  for (const auto* t : {&rays_o, &rays_d, &t_near, &t_far, &aabb}) check_float(*t, "rays, t and aabb", at::kFloat);
+  TORCH_CHECK(occupied.scalar_type() == at::kBool, "occupied must be bool, got ", occupied.scalar_type());
+  check_size(rays_o, "rays_o", 1, 3);
+  check_size(rays_d, "rays_d", 0, N);
+  check_size(rays_d, "rays_d", 1, 3);
+  check_size(t_near, "t_near", 0, N);
+  check_size(t_far, "t_far", 0, N);
+  check_size(aabb, "aabb", 0, 6);
+  TORCH_CHECK(step_size > 0, "step_size must be > 0, got ", step_size);
+  at::Tensor offsets_c;
+  if (offsets.has_value()) {
+    check_tensor(*offsets, "offsets", 1, device);
+    check_float(*offsets, "offsets", at::kFloat);
+    check_size(*offsets, "offsets", 0, N);
+    offsets_c = offsets->contiguous();
+  }
+  const at::Tensor o = rays_o.contiguous(), d = rays_d.contiguous(), tn = t_near.contiguous(),
+                   tf = t_far.contiguous(), box = aabb.contiguous(), occ = occupied.contiguous();
+
+  auto counts = at::zeros({N}, o.options().dtype(at::kLong));
+  MarchArgs args{o.data_ptr<float>(), d.data_ptr<float>(), tn.data_ptr<float>(), tf.data_ptr<float>(),
+                 offsets_c.defined() ? offsets_c.data_ptr<float>() : nullptr, box.data_ptr<float>(),
+                 occ.data_ptr<bool>(), {occ.size(0), occ.size(1), occ.size(2)}, N, float(step_size),
+                 counts.data_ptr<int64_t>(), nullptr, 0, nullptr, nullptr};
+  if (N > 0) count(args);
+  const at::Tensor starts = at::cumsum(counts, 0) - counts;
+  const at::Tensor packed_info = at::stack({starts, counts}, 1).contiguous();
+  const int64_t S = N > 0 ? (starts[N - 1] + counts[N - 1]).item<int64_t>() : 0;  // one device sync
+  auto t_starts = at::empty({S}, o.options());
+  auto t_ends = at::empty({S}, o.options());
+  if (S > 0) {
+    args.packed_info = packed_info.data_ptr<int64_t>();
+    args.n_samples = S;
+    args.t_starts = t_starts.data_ptr<float>();
+    args.t_ends = t_ends.data_ptr<float>();
+    fill(args);
+  }
+  return {packed_info, t_starts, t_ends};
+}
+
+}  // namespace fastnerf
