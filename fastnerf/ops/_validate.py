@@ -97,3 +97,17 @@ def aabb(value, name: str, *, device) -> torch.Tensor:
         if not bool((torch.isfinite(value).all() & (lo < hi).all()).item()):
             raise ValueError(f"{name} must be finite with min < max on every axis, got {value.tolist()}")
     return value
+
+
+def positive_int(value, name: str, *, minimum: int = 1, maximum: int = None) -> int:
+    """An int (bools rejected) in [minimum, maximum]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = "" if maximum is None else f" and <= {maximum}"
+        raise ValueError(f"{name} must be >= {minimum}{upper}, got {value}")
+    return value
+
+
+def is_power_of_two(n: int) -> bool:
+    return n > 0 and (n & (n - 1)) == 0
