@@ -21,8 +21,12 @@ import math
 import torch
 from torch import nn
 
+from .. import ops
 from ..fields.mlp import MLP, trunc_exp
-from . import _interim, register_model
+from ..fields.occupancy import OccupancyGrid
+from ..fields.spherical_harmonics import spherical_harmonics
+from ..volume import render_rays
+from . import register_model
 
 ENCODINGS = ("hash", "frequency")
 
@@ -59,7 +63,7 @@ class NeRF(nn.Module):
     def __init__(self, *, encoding: str = "hash", aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), ndc=None,
                  background=(1.0, 1.0, 1.0), grid_resolution: int = 64, steps_per_diagonal: int = 512,
                  hash_levels: int = 16, hash_features: int = 2, hash_log2_size: int = 17, hash_min_res: int = 16,
-                 hash_max_res: int = 1024, hidden: int = 64, geo_features: int = 15, sh_degree: int = 4,
+                 hash_max_res: int = 1024, grid_warmup: int = 256, hidden: int = 64, geo_features: int = 15, sh_degree: int = 4,
                  freq_pos: int = 10, freq_dir: int = 4, width: int = 128, depth: int = 6):
         super().__init__()
         if encoding not in ENCODINGS:
@@ -72,17 +76,17 @@ class NeRF(nn.Module):
             background=[float(v) for v in background], grid_resolution=int(grid_resolution),
             steps_per_diagonal=int(steps_per_diagonal), hash_levels=int(hash_levels),
             hash_features=int(hash_features), hash_log2_size=int(hash_log2_size), hash_min_res=int(hash_min_res),
-            hash_max_res=int(hash_max_res), hidden=int(hidden), geo_features=int(geo_features),
+            hash_max_res=int(hash_max_res), grid_warmup=int(grid_warmup), hidden=int(hidden), geo_features=int(geo_features),
             sh_degree=int(sh_degree), freq_pos=int(freq_pos), freq_dir=int(freq_dir), width=int(width),
             depth=int(depth),
         )
-        self._pieces = _interim.resolve()
         self.encoding = encoding
+        self.backend = None  # op backend of the render in progress (None: fastest available)
         self.register_buffer("aabb", torch.tensor(aabb))
         self.register_buffer("background", torch.tensor(self._config["background"]))
         diagonal = math.dist(aabb[:3], aabb[3:])
         self.step_size = diagonal / steps_per_diagonal
-        self.grid = self._pieces["OccupancyGrid"](self.aabb.clone(), grid_resolution)
+        self.grid = OccupancyGrid(self.aabb.clone(), grid_resolution, warmup_steps=grid_warmup)
         if encoding == "hash":
             # Instant-NGP init: table uniform in +-1e-4.
             self.table = nn.Parameter(torch.rand(hash_levels, 2**hash_log2_size, hash_features) * 2e-4 - 1e-4)
@@ -103,10 +107,10 @@ class NeRF(nn.Module):
         unit = ((positions - self.aabb[:3]) / (self.aabb[3:] - self.aabb[:3])).clamp(0.0, 1.0)
         c = self._config
         if self.encoding == "hash":
-            h = self.density_mlp(self._pieces["hash_encode"](unit, self.table, n_min=c["hash_min_res"],
-                                                            n_max=c["hash_max_res"]))
+            h = self.density_mlp(ops.hash_encode(unit, self.table, n_min=c["hash_min_res"], n_max=c["hash_max_res"],
+                                                 backend=self.backend))
         else:
-            h = self.trunk(self._pieces["freq_encode"](unit * 2 - 1, c["freq_pos"]))
+            h = self.trunk(ops.freq_encode(unit * 2 - 1, c["freq_pos"], backend=self.backend))
         return trunc_exp(h[:, 0] - 1.0 if self.encoding == "frequency" else h[:, 0]), h[:, 1:]
 
     def density(self, positions: torch.Tensor) -> torch.Tensor:
@@ -118,9 +122,9 @@ class NeRF(nn.Module):
         sigmas, features = self._features(positions)
         directions = directions / directions.norm(dim=-1, keepdim=True).clamp(min=1e-12)
         if self.encoding == "hash":
-            view = self._pieces["sh_encode"](directions, self._config["sh_degree"])
+            view = spherical_harmonics(directions, self._config["sh_degree"])
         else:
-            view = self._pieces["freq_encode"](directions, self._config["freq_dir"])
+            view = ops.freq_encode(directions, self._config["freq_dir"], backend=self.backend)
         rgb = torch.sigmoid(self.color_mlp(torch.cat([features, view], dim=-1)))
         return sigmas, rgb
 
@@ -142,15 +146,19 @@ class NeRF(nn.Module):
         rays_o, rays_d = self.marching_rays(rays_o, rays_d)
         if background is None:
             background = self.background
-        return self._pieces["render_rays"](
-            self.field, rays_o, rays_d, self.grid, step_size=self.step_size, background=background, train=train,
-            generator=generator, early_stop_eps=early_stop_eps, backend=backend,
-        )
+        self.backend = backend
+        try:
+            return render_rays(self.field, rays_o, rays_d, self.grid, step_size=self.step_size, background=background,
+                               train=train, generator=generator, early_stop_eps=early_stop_eps, backend=backend)
+        finally:
+            self.backend = None
 
     @torch.no_grad()
-    def update_grid(self, *, generator=None, n_cells: int | None = None) -> None:
-        """Refresh the occupancy grid from the current density (a random ``n_cells`` subset, or all)."""
-        self.grid.update(self.density, step_size=self.step_size, generator=generator, n_cells=n_cells)
+    def update_grid(self, *, step: int, generator=None, n_samples: int | None = None) -> None:
+        """Refresh the occupancy grid at training ``step`` from the opacity of one marching step
+        (``sigma * step_size``; threshold 0.01), sampling ``n_samples`` cells (all during warm-up)."""
+        self.grid.update(lambda x: self.density(x) * self.step_size, step=step, n_samples=n_samples,
+                         generator=generator)
 
     def occupancy(self) -> float:
         """Fraction of occupied grid cells."""

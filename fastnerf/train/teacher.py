@@ -172,7 +172,7 @@ def train_teacher(data, out, *, encoding: str = "hash", steps: int | None = None
             optimizer.step()
             step += 1
             if step % grid_every == 0:
-                model.update_grid(generator=generator, n_cells=model.grid.resolution**3 // 8)
+                model.update_grid(step=step, generator=generator, n_samples=model.grid.occupied.numel() // 8)
             samples_per_ray = result["n_samples"] / n_rays
             state["samples_per_ray"] = 0.9 * state["samples_per_ray"] + 0.1 * samples_per_ray
             elapsed = time.perf_counter() - tick
