@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     from ..render import render
     from ..train import load_run
 
+    torch.set_flush_denormal(True)  # denormal weights slow CPU inference several times
     model, checkpoint = load_run(args.run)
     info = checkpoint.get("dataset", {})
     data = args.data or info.get("path")

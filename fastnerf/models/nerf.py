@@ -62,7 +62,7 @@ class NeRF(nn.Module):
 
     def __init__(self, *, encoding: str = "hash", aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), ndc=None,
                  background=(1.0, 1.0, 1.0), grid_resolution: int = 64, steps_per_diagonal: int = 512,
-                 hash_levels: int = 16, hash_features: int = 2, hash_log2_size: int = 17, hash_min_res: int = 16,
+                 hash_levels: int = 16, hash_features: int = 2, hash_log2_size: int = 15, hash_min_res: int = 16,
                  hash_max_res: int = 1024, grid_warmup: int = 256, hidden: int = 64, geo_features: int = 15, sh_degree: int = 4,
                  freq_pos: int = 10, freq_dir: int = 4, width: int = 128, depth: int = 6):
         super().__init__()

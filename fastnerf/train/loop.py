@@ -20,7 +20,7 @@ def make_adam(param_groups, *, lr: float) -> torch.optim.Adam:
 
 
 def lr_factor(step: int, *, total_steps: int | None, warmup: int = 20, half_life: int = 1500,
-              floor: float = 0.03) -> float:
+              floor: float = 0.1) -> float:
     """Multiplier of the base LR at ``step``: linear warm-up, then exponential decay to ``floor``
     at ``total_steps`` when the budget is in steps, or halving every ``half_life`` steps when it is in time."""
     warm = min(1.0, (step + 1) / warmup)

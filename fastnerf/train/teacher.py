@@ -99,6 +99,9 @@ def train_teacher(data, out, *, encoding: str = "hash", steps: int | None = None
     from ..models import build_model
 
     out = Path(out)
+    # Tiny hash-table gradients and Adam moments underflow into float32 denormals, which make
+    # CPU arithmetic several times slower (measured 3.5x per step); flush them to zero.
+    torch.set_flush_denormal(True)
     if steps is None and minutes is None:
         raise UserError("train_teacher: give a budget, steps or minutes")
     for name, value in (("steps", steps), ("minutes", minutes)):
