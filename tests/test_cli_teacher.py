@@ -65,11 +65,11 @@ def test_bad_checkpoints_exit_2(trained, tmp_path, capsys):
 
 
 def test_demo_quick_mode(tmp_path, capsys):
-    code = main(["demo", "--out", str(tmp_path / "demo"), "--steps", "30", "--res", "32", "--frames", "4", "--quiet"])
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--steps", "30", "--res", "32", "--frames", "2", "--quiet"])
     assert code == 0
     out = capsys.readouterr().out
     assert "PSNR" in out and SCENES[0] in out
     assert (tmp_path / "demo" / "orbit.gif").stat().st_size > 0
     row = json.loads((tmp_path / "demo" / "demo.json").read_text())
     assert row["steps"] == 30 and row["psnr"] > 5
-    assert len(list((tmp_path / "demo" / "test").glob("*.png"))) == 20
+    assert len(list((tmp_path / "demo" / "test").glob("*.png"))) == 10

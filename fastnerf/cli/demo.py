@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     data = out / f"data-{scene}-{args.res}"
     if not (data / "transforms_test.json").is_file():
         print(f"ray-tracing scene {scene!r} at {args.res}x{args.res} into {data} ...")
-        make_scene(scene, data, n_train=100, n_val=4, n_test=20, res=args.res, seed=args.seed)
+        make_scene(scene, data, n_train=100, n_val=4, n_test=10, res=args.res, seed=args.seed)
     minutes = args.minutes if args.minutes is not None or args.steps is not None else 3.0
     summary = train_teacher(data, out / "run", encoding=args.encoding, steps=args.steps, minutes=minutes,
                             seed=args.seed, eval_every=0, progress=not args.quiet)

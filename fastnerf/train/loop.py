@@ -19,16 +19,11 @@ def make_adam(param_groups, *, lr: float) -> torch.optim.Adam:
     return torch.optim.Adam(param_groups, lr=lr, betas=(0.9, 0.99), eps=1e-15)
 
 
-def lr_factor(step: int, *, total_steps: int | None, warmup: int = 20, half_life: int = 1500,
-              floor: float = 0.1) -> float:
-    """Multiplier of the base LR at ``step``: linear warm-up, then exponential decay to ``floor``
-    at ``total_steps`` when the budget is in steps, or halving every ``half_life`` steps when it is in time."""
-    warm = min(1.0, (step + 1) / warmup)
-    if total_steps:
-        decay = floor ** min(1.0, step / total_steps)
-    else:
-        decay = max(floor, 0.5 ** (step / half_life))
-    return warm * decay
+def lr_factor(step: int, *, warmup: int = 20, half_life: int = 1500, floor: float = 0.1) -> float:
+    """Multiplier of the base LR at ``step``: linear warm-up, then halving every ``half_life`` steps
+    down to ``floor``. It depends on the step only (not on the budget), so a run resumed with a
+    larger budget follows exactly the schedule of one that never stopped."""
+    return min(1.0, (step + 1) / warmup) * max(floor, 0.5 ** (step / half_life))
 
 
 def set_lr(optimizer, factor: float) -> None:

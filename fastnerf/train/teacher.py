@@ -163,7 +163,7 @@ def train_teacher(data, out, *, encoding: str = "hash", steps: int | None = None
             if has_alpha:  # random backgrounds teach transparency
                 ray_background = torch.rand(n_rays, 3, generator=generator)
                 target = target + (1 - batch["alpha"])[:, None] * (ray_background - background)
-            set_lr(optimizer, lr_factor(step, total_steps=steps))
+            set_lr(optimizer, lr_factor(step))
             result = model.render_rays(batch["origins"], batch["directions"], train=True, generator=generator,
                                        background=ray_background, backend=backend)
             loss = _photometric_loss(result["rgb"], target)
