@@ -272,3 +272,14 @@ def test_native_op_checks_its_arguments_itself():
     with pytest.raises(RuntimeError, match="power of two"):
         torch.ops.fastnerf.hash_encode(x, torch.randn(2, 48, 2), [4, 8])
     assert math.isfinite(float(torch.ops.fastnerf.hash_encode(x, table, [4, 8]).sum()))
+
+
+def test_double_backward_torch_only():
+    g = torch.Generator().manual_seed(9)
+    x = (torch.rand(4, 3, generator=g, dtype=torch.float64) * 0.9 + 0.05).requires_grad_()
+    table = torch.randn(2, 64, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda x, t: hash_encode(x, t, n_min=2, n_max=8, backend="torch"), (x, table))
+    for backend in [b for b in fastnerf.backends.available("cpu") if b != "torch"]:
+        out = hash_encode(x, table, n_min=2, n_max=8, backend=backend)
+        with pytest.raises(RuntimeError, match="double backward"):
+            torch.autograd.grad(out.sum(), x, create_graph=True)

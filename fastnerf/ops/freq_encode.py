@@ -56,9 +56,20 @@ def _setup_context(ctx, inputs, output):
     ctx.save_for_backward(x)
 
 
+def _refuse_double_backward():
+    # Grad mode is on inside backward only under create_graph=True: the backward op has no
+    # derivative of its own, and PyTorch would silently drop the second-order terms.
+    if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        raise RuntimeError(
+            "freq_encode: double backward (create_graph=True, e.g. an eikonal loss trained through the "
+            "encoding) is only supported by backend='torch'"
+        )
+
+
 def _autograd_with(backward_op):
     # First order only: the backward ops are not themselves differentiable.
     def backward(ctx, grad_out):
+        _refuse_double_backward()
         (x,) = ctx.saved_tensors
         return backward_op(grad_out.contiguous(), x, ctx.n_freqs, ctx.include_input), None, None
 

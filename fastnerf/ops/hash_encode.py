@@ -30,7 +30,13 @@ def hash_encode(
     n_max: float,
     backend: str = None,
 ) -> torch.Tensor:  # [N, L * F], level-major: column l * F + f
-    """Multiresolution hash encoding (Instant-NGP); differentiable in `table` and `x`."""
+    """Multiresolution hash encoding (Instant-NGP); differentiable in `table` and `x`.
+
+    N_l = floor(n_min * b^l) with b = exp((ln n_max - ln n_min) / (L - 1)) (`level_resolutions`).
+    x outside [0, 1] is clamped; its gradient is 0 in a clamped coordinate. The x-gradient is
+    first order on every backend; second order (create_graph=True) only on backend="torch",
+    the others raise rather than drop terms.
+    """
     resolutions = _validate_hash_inputs(x, table, n_min, n_max)
     name = backends.select(x.device, backend)
     if name == "torch":
@@ -81,10 +87,21 @@ def _setup_context(ctx, inputs, output):
     ctx.save_for_backward(x, table)
 
 
+def _refuse_double_backward():
+    # Grad mode is on inside backward only under create_graph=True: the backward op has no
+    # derivative of its own, and PyTorch would silently drop the second-order terms.
+    if torch.is_grad_enabled() and not torch.compiler.is_compiling():
+        raise RuntimeError(
+            "hash_encode: double backward (create_graph=True, e.g. an eikonal loss trained through the "
+            "encoding) is only supported by backend='torch'"
+        )
+
+
 def _autograd_with(backward_op):
     # First order only: the backward ops are not themselves differentiable (double backward,
     # e.g. an eikonal loss trained through the table, needs backend="torch").
     def backward(ctx, grad_out):
+        _refuse_double_backward()
         x, table = ctx.saved_tensors
         grad_x, grad_table = backward_op(grad_out.contiguous(), x, table, ctx.resolutions, ctx.needs_input_grad[0])
         return (grad_x if ctx.needs_input_grad[0] else None), grad_table, None
