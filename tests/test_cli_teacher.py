@@ -73,3 +73,24 @@ def test_demo_quick_mode(tmp_path, capsys):
     row = json.loads((tmp_path / "demo" / "demo.json").read_text())
     assert row["steps"] == 30 and row["psnr"] > 5
     assert len(list((tmp_path / "demo" / "test").glob("*.png"))) == 10
+
+
+@pytest.mark.parametrize("fmt", ["llff", "ngp"])
+def test_every_format_trains_evaluates_and_renders(fmt, tmp_path):
+    from fastnerf.cameras import look_at, Camera
+    from fastnerf.data.writers import write_llff, write_ngp
+
+    images = torch.rand(9, 12, 16, 3, generator=torch.Generator().manual_seed(0))
+    if fmt == "llff":
+        eyes = torch.stack([torch.tensor([0.3 * (i % 3) - 0.3, 0.2 * (i // 3) - 0.2, 0.0]) for i in range(9)])
+        c2w = look_at(eyes, eyes + torch.tensor([0.0, 0.0, -1.0]), up=(0.0, 1.0, 0.0))
+        write_llff(tmp_path / "data", images, Camera(c2w, 14.0, 14.0, 8.0, 6.0, 16, 12), torch.tensor([[2.0, 8.0]] * 9))
+    else:
+        angles = torch.linspace(0, 6.0, 9)
+        eyes = torch.stack([4 * torch.cos(angles), 4 * torch.sin(angles), torch.full((9,), 1.5)], -1)
+        write_ngp(tmp_path / "data", images, Camera(look_at(eyes, (0.0, 0.0, 0.0)), 14.0, 14.0, 8.0, 6.0, 16, 12))
+    run = str(tmp_path / "run")
+    assert main(["train", "teacher", "--data", str(tmp_path / "data"), "--out", run, "--steps", "2", "--quiet"]) == 0
+    split = "test" if fmt == "llff" else "train"
+    assert main(["eval", run, "--split", split]) == 0
+    assert main(["render", run, "--frames", "2", "--out", str(tmp_path / "path.gif")]) == 0
