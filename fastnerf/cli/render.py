@@ -1,0 +1,110 @@
+"""`fastnerf render RUN --path orbit|spiral|test --out FILE.gif|FILE.mp4|DIR`: images or video of a run."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("render", help="render a trained run along a camera path",
+                                   description="Render a run along an orbit, an LLFF spiral or the test "
+                                   "cameras, into a GIF, an MP4 or a folder of PNGs.")
+    parser.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
+    parser.add_argument("--path", choices=("orbit", "spiral", "test"), default="orbit")
+    parser.add_argument("--frames", type=int, default=36, metavar="N", help="frames for orbit/spiral (default 36)")
+    parser.add_argument("--size", default=None, metavar="WxH", help="image size (default: the run's)")
+    parser.add_argument("--data", default=None, metavar="DIR", help="dataset for the cameras (default: the run's)")
+    parser.add_argument("--downscale", type=int, default=None, metavar="K", help="default: the run's")
+    parser.add_argument("--fps", type=float, default=12.0)
+    parser.add_argument("--out", required=True, metavar="FILE.gif|FILE.mp4|DIR")
+    parser.add_argument("--backend", default=None)
+    parser.set_defaults(func=run)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"--size must look like 200x150, got {text!r}") from None
+    if width < 1 or height < 1 or width * height > 64_000_000:
+        raise UserError(f"--size {text}: width and height must be positive (and not absurd)")
+    return width, height
+
+
+def path_cameras(dataset, path: str, frames: int, aabb=None):
+    """Cameras along ``path`` for ``dataset`` (its training split): an orbit around the scene,
+    an LLFF spiral, or the dataset's own cameras for ``"test"``."""
+    from ..cameras import orbit_path, spiral_path
+
+    if frames < 1:
+        raise UserError(f"--frames must be positive, got {frames}")
+    cameras = dataset.cameras
+    if path == "test":
+        return cameras
+    if path == "spiral" or dataset.forward_facing:
+        near = dataset.near or 1.0
+        far = dataset.far or 10.0 * near
+        return spiral_path(cameras, frames, near=near, far=far)
+    origins = cameras.c2w[:, :3, 3]
+    centre = (aabb[:3] + aabb[3:]) / 2 if aabb is not None else torch.zeros(3)
+    up = cameras.c2w[:, :3, 1].mean(0)
+    up = up / up.norm()
+    offsets = origins - centre
+    radius = float(offsets.norm(dim=-1).mean())
+    elevation = float(torch.rad2deg(torch.asin((offsets @ up / offsets.norm(dim=-1)).clamp(-1, 1))).mean())
+    first = cameras[0]
+    fov_x = 2 * math.atan(first.width / (2 * float(first.fx)))
+    return orbit_path(frames, radius, max(elevation, 5.0), first.width, first.height, fov_x,
+                      target=centre.tolist(), up=up.tolist())
+
+
+def write_frames(frames: torch.Tensor, out: Path, fps: float) -> None:
+    """``frames [N,H,W,3]`` in [0,1] to a GIF, an MP4 or a folder of PNGs."""
+    import imageio.v2 as imageio
+
+    pixels = (frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
+    suffix = out.suffix.lower()
+    if suffix == ".gif":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        imageio.mimsave(out, list(pixels), duration=1000.0 / fps, loop=0)
+    elif suffix == ".mp4":
+        try:
+            import imageio_ffmpeg  # noqa: F401
+        except ImportError:
+            raise UserError("writing .mp4 needs the imageio-ffmpeg package (pip install imageio-ffmpeg); "
+                            "or write a .gif or a folder of PNGs") from None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        imageio.mimsave(out, list(pixels), fps=fps)
+    elif suffix:
+        raise UserError(f"--out {out}: unknown format {suffix!r}; use .gif, .mp4 or a folder")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for index, image in enumerate(pixels):
+            imageio.imwrite(out / f"{index:04d}.png", image)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import load
+    from ..render import render
+    from ..train import load_run
+
+    torch.set_flush_denormal(True)  # denormal weights slow CPU inference several times
+    model, checkpoint = load_run(args.run)
+    info = checkpoint.get("dataset", {})
+    data = args.data or info.get("path")
+    downscale = args.downscale or info.get("downscale", 1)
+    dataset = load(data, "test" if args.path == "test" else "train", downscale=downscale)
+    aabb = None if model.config().get("ndc") else torch.tensor(model.config()["aabb"])
+    cameras = path_cameras(dataset, args.path, args.frames, aabb)
+    if args.size:
+        cameras = cameras.resize(*parse_size(args.size))
+    frames = render(model, cameras, backend=args.backend)["rgb"]
+    write_frames(frames, Path(args.out), args.fps)
+    print(f"wrote {frames.shape[0]} frames of {cameras.width}x{cameras.height} to {args.out}")
+    return 0

@@ -1,0 +1,99 @@
+"""``fastnerf.render(model, camera)``: one call that renders every model kind.
+
+Ray-based models (``render_rays``, see ``fastnerf.models.base``) are rendered in ``chunk``-sized
+batches of pixels, rays generated per chunk, so peak memory beyond the output image does not
+grow with the resolution. Image-based models (``render_camera``) render a camera at once.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .cameras import Camera, rigid_transform_problems
+from .errors import UserError
+
+DEFAULT_CHUNK = 8192
+
+
+def render(model, camera: Camera, *, backend=None, chunk: int = DEFAULT_CHUNK, background=None) -> dict:
+    """Render ``model`` from ``camera`` (single or batch).
+
+    Args:
+        model: a ``fastnerf.models`` model (teacher now; students later).
+        camera: a ``fastnerf.cameras.Camera``, any resolution and intrinsics, single or batch.
+        backend: op backend (``None``: fastest available for the model's device).
+        chunk: rays rendered at a time; bounds the memory a ray-based render needs.
+        background: ``[3]`` colour (default: the model's own).
+    Returns:
+        ``dict(rgb [H,W,3] or [B,H,W,3], depth, opacity)`` (``depth``/``opacity`` where the model has them).
+    Raises:
+        UserError: a camera with a singular / non-rigid pose, or a model that cannot render.
+    """
+    if not isinstance(camera, Camera):
+        raise UserError(f"render: camera must be a fastnerf.cameras.Camera, got {type(camera).__name__}")
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise UserError(f"render: chunk must be a positive integer, got {chunk!r}")
+    c2w = camera.c2w if camera.is_batch else camera.c2w[None]
+    if not torch.isfinite(c2w).all():
+        raise UserError("render: camera pose contains NaN or infinity")
+    problems = rigid_transform_problems(c2w)
+    if problems:
+        index, reason = problems[0]
+        raise UserError(f"render: camera {index} has a singular or non-rigid pose: {reason}")
+    if hasattr(model, "render_camera"):
+        with torch.no_grad():
+            return model.render_camera(camera, backend=backend)
+    if not hasattr(model, "render_rays"):
+        raise UserError(f"render: {type(model).__name__} has neither render_rays nor render_camera")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = _render_rays_model(model, camera, backend=backend, chunk=chunk, background=background)
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _render_rays_model(model, camera: Camera, *, backend, chunk: int, background) -> dict:
+    batch = camera.batch()
+    device = batch.device
+    height, width, n_cameras = batch.height, batch.width, len(batch)
+    outputs: dict = {}
+    n_samples = 0
+    pixels = height * width
+    for index in range(n_cameras):
+        for start in range(0, pixels, chunk):
+            flat = torch.arange(start, min(start + chunk, pixels), device=device)
+            rows, cols = flat // width, flat % width
+            camera_index = torch.full_like(flat, index)
+            rays_o, rays_d = batch.pixel_rays(camera_index, rows, cols)
+            result = model.render_rays(rays_o, rays_d, backend=backend, background=background)
+            n_samples += int(result.get("n_samples", 0))
+            for key in ("rgb", "depth", "opacity"):
+                if key not in result:
+                    continue
+                value = result[key]
+                if key not in outputs:
+                    outputs[key] = torch.empty((n_cameras, pixels) + tuple(value.shape[1:]), dtype=value.dtype,
+                                               device=device)
+                outputs[key][index, start:start + flat.numel()] = value
+    images = {key: value.view((n_cameras, height, width) + tuple(value.shape[2:])) for key, value in outputs.items()}
+    if not camera.is_batch:
+        images = {key: value[0] for key, value in images.items()}
+    images["n_samples"] = n_samples
+    return images
+
+
+# `import fastnerf.render` binds the *module* to `fastnerf.render`, shadowing the function the
+# package exports lazily; a callable module keeps `fastnerf.render(model, camera)` working either way.
+import sys as _sys  # noqa: E402
+import types as _types  # noqa: E402
+
+
+class _CallableModule(_types.ModuleType):
+    def __call__(self, *args, **kwargs):
+        return render(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule

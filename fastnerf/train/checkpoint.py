@@ -1,0 +1,95 @@
+"""Checkpoints for every model kind: tensors and plain values only, a format version, written
+atomically (``path.tmp`` then ``os.replace``) and read with ``torch.load(weights_only=True)``.
+
+Layout: ``{"format_version", "model_kind", "model_config", "model", "optimizer", "step",
+"rng", "train_args", "dataset", "extra"}``; ``model`` is the ``state_dict`` (occupancy-grid
+buffers included), ``rng`` maps names to generator states (uint8 tensors).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+
+FORMAT_VERSION = 1
+FILE_NAME = "checkpoint.pt"
+
+
+class CheckpointError(UserError):
+    """A checkpoint is missing, truncated, not a fastnerf checkpoint, or of another format version."""
+
+
+def checkpoint_path(path) -> Path:
+    """``path`` itself if it is a file, else ``path / checkpoint.pt`` (a run folder)."""
+    path = Path(path)
+    return path / FILE_NAME if path.is_dir() or not path.suffix else path
+
+
+def save_checkpoint(path, *, model, optimizer=None, step: int = 0, rng: dict | None = None,
+                    train_args: dict | None = None, dataset: dict | None = None, extra: dict | None = None) -> Path:
+    """Write a checkpoint of ``model`` (any registered kind) atomically; returns the file path."""
+    path = checkpoint_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "model_kind": model.kind,
+        "model_config": model.config(),
+        "model": model.state_dict(),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "step": int(step),
+        "rng": dict(rng or {}),
+        "train_args": dict(train_args or {}),
+        "dataset": dict(dataset or {}),
+        "extra": dict(extra or {}),
+    }
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path, *, map_location="cpu") -> dict:
+    """Read a checkpoint written by ``save_checkpoint``.
+
+    Raises:
+        CheckpointError: the file is missing, truncated or corrupt, not a fastnerf checkpoint,
+            or of another format version.
+    """
+    path = checkpoint_path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no checkpoint found (train one with `fastnerf train teacher`)")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {error}") from None
+    if not isinstance(payload, dict) or "format_version" not in payload:
+        raise CheckpointError(f"{path}: not a fastnerf checkpoint (no format_version)")
+    if payload["format_version"] != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {payload['format_version']!r}, but this fastnerf reads "
+            f"version {FORMAT_VERSION}; retrain, or use the fastnerf release that wrote it"
+        )
+    missing = [key for key in ("model_kind", "model_config", "model", "step") if key not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    return payload
+
+
+def model_from_checkpoint(checkpoint) -> torch.nn.Module:
+    """Rebuild the model a checkpoint (a dict from ``load_checkpoint``, or a path) holds, in eval mode."""
+    from ..models import build_model
+
+    if not isinstance(checkpoint, dict):
+        checkpoint = load_checkpoint(checkpoint)
+    model = build_model(checkpoint["model_kind"], **checkpoint["model_config"])
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        raise CheckpointError(f"checkpoint weights do not fit a {checkpoint['model_kind']!r} model: {error}") from None
+    return model.eval()

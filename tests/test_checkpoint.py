@@ -1,0 +1,75 @@
+"""Checkpoints: round trip, atomic write, weights_only load, version and truncation errors."""
+
+import pytest
+import torch
+
+from fastnerf.errors import UserError
+from fastnerf.models import build_model
+from fastnerf.train.checkpoint import (FORMAT_VERSION, CheckpointError, load_checkpoint, model_from_checkpoint,
+                                       save_checkpoint)
+
+TINY = dict(hash_levels=4, hash_log2_size=10, hash_min_res=4, hash_max_res=32, hidden=16, grid_resolution=8)
+
+
+def saved(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("nerf", **TINY)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, eps=1e-15)
+    model.table.grad = torch.ones_like(model.table)
+    optimizer.step()
+    model.grid.occupied[0] = False
+    generator = torch.Generator().manual_seed(3)
+    path = save_checkpoint(tmp_path / "run", model=model, optimizer=optimizer, step=7,
+                           rng={"train": generator.get_state()}, train_args={"seed": 3, "data": "x"},
+                           dataset={"path": "x", "split": "train", "downscale": 2})
+    return model, optimizer, path
+
+
+def test_round_trip_is_exact(tmp_path):
+    model, optimizer, path = saved(tmp_path)
+    assert path == tmp_path / "run" / "checkpoint.pt"
+    assert not (tmp_path / "run" / "checkpoint.pt.tmp").exists()
+    checkpoint = load_checkpoint(tmp_path / "run")
+    assert checkpoint["format_version"] == FORMAT_VERSION and checkpoint["step"] == 7
+    assert checkpoint["dataset"]["downscale"] == 2
+    clone = model_from_checkpoint(checkpoint)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, clone.state_dict()[key]), key
+    assert not clone.grid.occupied[0].any()
+    generator = torch.Generator()
+    generator.set_state(checkpoint["rng"]["train"])
+    assert torch.equal(torch.rand(3, generator=generator), torch.rand(3, generator=torch.Generator().manual_seed(3)))
+    restored = torch.optim.Adam(clone.parameters(), lr=1e-2, eps=1e-15)
+    restored.load_state_dict(checkpoint["optimizer"])
+    assert torch.equal(restored.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+
+
+def test_wrong_version_is_a_clear_user_error(tmp_path):
+    _, _, path = saved(tmp_path)
+    payload = torch.load(path, weights_only=True)
+    payload["format_version"] = FORMAT_VERSION + 1
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=f"format version {FORMAT_VERSION + 1}.*reads version {FORMAT_VERSION}"):
+        load_checkpoint(path)
+    assert issubclass(CheckpointError, UserError)
+
+
+def test_truncated_missing_and_foreign_files(tmp_path):
+    _, _, path = saved(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="no checkpoint found"):
+        load_checkpoint(tmp_path / "nowhere")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a fastnerf checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_pickled_objects_are_refused(tmp_path):
+    import argparse
+
+    torch.save({"format_version": FORMAT_VERSION, "payload": argparse.Namespace(x=1)}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "evil.pt")

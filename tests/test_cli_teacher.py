@@ -1,0 +1,96 @@
+"""The teacher CLI end to end through fastnerf.cli.main: train, eval, render, demo, bad input (exit 2)."""
+
+import json
+
+import pytest
+import torch
+
+from fastnerf.cli import main
+from fastnerf.data.procedural import SCENES, make_scene
+from fastnerf.train.checkpoint import FORMAT_VERSION
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    data = make_scene(SCENES[0], root / "data", n_train=8, n_val=1, n_test=2, res=16, seed=0, samples_per_axis=1)
+    code = main(["train", "teacher", "--data", str(data), "--out", str(root / "run"), "--steps", "3", "--quiet",
+                 "--eval-every", "0"])
+    assert code == 0
+    return data, root / "run"
+
+
+def test_train_eval_render(trained, tmp_path, capsys):
+    data, run = trained
+    assert main(["eval", str(run), "--json", str(tmp_path / "eval.json")]) == 0
+    figures = json.loads((tmp_path / "eval.json").read_text())
+    assert figures["n_images"] == 2 and figures["width"] == 16 and figures["psnr"] > 0
+    assert {"psnr", "ssim", "seconds_per_image"} <= figures.keys()
+    assert "PSNR" in capsys.readouterr().out
+    assert main(["render", str(run), "--path", "orbit", "--frames", "3", "--size", "12x10",
+                 "--out", str(tmp_path / "orbit.gif")]) == 0
+    assert (tmp_path / "orbit.gif").stat().st_size > 0
+    assert main(["render", str(run), "--path", "test", "--out", str(tmp_path / "frames")]) == 0
+    assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["0000.png", "0001.png"]
+
+
+def test_resume_continues_the_run(trained, tmp_path, capsys):
+    data, run = trained
+    code = main(["train", "teacher", "--data", str(data), "--out", str(run), "--steps", "4", "--resume", "--quiet",
+                 "--eval-every", "0"])
+    assert code == 0
+    assert "trained 4 steps" in capsys.readouterr().out
+
+
+def test_missing_dataset_exits_2_without_traceback(tmp_path, capsys):
+    code = main(["train", "teacher", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "run"), "--steps", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "no such file or folder" in err and "Traceback" not in err
+
+
+def test_bad_checkpoints_exit_2(trained, tmp_path, capsys):
+    _, run = trained
+    payload = torch.load(run / "checkpoint.pt", weights_only=True)
+    payload["format_version"] = FORMAT_VERSION + 1
+    torch.save(payload, tmp_path / "future.pt")
+    assert main(["eval", str(tmp_path / "future.pt")]) == 2
+    assert f"format version {FORMAT_VERSION + 1}" in capsys.readouterr().err
+    data = (run / "checkpoint.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 3])
+    assert main(["render", str(tmp_path / "cut.pt"), "--out", str(tmp_path / "x.gif")]) == 2
+    assert "truncated or corrupt" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "nothing")]) == 2
+    assert main(["render", str(run), "--size", "big", "--out", str(tmp_path / "x.gif")]) == 2
+    assert main(["render", str(run), "--frames", "2", "--out", str(tmp_path / "x.webm")]) == 2
+
+
+def test_demo_quick_mode(tmp_path, capsys):
+    code = main(["demo", "--out", str(tmp_path / "demo"), "--steps", "30", "--res", "32", "--frames", "2", "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "PSNR" in out and SCENES[0] in out
+    assert (tmp_path / "demo" / "orbit.gif").stat().st_size > 0
+    row = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    assert row["steps"] == 30 and row["psnr"] > 5
+    assert len(list((tmp_path / "demo" / "test").glob("*.png"))) == 10
+
+
+@pytest.mark.parametrize("fmt", ["llff", "ngp"])
+def test_every_format_trains_evaluates_and_renders(fmt, tmp_path):
+    from fastnerf.cameras import look_at, Camera
+    from fastnerf.data.writers import write_llff, write_ngp
+
+    images = torch.rand(9, 12, 16, 3, generator=torch.Generator().manual_seed(0))
+    if fmt == "llff":
+        eyes = torch.stack([torch.tensor([0.3 * (i % 3) - 0.3, 0.2 * (i // 3) - 0.2, 0.0]) for i in range(9)])
+        c2w = look_at(eyes, eyes + torch.tensor([0.0, 0.0, -1.0]), up=(0.0, 1.0, 0.0))
+        write_llff(tmp_path / "data", images, Camera(c2w, 14.0, 14.0, 8.0, 6.0, 16, 12), torch.tensor([[2.0, 8.0]] * 9))
+    else:
+        angles = torch.linspace(0, 6.0, 9)
+        eyes = torch.stack([4 * torch.cos(angles), 4 * torch.sin(angles), torch.full((9,), 1.5)], -1)
+        write_ngp(tmp_path / "data", images, Camera(look_at(eyes, (0.0, 0.0, 0.0)), 14.0, 14.0, 8.0, 6.0, 16, 12))
+    run = str(tmp_path / "run")
+    assert main(["train", "teacher", "--data", str(tmp_path / "data"), "--out", run, "--steps", "2", "--quiet"]) == 0
+    split = "test" if fmt == "llff" else "train"
+    assert main(["eval", run, "--split", split]) == 0
+    assert main(["render", run, "--frames", "2", "--out", str(tmp_path / "path.gif")]) == 0

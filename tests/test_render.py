@@ -1,0 +1,82 @@
+"""fastnerf.render: shapes for single and batch cameras, any intrinsics, chunking, bad cameras."""
+
+import pytest
+import torch
+
+import fastnerf
+from fastnerf.cameras import Camera, orbit_path
+from fastnerf.errors import UserError
+from fastnerf.models import build_model
+from fastnerf.render import render
+
+TINY = dict(hash_levels=4, hash_log2_size=10, hash_min_res=4, hash_max_res=32, hidden=16, grid_resolution=8,
+            steps_per_diagonal=64)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model("nerf", **TINY)
+
+
+def test_single_and_batch_shapes_any_size(model):
+    cameras = orbit_path(3, 4.0, 30.0, 11, 7, 0.8)
+    batch = fastnerf.render(model, cameras)
+    assert batch["rgb"].shape == (3, 7, 11, 3)
+    assert batch["depth"].shape == (3, 7, 11) and batch["opacity"].shape == (3, 7, 11)
+    single = render(model, cameras[1])
+    assert single["rgb"].shape == (7, 11, 3)
+    assert torch.equal(single["rgb"], batch["rgb"][1])
+
+
+def test_chunk_size_does_not_change_the_image(model):
+    camera = orbit_path(1, 4.0, 20.0, 9, 13, 0.7)[0]
+    whole = render(model, camera, chunk=1 << 20)
+    pieces = render(model, camera, chunk=7)
+    assert torch.allclose(whole["rgb"], pieces["rgb"], atol=1e-6)
+
+
+def test_memory_is_bounded_by_chunk(model):
+    seen = []
+    original = model.render_rays
+
+    class Spy(torch.nn.Module):
+        kind = "nerf"
+
+        def render_rays(self, rays_o, rays_d, **kwargs):
+            seen.append(rays_o.shape[0])
+            return original(rays_o, rays_d, **kwargs)
+
+    camera = orbit_path(1, 4.0, 20.0, 40, 30, 0.7)[0]
+    render(Spy(), camera, chunk=256)
+    assert max(seen) <= 256 and sum(seen) == 40 * 30
+
+
+def test_custom_intrinsics_and_principal_point(model):
+    c2w = orbit_path(1, 4.0, 30.0, 8, 8, 0.8).c2w[0]
+    camera = Camera(c2w, fx=10.0, fy=14.0, cx=3.0, cy=5.5, width=8, height=12)
+    out = render(model, camera)
+    assert out["rgb"].shape == (12, 8, 3) and torch.isfinite(out["rgb"]).all()
+
+
+def test_singular_pose_is_a_user_error(model):
+    c2w = torch.eye(4)
+    c2w[:3, :3] = 0.0  # singular rotation
+    camera = Camera(c2w, 10.0, 10.0, 4.0, 4.0, 8, 8, check=False)
+    with pytest.raises(UserError, match="singular or non-rigid"):
+        render(model, camera)
+    with pytest.raises(UserError, match="chunk"):
+        render(model, orbit_path(1, 4.0, 30.0, 8, 8, 0.8)[0], chunk=0)
+    with pytest.raises(UserError, match="Camera"):
+        render(model, "not a camera")
+
+
+def test_image_models_render_whole_cameras():
+    class Student(torch.nn.Module):
+        kind = "student"
+
+        def render_camera(self, camera, *, backend=None):
+            return {"rgb": torch.zeros(camera.height, camera.width, 3)}
+
+    out = render(Student(), orbit_path(1, 4.0, 30.0, 5, 4, 0.8)[0])
+    assert out["rgb"].shape == (4, 5, 3)
