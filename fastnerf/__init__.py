@@ -13,7 +13,7 @@ from . import backends, ops  # noqa: E402,F401
 def __getattr__(name):
     # Heavier layers load on first touch, so `import fastnerf` stays light.
     if name == "render":
-        from .render import render
+        from .rendering import render
 
         return render
     if name in ("cameras", "data", "metrics", "fields", "models", "train"):

@@ -7,7 +7,7 @@ import fastnerf
 from fastnerf.cameras import Camera, orbit_path
 from fastnerf.errors import UserError
 from fastnerf.models import build_model
-from fastnerf.render import render
+from fastnerf.rendering import render
 
 TINY = dict(hash_levels=4, hash_log2_size=10, hash_min_res=4, hash_max_res=32, hidden=16, grid_resolution=8,
             steps_per_diagonal=64)
@@ -80,3 +80,9 @@ def test_image_models_render_whole_cameras():
 
     out = render(Student(), orbit_path(1, 4.0, 30.0, 5, 4, 0.8)[0])
     assert out["rgb"].shape == (4, 5, 3)
+
+
+def test_package_attribute_stays_the_function_after_submodule_imports():
+    import fastnerf.train  # noqa: F401  (imports fastnerf.rendering internally)
+
+    assert callable(fastnerf.render) and fastnerf.render.__name__ == "render"

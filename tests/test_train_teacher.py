@@ -109,3 +109,12 @@ def test_forward_facing_llff_trains_in_ndc(tmp_path):
     summary = train_teacher(tmp_path / "llff", tmp_path / "run", steps=4, **FAST)
     assert summary["model"].config()["ndc"]["near"] == pytest.approx(1.0)
     assert summary["held_out_psnr"] is not None
+
+
+def test_denormal_flushing_is_restored():
+    from fastnerf.train.denormals import _flushing, flushed_denormals
+
+    assert not _flushing()
+    with flushed_denormals():
+        assert _flushing()
+    assert not _flushing()

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data import load
     from ..data.procedural import SCENES, make_scene
     from ..errors import UserError
-    from ..render import render
+    from ..rendering import render
     from ..train import evaluate, train_teacher
     from .render import path_cameras, write_frames
 

@@ -20,12 +20,18 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..train.denormals import flushed_denormals
+
+    with flushed_denormals():  # denormal weights slow CPU inference several times
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     import torch
 
     from ..data import load
     from ..train import evaluate, load_run
 
-    torch.set_flush_denormal(True)  # denormal weights slow CPU inference several times
     model, checkpoint = load_run(args.run)
     info = checkpoint.get("dataset", {})
     data = args.data or info.get("path")

@@ -90,11 +90,17 @@ def write_frames(frames: torch.Tensor, out: Path, fps: float) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..train.denormals import flushed_denormals
+
+    with flushed_denormals():  # denormal weights slow CPU inference several times
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from ..data import load
-    from ..render import render
+    from ..rendering import render
     from ..train import load_run
 
-    torch.set_flush_denormal(True)  # denormal weights slow CPU inference several times
     model, checkpoint = load_run(args.run)
     info = checkpoint.get("dataset", {})
     data = args.data or info.get("path")

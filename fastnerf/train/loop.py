@@ -44,7 +44,7 @@ def evaluate(model, dataset, *, backend=None, chunk: int = 8192, max_images: int
     (PSNR/SSIM averaged over images).
     """
     from .. import metrics
-    from ..render import render
+    from ..rendering import render
 
     count = len(dataset) if max_images is None else min(max_images, len(dataset))
     psnrs, ssims, renders, seconds, samples = [], [], [], 0.0, 0

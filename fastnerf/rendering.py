@@ -1,5 +1,7 @@
 """``fastnerf.render(model, camera)``: one call that renders every model kind.
 
+(The module is named rendering so that it never shadows the function ``fastnerf.render``.)
+
 Ray-based models (``render_rays``, see ``fastnerf.models.base``) are rendered in ``chunk``-sized
 batches of pixels, rays generated per chunk, so peak memory beyond the output image does not
 grow with the resolution. Image-based models (``render_camera``) render a camera at once.
@@ -83,17 +85,3 @@ def _render_rays_model(model, camera: Camera, *, backend, chunk: int, background
         images = {key: value[0] for key, value in images.items()}
     images["n_samples"] = n_samples
     return images
-
-
-# `import fastnerf.render` binds the *module* to `fastnerf.render`, shadowing the function the
-# package exports lazily; a callable module keeps `fastnerf.render(model, camera)` working either way.
-import sys as _sys  # noqa: E402
-import types as _types  # noqa: E402
-
-
-class _CallableModule(_types.ModuleType):
-    def __call__(self, *args, **kwargs):
-        return render(*args, **kwargs)
-
-
-_sys.modules[__name__].__class__ = _CallableModule
