@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..train.denormals import with_flushed_denormals
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a trained run on a dataset split",
@@ -19,14 +21,8 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+@with_flushed_denormals  # denormal weights slow CPU inference several times
 def run(args: argparse.Namespace) -> int:
-    from ..train.denormals import flushed_denormals
-
-    with flushed_denormals():  # denormal weights slow CPU inference several times
-        return _run(args)
-
-
-def _run(args: argparse.Namespace) -> int:
     import torch
 
     from ..data import load

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..train.denormals import with_flushed_denormals
 
 
 def add_parser(subparsers) -> None:
@@ -89,14 +90,8 @@ def write_frames(frames: torch.Tensor, out: Path, fps: float) -> None:
             imageio.imwrite(out / f"{index:04d}.png", image)
 
 
+@with_flushed_denormals  # denormal weights slow CPU inference several times
 def run(args: argparse.Namespace) -> int:
-    from ..train.denormals import flushed_denormals
-
-    with flushed_denormals():  # denormal weights slow CPU inference several times
-        return _run(args)
-
-
-def _run(args: argparse.Namespace) -> int:
     from ..data import load
     from ..rendering import render
     from ..train import load_run
