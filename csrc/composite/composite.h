@@ -50,6 +50,17 @@ FASTNERF_HD bool ray_in_bounds(const index_t* packed_info, int64_t ray, int64_t 
   return start >= 0 && count >= 0 && start + count <= n_samples;
 }
 
+// -alpha_i = expm1(-sigma_i dt_i) for samples block..block+n-1, in a loop of its own so the CPU
+// compiler vectorises it (expm1 keeps small alphas exact); the serial scan follows.
+template <typename scalar_t, typename index_t>
+FASTNERF_HD void block_neg_alphas(const CompositeForwardArgs<scalar_t, index_t>& a, int64_t block, int64_t n,
+                                  scalar_t* neg_alphas) {
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t i = block + j;
+    neg_alphas[j] = fn_expm1(-a.sigmas[i] * (a.t_ends[i] - a.t_starts[i]));
+  }
+}
+
 // kChannels > 0: C is that compile-time constant and the accumulators live in registers
 // (colour, C = 3, is the hot case); 0: any C, accumulated in the output row.
 // kBlock > 1 (CPU): the samples go in blocks of kBlock, first the block's alphas in one loop with
@@ -68,10 +79,7 @@ FASTNERF_HD void composite_forward_ray(const CompositeForwardArgs<scalar_t, inde
   scalar_t neg_alphas[kBlock];  // -alpha_i = expm1(-sigma_i dt_i): expm1 keeps small alphas exact
   for (int64_t block = start; block < end; block += kBlock) {
     const int64_t n = end - block < kBlock ? end - block : kBlock;
-    for (int64_t j = 0; j < n; ++j) {
-      const int64_t i = block + j;
-      neg_alphas[j] = fn_expm1(-a.sigmas[i] * (a.t_ends[i] - a.t_starts[i]));
-    }
+    block_neg_alphas(a, block, n, neg_alphas);
     for (int64_t j = 0; j < n; ++j) {
       const int64_t i = block + j;
       const scalar_t neg_alpha = neg_alphas[j];
@@ -107,10 +115,7 @@ FASTNERF_HD void composite_backward_ray(const CompositeBackwardArgs<scalar_t, in
   scalar_t neg_alphas[kBlock];  // as in the forward: a vectorised loop, then the serial scan
   for (int64_t block = start; block < end; block += kBlock) {
     const int64_t n = end - block < kBlock ? end - block : kBlock;
-    for (int64_t j = 0; j < n; ++j) {
-      const int64_t i = block + j;
-      neg_alphas[j] = fn_expm1(-a.sigmas[i] * (a.t_ends[i] - a.t_starts[i]));
-    }
+    block_neg_alphas(a, block, n, neg_alphas);
     for (int64_t j = 0; j < n; ++j) {
       const int64_t i = block + j;
       const scalar_t dt = a.t_ends[i] - a.t_starts[i];

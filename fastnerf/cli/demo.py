@@ -8,6 +8,8 @@ import json
 import time
 from pathlib import Path
 
+from ._shared import add_threads_option, apply_threads
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="built-in scene -> trained teacher -> orbit GIF, in minutes",
@@ -22,17 +24,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--encoding", choices=("hash", "frequency"), default="hash")
     parser.add_argument("--frames", type=int, default=36, help="orbit GIF frames (default 36)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, metavar="T",
-                        help="CPU threads (default: torch's; 1 is fastest on a machine shared with other jobs)")
+    add_threads_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     import imageio.v2 as imageio
     import torch
 

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ..train.denormals import with_flushed_denormals
+from ._shared import load_run_and_data
 
 
 def add_parser(subparsers) -> None:
@@ -23,16 +24,9 @@ def add_parser(subparsers) -> None:
 
 @with_flushed_denormals  # denormal weights slow CPU inference several times
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from ..train import evaluate
 
-    from ..data import load
-    from ..train import evaluate, load_run
-
-    model, checkpoint = load_run(args.run)
-    info = checkpoint.get("dataset", {})
-    data = args.data or info.get("path")
-    downscale = args.downscale or info.get("downscale", 1)
-    dataset = load(data, args.split, downscale=downscale)
+    model, checkpoint, dataset, data, downscale = load_run_and_data(args, args.split)
     result = evaluate(model, dataset, backend=args.backend)
     figures = {"run": str(args.run), "data": str(data), "split": args.split, "downscale": downscale,
                "width": dataset.width, "height": dataset.height, "psnr": result["psnr"], "ssim": result["ssim"],

@@ -10,6 +10,7 @@ import torch
 
 from ..errors import UserError
 from ..train.denormals import with_flushed_denormals
+from ._shared import load_run_and_data
 
 
 def add_parser(subparsers) -> None:
@@ -92,15 +93,9 @@ def write_frames(frames: torch.Tensor, out: Path, fps: float) -> None:
 
 @with_flushed_denormals  # denormal weights slow CPU inference several times
 def run(args: argparse.Namespace) -> int:
-    from ..data import load
     from ..rendering import render
-    from ..train import load_run
 
-    model, checkpoint = load_run(args.run)
-    info = checkpoint.get("dataset", {})
-    data = args.data or info.get("path")
-    downscale = args.downscale or info.get("downscale", 1)
-    dataset = load(data, "test" if args.path == "test" else "train", downscale=downscale)
+    model, _, dataset, _, _ = load_run_and_data(args, "test" if args.path == "test" else "train")
     aabb = None if model.config().get("ndc") else torch.tensor(model.config()["aabb"])
     cameras = path_cameras(dataset, args.path, args.frames, aabb)
     if args.size:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ._shared import add_threads_option, apply_threads
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train a model (teacher)", description="Train a model.")
@@ -25,17 +27,13 @@ def add_parser(subparsers) -> None:
     teacher.add_argument("--resume", action="store_true", help="continue RUN exactly where it stopped")
     teacher.add_argument("--eval-every", type=int, default=500, metavar="N", help="held-out PSNR every N steps")
     teacher.add_argument("--backend", default=None, help="op backend (default: fastest available)")
-    teacher.add_argument("--threads", type=int, default=None, metavar="T",
-                        help="CPU threads (default: torch's; 1 is fastest on a machine shared with other jobs)")
+    add_threads_option(teacher)
     teacher.add_argument("--quiet", action="store_true", help="no progress bar")
     teacher.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args)
     from ..train import train_teacher
 
     minutes = args.minutes if args.minutes is not None or args.steps is not None else 5.0

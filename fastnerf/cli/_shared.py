@@ -1,0 +1,28 @@
+"""Pieces several sub-commands share (the dispatcher skips modules whose names start with _)."""
+
+import argparse
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=None, metavar="T",
+                        help="CPU threads (default: torch's; 1 is fastest on a machine shared with other jobs)")
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def load_run_and_data(args: argparse.Namespace, split: str):
+    """(model, checkpoint, dataset, data path, downscale): the run's model and a split of its own
+    dataset at its training resolution, unless --data / --downscale say otherwise."""
+    from ..data import load
+    from ..train import load_run
+
+    model, checkpoint = load_run(args.run)
+    info = checkpoint.get("dataset", {})
+    data = args.data or info.get("path")
+    downscale = args.downscale or info.get("downscale", 1)
+    return model, checkpoint, load(data, split, downscale=downscale), data, downscale
