@@ -13,7 +13,7 @@ from fastnerf.cli import main
 from fastnerf.data import load
 from fastnerf.data.procedural import SCENES, make_random_scenes, make_scene
 from fastnerf.data.procedural.materials import Material
-from fastnerf.data.procedural.shapes import Box, Disk, Sphere, Tube
+from fastnerf.data.procedural.shapes import Box, Disk, Sphere, Tube, bowl, cup, pipe
 from fastnerf.data.procedural.tracer import Scene, SceneObject, render, shade
 from fastnerf.errors import UserError
 
@@ -71,6 +71,35 @@ def test_box_hits_lie_on_faces(seed, yaw):
     on_face = ((local.abs() - half).abs() < 1e-4).any(-1)
     assert on_face.all() and (local.abs() <= half + 1e-4).all()
     assert ((normals[hit] * directions[hit]).sum(-1) < 0).all(), "outside rays meet outward normals"
+
+
+def crossings(shape, origins, directions, limit: int = 12) -> torch.Tensor:
+    """How many times each ray crosses the surface of ``shape``."""
+    count, t_min = torch.zeros(origins.shape[0], dtype=torch.int64), torch.zeros(origins.shape[0])
+    for _ in range(limit):
+        t, _ = shape.intersect(origins, directions, t_min)
+        hit = torch.isfinite(t)
+        if not hit.any():
+            break
+        count += hit.long()
+        t_min = torch.where(hit, t + 1e-5, torch.full_like(t, float("inf")))
+    return count
+
+
+@pytest.mark.parametrize("make", [lambda: bowl((0.1, 0.0, 0.2), 0.6, rim_height=-0.3, wall=0.05),
+                                  lambda: pipe((-0.3, 0.1, 0.0), (1.0, 0.4, 0.2), 0.25, 0.7, 0.04),
+                                  lambda: cup((0.0, 0.1, -0.2), 0.3, 0.5, 0.04)], ids=["bowl", "pipe", "cup"])
+def test_hollow_shapes_are_closed(make):
+    # A radiance field holds one colour per point and direction: a zero-thickness shell with
+    # differently lit faces cannot be learned, so every hollow shape has walls. A ray from
+    # outside crosses a closed surface an even number of times (an open shell: once).
+    origins, directions = rays_towards(torch.tensor([0.0, 0.0, 0.0]), seed=5, n=4096)
+    count = crossings(make(), origins, directions)
+    assert (count > 0).sum() > 1000
+    odd = (count % 2 == 1).float().mean()
+    assert odd < 2e-3, f"{odd:.2%} of the rays cross the surface an odd number of times"
+    open_shell = Sphere((0.1, 0.0, 0.2), 0.6, cut_normal=(0.0, 0.0, 1.0), cut_height=-0.3)
+    assert (crossings(open_shell, origins, directions) % 2 == 1).float().mean() > 0.1, "the check can fail"
 
 
 def test_coverage_of_a_sphere_is_exact_and_anti_aliased():

@@ -54,7 +54,8 @@ class NeRF(nn.Module):
         grid_resolution: occupancy grid cells per axis.
         steps_per_diagonal: marching step = aabb diagonal / this.
         hash_levels, hash_features, hash_log2_size, hash_min_res, hash_max_res: hash grid.
-        hidden: width of the tiny hash MLPs; geo_features: density-MLP features passed to colour.
+        hidden: width of the tiny hash MLPs; color_layers: hidden layers of the colour MLP;
+            geo_features: density-MLP features passed to colour.
         freq_pos, freq_dir, width, depth: frequency-encoding MLP.
     """
 
@@ -63,7 +64,8 @@ class NeRF(nn.Module):
     def __init__(self, *, encoding: str = "hash", aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), ndc=None,
                  background=(1.0, 1.0, 1.0), grid_resolution: int = 64, steps_per_diagonal: int = 512,
                  hash_levels: int = 16, hash_features: int = 2, hash_log2_size: int = 15, hash_min_res: int = 16,
-                 hash_max_res: int = 1024, grid_warmup: int = 256, hidden: int = 64, geo_features: int = 15, sh_degree: int = 4,
+                 hash_max_res: int = 1024, grid_warmup: int = 256, hidden: int = 64, color_layers: int = 2, geo_features: int = 15,
+                 sh_degree: int = 4,
                  freq_pos: int = 10, freq_dir: int = 4, width: int = 128, depth: int = 6):
         super().__init__()
         if encoding not in ENCODINGS:
@@ -76,7 +78,8 @@ class NeRF(nn.Module):
             background=[float(v) for v in background], grid_resolution=int(grid_resolution),
             steps_per_diagonal=int(steps_per_diagonal), hash_levels=int(hash_levels),
             hash_features=int(hash_features), hash_log2_size=int(hash_log2_size), hash_min_res=int(hash_min_res),
-            hash_max_res=int(hash_max_res), grid_warmup=int(grid_warmup), hidden=int(hidden), geo_features=int(geo_features),
+            hash_max_res=int(hash_max_res), grid_warmup=int(grid_warmup), hidden=int(hidden), color_layers=int(color_layers),
+            geo_features=int(geo_features),
             sh_degree=int(sh_degree), freq_pos=int(freq_pos), freq_dir=int(freq_dir), width=int(width),
             depth=int(depth),
         )
@@ -91,7 +94,7 @@ class NeRF(nn.Module):
             # Instant-NGP init: table uniform in +-1e-4.
             self.table = nn.Parameter(torch.rand(hash_levels, 2**hash_log2_size, hash_features) * 2e-4 - 1e-4)
             self.density_mlp = MLP(hash_levels * hash_features, 1 + geo_features, width=hidden, n_hidden=1, bias=False)
-            self.color_mlp = MLP(geo_features + sh_degree**2, 3, width=hidden, n_hidden=2, bias=False)
+            self.color_mlp = MLP(geo_features + sh_degree**2, 3, width=hidden, n_hidden=color_layers, bias=False)
         else:
             pos_dim = 3 * (1 + 2 * freq_pos)
             self.trunk = MLP(pos_dim, width + 1, width=width, n_hidden=depth, skips=(depth // 2 + 1,) if depth > 2 else ())

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from .materials import Material
-from .shapes import Box, Sphere, Tube, bowl, cup, cylinder
+from .shapes import Box, Sphere, bowl, cup, cylinder, pipe
 from .tracer import Scene, SceneObject
 
 UP = (0.0, 0.0, 1.0)
@@ -78,7 +78,7 @@ def lattice() -> Scene:
                                         specular=0.8, shininess=100.0, seed=11)))
     tube_material = Material((0.95, 0.95, 0.9), (0.8, 0.1, 0.15), "stripes", frequency=9.0, axis=(1, 0, 0),
                              specular=0.3)
-    objects.append(SceneObject(Tube((-0.55, -0.3, -0.3), (1.0, 0.25, 0.0), 0.2, 0.9), tube_material))
+    objects.append(SceneObject(pipe((-0.55, -0.3, -0.3), (1.0, 0.25, 0.0), 0.2, 0.9, 0.03), tube_material))
     objects.append(SceneObject(Box((0.0, 0.0, -0.72), (0.7, 0.7, 0.02)),
                                Material((0.3, 0.3, 0.3), (0.85, 0.85, 0.85), "checker", frequency=8.0)))
     return Scene(objects)

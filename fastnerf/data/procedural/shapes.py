@@ -216,6 +216,27 @@ def cup(base, radius: float, height: float, wall: float) -> Union:
     ])
 
 
-def bowl(centre, radius: float, rim_height: float = 0.0) -> Sphere:
-    """Open hemispherical shell below ``centre`` (concave), cut at ``rim_height * radius``."""
-    return Sphere(centre, radius, cut_normal=(0.0, 0.0, 1.0), cut_height=rim_height)
+def bowl(centre, radius: float, rim_height: float = 0.0, wall: float = 0.04) -> Union:
+    """Open spherical dish below ``centre`` (concave), cut at ``rim_height * radius``, with walls
+    ``wall`` thick: outer and inner spheres joined by a flat rim annulus.
+
+    Every built-in shape is closed (has thickness): a radiance field holds one colour per point
+    and view, so a zero-thickness shell whose two faces are shaded differently cannot be learned.
+    """
+    centre_vec, up = _vec(centre), _vec([0.0, 0.0, 1.0])
+    inner = radius - wall
+    cut = rim_height * radius  # height of the rim plane above the centre
+    return Union([
+        Sphere(centre_vec, radius, cut_normal=up, cut_height=rim_height),
+        Sphere(centre_vec, inner, cut_normal=up, cut_height=cut / inner),
+        Disk(centre_vec + cut * up, up, math.sqrt(radius**2 - cut**2), inner_radius=math.sqrt(max(inner**2 - cut**2, 0.0))),
+    ])
+
+
+def pipe(base, axis, radius: float, length: float, wall: float) -> Union:
+    """Hollow tube with walls ``wall`` thick: outer and inner walls and an annulus at each end."""
+    axis_vec = _vec(axis) / _vec(axis).norm()
+    top = _vec(base) + length * axis_vec
+    inner = radius - wall
+    return Union([Tube(base, axis_vec, radius, length), Tube(base, axis_vec, inner, length),
+                  Disk(base, axis_vec, radius, inner_radius=inner), Disk(top, axis_vec, radius, inner_radius=inner)])
