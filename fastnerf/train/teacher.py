@@ -22,7 +22,7 @@ from .loop import TrainingDiverged, evaluate, lr_factor, make_adam, psnr_from_ms
 from .allocator import keep_freed_memory
 from .denormals import with_flushed_denormals
 
-DEFAULT_LR = {"hash": 1e-2, "frequency": 2e-3}
+DEFAULT_LR = {"hash": 2e-2, "frequency": 2e-3}  # hash at 100x100: 1e-2 31.36 dB, 2e-2 31.52, 4e-2 30.93
 
 
 # Detail the images can teach scales with their resolution: the finest hash level and the
