@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
-from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from .loop import TrainingDiverged, evaluate, lr_factor, make_adam, psnr_from_mse, set_lr
 from .allocator import keep_freed_memory
+from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .denormals import with_flushed_denormals
+from .loop import TrainingDiverged, evaluate, lr_factor, make_adam, psnr_from_mse, set_lr
 
 DEFAULT_LR = {"hash": 2e-2, "frequency": 2e-3}  # hash at 100x100: 1e-2 31.36 dB, 2e-2 31.52, 4e-2 30.93
 
