@@ -22,7 +22,7 @@ def trained(tmp_path_factory):
 
 def test_train_eval_render(trained, tmp_path, capsys):
     data, run = trained
-    assert main(["eval", str(run), "--json", str(tmp_path / "eval.json")]) == 0
+    assert main(["eval", str(run), "--json", str(tmp_path / "eval.json"), "--threads", "1"]) == 0
     figures = json.loads((tmp_path / "eval.json").read_text())
     assert figures["n_images"] == 2 and figures["width"] == 16 and figures["psnr"] > 0
     assert {"psnr", "ssim", "seconds_per_image"} <= figures.keys()
@@ -30,7 +30,7 @@ def test_train_eval_render(trained, tmp_path, capsys):
     assert main(["render", str(run), "--path", "orbit", "--frames", "3", "--size", "12x10",
                  "--out", str(tmp_path / "orbit.gif")]) == 0
     assert (tmp_path / "orbit.gif").stat().st_size > 0
-    assert main(["render", str(run), "--path", "test", "--out", str(tmp_path / "frames")]) == 0
+    assert main(["render", str(run), "--path", "test", "--out", str(tmp_path / "frames"), "--threads", "1"]) == 0
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["0000.png", "0001.png"]
 
 

@@ -81,19 +81,19 @@ FASTNERF_HD void hash_forward_point_level(const HashEncodeArgs<scalar_t>& a, int
   HashCorners<scalar_t> c;
   hash_corners(a, point, level, &c);
   scalar_t* dst = out + point * a.n_levels * F + level * F;
-  if (kFeatures > 0) {  // sums in registers: out may alias table as far as the compiler knows
-    scalar_t sum[kFeatures > 0 ? kFeatures : 1] = {};
+  if constexpr (kFeatures > 0) {  // sums in registers: out may alias table as far as the compiler knows
+    scalar_t sum[kFeatures] = {};
     for (int corner = 0; corner < 8; ++corner) {
-      const scalar_t* row = a.table + c.rows[corner] * F;
+      const scalar_t* row = a.table + c.rows[corner] * kFeatures;
       for (int f = 0; f < kFeatures; ++f) sum[f] += c.weights[corner] * row[f];
     }
     for (int f = 0; f < kFeatures; ++f) dst[f] = sum[f];
-    return;
-  }
-  for (int64_t f = 0; f < F; ++f) dst[f] = scalar_t(0);
-  for (int corner = 0; corner < 8; ++corner) {
-    const scalar_t* row = a.table + c.rows[corner] * F;
-    for (int64_t f = 0; f < F; ++f) dst[f] += c.weights[corner] * row[f];
+  } else {
+    for (int64_t f = 0; f < F; ++f) dst[f] = scalar_t(0);
+    for (int corner = 0; corner < 8; ++corner) {
+      const scalar_t* row = a.table + c.rows[corner] * F;
+      for (int64_t f = 0; f < F; ++f) dst[f] += c.weights[corner] * row[f];
+    }
   }
 }
 

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from ..train.denormals import with_flushed_denormals
-from ._shared import load_run_and_data
+from ._shared import add_threads_option, apply_threads, load_run_and_data
 
 
 def add_parser(subparsers) -> None:
@@ -19,11 +19,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--downscale", type=int, default=None, metavar="K", help="default: the run's")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--backend", default=None)
+    add_threads_option(parser)
     parser.set_defaults(func=run)
 
 
 @with_flushed_denormals  # denormal weights slow CPU inference several times
 def run(args: argparse.Namespace) -> int:
+    apply_threads(args)
     from ..train import evaluate
 
     model, checkpoint, dataset, data, downscale = load_run_and_data(args, args.split)

@@ -10,7 +10,7 @@ import torch
 
 from ..errors import UserError
 from ..train.denormals import with_flushed_denormals
-from ._shared import load_run_and_data
+from ._shared import add_threads_option, apply_threads, load_run_and_data
 
 
 def add_parser(subparsers) -> None:
@@ -26,6 +26,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--fps", type=float, default=12.0)
     parser.add_argument("--out", required=True, metavar="FILE.gif|FILE.mp4|DIR")
     parser.add_argument("--backend", default=None)
+    add_threads_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -93,6 +94,7 @@ def write_frames(frames: torch.Tensor, out: Path, fps: float) -> None:
 
 @with_flushed_denormals  # denormal weights slow CPU inference several times
 def run(args: argparse.Namespace) -> int:
+    apply_threads(args)
     from ..rendering import render
 
     model, _, dataset, _, _ = load_run_and_data(args, "test" if args.path == "test" else "train")
