@@ -176,13 +176,14 @@ def save(rows: List[Row], name: str, out_dir: str = RESULTS_DIR) -> str:
 
 
 def main(op: str, run: Callable, argv=None) -> None:
-    """The command line of every bench_<op>.py: --device, --quick; prints the table, saves results."""
+    """The command line of every bench_<op>.py: --device, --quick, --backends; prints the table, saves results."""
     import argparse
 
     parser = argparse.ArgumentParser(description=f"Benchmark {op}: every backend beside the reference.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    parser.add_argument("--backends", default=None, help="comma-separated, e.g. torch,cpp (default: all available)")
     args = parser.parse_args(argv)
-    rows = run(args.device, quick=args.quick)
+    rows = run(args.device, quick=args.quick, only=args.backends.split(",") if args.backends else None)
     print(format_table(rows))
     print("wrote", save(rows, f"{op}-{torch.device(args.device).type}"))

@@ -51,15 +51,12 @@ def packed_info(info: torch.Tensor, n_samples: int, *, device) -> None:
         return
     # On the CPU, numpy: a handful of single-threaded passes. Small torch ops would each enter
     # a thread pool, which costs milliseconds apiece when the cores are busy with other work.
-    table = info.numpy().astype(np.int64) if info.device.type == "cpu" else info.long()
+    # On a GPU, the flags are gathered and read back in one device sync.
+    on_cpu = info.device.type == "cpu"
+    table = info.numpy().astype(np.int64) if on_cpu else info.long()
     starts, counts = table[:, 0], table[:, 1]
     ends = starts + counts
-    if bool((counts < 0).any()):
-        raise ValueError("packed_info has a negative count (column 1)")
-    if bool((starts < 0).any()):
-        raise ValueError("packed_info has a negative start (column 0)")
-    if bool((ends > n_samples).any()):
-        raise ValueError(f"packed_info has a ray whose samples run past the {n_samples} samples given")
+    flags = [(counts < 0).any(), (starts < 0).any(), (ends > n_samples).any()]
     # Disjoint: among non-empty rays sorted by start, each must end before the next begins.
     nonempty = counts > 0
     s, e = starts[nonempty], ends[nonempty]
@@ -67,8 +64,14 @@ def packed_info(info: torch.Tensor, n_samples: int, *, device) -> None:
         if not bool((s[1:] >= s[:-1]).all()):
             order = s.argsort()
             s, e = s[order], e[order]
-        if bool((s[1:] < e[:-1]).any()):
-            raise ValueError("packed_info has rays whose sample ranges overlap")
+        flags.append((s[1:] < e[:-1]).any())
+    flags = [bool(flag) for flag in flags] if on_cpu else torch.stack(flags).tolist()
+    messages = ("packed_info has a negative count (column 1)", "packed_info has a negative start (column 0)",
+                f"packed_info has a ray whose samples run past the {n_samples} samples given",
+                "packed_info has rays whose sample ranges overlap")
+    for flag, message in zip(flags, messages):
+        if flag:
+            raise ValueError(message)
 
 
 def positive_float(value, name: str) -> float:

@@ -6,6 +6,8 @@ them in again: about 4,700 page faults and 8 ms of system time per step for the 
 on the project's 2-core CPU. Raising the mmap and trim thresholds keeps freed blocks for reuse
 (faults fell to about 100 per step). jemalloc or tcmalloc through LD_PRELOAD do the same; this
 needs nothing installed. The process keeps its peak heap instead of returning it between steps.
+Unlike denormal flushing this is not undone after training: glibc cannot report the old
+thresholds, and keeping freed memory changes no result, only when memory goes back to the OS.
 Off glibc (macOS, Windows, musl) it does nothing.
 """
 
