@@ -213,14 +213,15 @@ class Camera:
         return c2w[:, :3, 3].contiguous(), directions
 
     def pixel_rays(
-        self, camera_index: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
+        self, camera_index: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, offsets: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rays through the centres of chosen pixels (for training batches).
+        """Rays through chosen pixels (for training batches), at their centres or at ``offsets``.
 
         Args:
             camera_index: ``[n]`` long, which camera of the batch.
             rows: ``[n]`` long, pixel row j in ``[0, height)``.
             cols: ``[n]`` long, pixel column i in ``[0, width)``.
+            offsets: ``[n,2]`` float ``(x, y)`` in ``[0, 1]`` within each pixel (default: 0.5, the centre).
         Returns:
             ``(origins [n,3], directions [n,3])``.
         """
@@ -230,7 +231,14 @@ class Camera:
             raise IndexError(f"rows must lie in [0, {self.height})")
         if cols.numel() and (cols.min() < 0 or cols.max() >= self.width):
             raise IndexError(f"cols must lie in [0, {self.width})")
-        return self.rays_through(camera_index, cols.float() + 0.5, rows.float() + 0.5)
+        if offsets is None:
+            return self.rays_through(camera_index, cols.float() + 0.5, rows.float() + 0.5)
+        offsets = torch.as_tensor(offsets, device=self.device, dtype=torch.float32)
+        if offsets.shape != (rows.numel(), 2):
+            raise ValueError(f"offsets must be [n,2] = [{rows.numel()},2], got {list(offsets.shape)}")
+        if offsets.numel() and (offsets.min() < 0 or offsets.max() > 1):
+            raise ValueError("offsets must lie in [0, 1] (a position within the pixel)")
+        return self.rays_through(camera_index, cols.float() + offsets[:, 0], rows.float() + offsets[:, 1])
 
     def __repr__(self) -> str:
         size = f"batch of {len(self)}" if self.is_batch else "single"

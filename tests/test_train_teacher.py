@@ -8,9 +8,11 @@ import torch
 
 from fastnerf.cameras import Camera
 from fastnerf.data import DatasetError, load
+from fastnerf.data.dataset import Dataset
 from fastnerf.data.procedural import SCENES, make_scene
 from fastnerf.data.writers import write_llff
 from fastnerf.models import build_model
+from fastnerf.models.nerf import NeRF
 from fastnerf.train import TrainingDiverged, evaluate, load_checkpoint, train_teacher
 from fastnerf.train import teacher as teacher_module
 from fastnerf.train.teacher import teacher_config_for
@@ -44,16 +46,36 @@ def test_training_learns_and_writes_the_run(scene, tmp_path):
     assert checkpoint["dataset"]["path"] == str(scene.resolve()) and checkpoint["step"] == 80
 
 
-def test_resume_is_exact(scene, tmp_path):
+def test_resume_is_exact(scene, tmp_path, monkeypatch):
     straight = train_teacher(scene, tmp_path / "straight", steps=14, seed=5, checkpoint_every=0, **FAST)
-    halfway = train_teacher(scene, tmp_path / "split", steps=7, seed=5, checkpoint_every=0, **FAST)
-    halfway_table = halfway["model"].table.detach().clone()
+    # The same run killed during step 8 (its checkpoint of step 7 kept), then resumed.
+    real, calls = Dataset.sample_rays, []
+
+    def dies_in_step_8(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Dataset, "sample_rays", dies_in_step_8)
+    with pytest.raises(KeyboardInterrupt):
+        train_teacher(scene, tmp_path / "split", steps=14, seed=5, checkpoint_every=7, **FAST)
+    monkeypatch.setattr(Dataset, "sample_rays", real)
+    halfway = load_checkpoint(tmp_path / "split")
+    assert halfway["step"] == 7
     resumed = train_teacher(scene, tmp_path / "split", steps=14, resume=True, **FAST)
     assert resumed["steps"] == 14
     a, b = state(straight["model"]), state(resumed["model"])
-    assert not torch.equal(a["table"], halfway_table)  # the second half did train
-    for key in a:  # weights, occupancy grid and its step counter: bitwise equal
+    assert not torch.equal(a["table"], halfway["model"]["table"])  # the second half did train
+    for key in a:  # averaged weights, occupancy grid and its step counter: bitwise equal
         assert torch.equal(a[key], b[key]), key
+    raw = load_checkpoint(tmp_path / "straight")["model"]["table"]
+    assert torch.equal(raw, load_checkpoint(tmp_path / "split")["model"]["table"])  # and the raw weights
+
+
+def test_resume_with_a_larger_budget_goes_on(scene, tmp_path):
+    train_teacher(scene, tmp_path / "run", steps=5, **FAST)
+    assert train_teacher(scene, tmp_path / "run", steps=9, resume=True, **FAST)["steps"] == 9
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(scene, tmp_path, monkeypatch):
@@ -94,6 +116,36 @@ def test_rgba_data_trains_on_random_backgrounds(scene, tmp_path, monkeypatch):
     assert dataset.alphas is not None and (dataset.alphas < 1).any()
     # Transparent pixels' targets take the random background, not the dataset's white.
     assert (torch.cat(seen) < 0.9).float().mean() > 0.2
+
+
+@pytest.mark.parametrize("supersample", [1, 2])
+def test_each_pixel_is_fit_by_the_mean_of_its_subrays_after_the_centre_rays(scene, tmp_path, monkeypatch, supersample):
+    rays, pixels, backgrounds = [], [], []
+    real_render = NeRF.render_rays
+
+    def spy_render(self, rays_o, rays_d, **kwargs):
+        rays.append(rays_o.shape[0])
+        backgrounds.append(kwargs["background"])
+        return real_render(self, rays_o, rays_d, **kwargs)
+
+    def spy_loss(rgb, target):
+        pixels.append((rgb.shape[0], target.shape[0]))
+        return torch.mean((rgb - target) ** 2)
+
+    monkeypatch.setattr(NeRF, "render_rays", spy_render)
+    monkeypatch.setattr(teacher_module, "_photometric_loss", spy_loss)
+    summary = train_teacher(scene, tmp_path / "run", steps=4, centre_fraction=0.5,
+                            **{**FAST, "model_config": {**SMALL, "supersample": supersample}})
+    assert summary["model"].supersample == supersample
+    train_rays = [n for n, b in zip(rays, backgrounds) if b.dim() == 2]  # training calls carry [n,3] backgrounds
+    assert len(train_rays) == len(pixels) == 4
+    rays_per_pixel = [n_rays // n_target for n_rays, (_, n_target) in zip(train_rays, pixels)]
+    assert rays_per_pixel == [1, 1, supersample**2, supersample**2]  # half the budget on centre rays
+    for n_rays, (n_rgb, n_target) in zip(train_rays, pixels):
+        assert n_rgb == n_target and n_rays % n_target == 0
+    # one random background per pixel, shared by its sub-rays
+    background = [b for b in backgrounds if b.dim() == 2][-1].reshape(-1, supersample**2, 3)
+    assert torch.equal(background, background[:, :1].expand_as(background))
 
 
 def test_forward_facing_llff_trains_in_ndc(tmp_path):
@@ -146,6 +198,6 @@ def test_freed_training_buffers_are_reused_not_faulted_in_again():
 def test_resolution_defaults_follow_the_image_size():
     from fastnerf.train.teacher import resolution_defaults
 
-    assert resolution_defaults(800, 800) == {"hash_max_res": 2048, "steps_per_diagonal": 1024}  # Instant-NGP
-    assert resolution_defaults(100, 100) == {"hash_max_res": 256, "steps_per_diagonal": 128}
+    assert resolution_defaults(800, 800) == {"hash_max_res": 1536, "steps_per_diagonal": 1024}
+    assert resolution_defaults(100, 100) == {"hash_max_res": 192, "steps_per_diagonal": 128}
     assert resolution_defaults(8, 6) == {"hash_max_res": 64, "steps_per_diagonal": 128}

@@ -8,6 +8,12 @@ def add_threads_option(parser: argparse.ArgumentParser) -> None:
                         help="CPU threads (default: torch's; 1 is fastest on a machine shared with other jobs)")
 
 
+def add_supersample_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--supersample", type=int, default=None, metavar="S",
+                        help="rays per pixel side, averaged (default: the factor the run was trained with; "
+                        "1 renders S^2 times faster, aliased)")
+
+
 def apply_threads(args: argparse.Namespace) -> None:
     if args.threads:
         import torch

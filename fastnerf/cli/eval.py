@@ -6,7 +6,7 @@ import argparse
 import json
 
 from ..train.denormals import with_flushed_denormals
-from ._shared import add_threads_option, apply_threads, load_run_and_data
+from ._shared import add_supersample_option, add_threads_option, apply_threads, load_run_and_data
 
 
 def add_parser(subparsers) -> None:
@@ -19,6 +19,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--downscale", type=int, default=None, metavar="K", help="default: the run's")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--backend", default=None)
+    add_supersample_option(parser)
     add_threads_option(parser)
     parser.set_defaults(func=run)
 
@@ -29,11 +30,12 @@ def run(args: argparse.Namespace) -> int:
     from ..train import evaluate
 
     model, checkpoint, dataset, data, downscale = load_run_and_data(args, args.split)
-    result = evaluate(model, dataset, backend=args.backend)
+    result = evaluate(model, dataset, backend=args.backend, supersample=args.supersample)
     figures = {"run": str(args.run), "data": str(data), "split": args.split, "downscale": downscale,
                "width": dataset.width, "height": dataset.height, "psnr": result["psnr"], "ssim": result["ssim"],
                "seconds_per_image": result["seconds_per_image"], "n_images": result["n_images"],
-               "samples_per_ray": result["samples_per_ray"], "step": checkpoint["step"]}
+               "samples_per_ray": result["samples_per_ray"], "step": checkpoint["step"],
+               "supersample": args.supersample or getattr(model, "supersample", 1)}
     print(f"{args.split}: {result['n_images']} images of {dataset.width}x{dataset.height}  "
           f"PSNR {result['psnr']:.2f} dB  SSIM {result['ssim']:.4f}  "
           f"{result['seconds_per_image']:.3f} s/image  {result['samples_per_ray']:.1f} samples/ray")

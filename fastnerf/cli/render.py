@@ -10,7 +10,7 @@ import torch
 
 from ..errors import UserError
 from ..train.denormals import with_flushed_denormals
-from ._shared import add_threads_option, apply_threads, load_run_and_data
+from ._shared import add_supersample_option, add_threads_option, apply_threads, load_run_and_data
 
 
 def add_parser(subparsers) -> None:
@@ -26,6 +26,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--fps", type=float, default=12.0)
     parser.add_argument("--out", required=True, metavar="FILE.gif|FILE.mp4|DIR")
     parser.add_argument("--backend", default=None)
+    add_supersample_option(parser)
     add_threads_option(parser)
     parser.set_defaults(func=run)
 
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     cameras = path_cameras(dataset, args.path, args.frames, aabb)
     if args.size:
         cameras = cameras.resize(*parse_size(args.size))
-    frames = render(model, cameras, backend=args.backend)["rgb"]
+    frames = render(model, cameras, backend=args.backend, supersample=args.supersample)["rgb"]
     write_frames(frames, Path(args.out), args.fps)
     print(f"wrote {frames.shape[0]} frames of {cameras.width}x{cameras.height} to {args.out}")
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from ..cameras import Camera
+from ..supersampling import check_factor, subpixel_offsets
 from .images import ImageStack
 
 
@@ -98,11 +99,13 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.cameras)
 
-    def sample_rays(self, n: int, generator: torch.Generator | None = None) -> dict:
-        """``n`` rays through pixels drawn uniformly over all images (with replacement).
+    def sample_rays(self, n: int, generator: torch.Generator | None = None, *, supersample: int = 1) -> dict:
+        """Rays through ``n`` pixels drawn uniformly over all images (with replacement).
 
-        Returns ``dict(origins [n,3], directions [n,3], rgb [n,3], alpha [n] or None)`` on the
-        dataset's device; ``generator`` (any device) makes the draw reproducible.
+        ``supersample = s``: ``s*s`` rays per pixel, one uniform within each cell of an ``s x s``
+        grid over the pixel, pixel by pixel (average them with ``average_subpixels``).
+        Returns ``dict(origins [n*s*s,3], directions [n*s*s,3], rgb [n,3], alpha [n] or None)`` on
+        the dataset's device; ``generator`` (any device) makes the draw reproducible.
         """
         height, width = self.height, self.width
         total = len(self) * height * width
@@ -111,7 +114,14 @@ class Dataset:
         image_index = flat // (height * width)
         rows = (flat // width) % height
         cols = flat % width
-        origins, directions = self.cameras.pixel_rays(image_index, rows, cols)
+        if supersample == 1:
+            origins, directions = self.cameras.pixel_rays(image_index, rows, cols)
+        else:
+            offsets = subpixel_offsets(check_factor(supersample), n, generator=generator, device=self.cameras.device)
+            rays = supersample * supersample
+            origins, directions = self.cameras.pixel_rays(
+                image_index.repeat_interleave(rays), rows.repeat_interleave(rays), cols.repeat_interleave(rays),
+                offsets.reshape(-1, 2))
         alphas = self.alphas
         return {
             "origins": origins,

@@ -25,6 +25,7 @@ from .. import ops
 from ..fields.mlp import MLP, trunc_exp
 from ..fields.occupancy import OccupancyGrid
 from ..fields.spherical_harmonics import spherical_harmonics
+from ..supersampling import check_factor
 from ..volume import render_rays
 from . import register_model
 
@@ -53,6 +54,8 @@ class NeRF(nn.Module):
         background: default background colour when ``render_rays`` gets none.
         grid_resolution: occupancy grid cells per axis.
         steps_per_diagonal: marching step = aabb diagonal / this.
+        supersample: rays per pixel side the model was trained with, and ``fastnerf.render``
+            renders with by default (``fastnerf.supersampling``).
         hash_levels, hash_features, hash_log2_size, hash_min_res, hash_max_res: hash grid.
         hidden: width of the tiny hash MLPs; color_layers: hidden layers of the colour MLP;
             geo_features: density-MLP features passed to colour.
@@ -65,7 +68,7 @@ class NeRF(nn.Module):
                  background=(1.0, 1.0, 1.0), grid_resolution: int = 64, steps_per_diagonal: int = 512,
                  hash_levels: int = 16, hash_features: int = 2, hash_log2_size: int = 15, hash_min_res: int = 16,
                  hash_max_res: int = 1024, grid_warmup: int = 256, hidden: int = 64, color_layers: int = 2, geo_features: int = 15,
-                 sh_degree: int = 4,
+                 sh_degree: int = 4, supersample: int = 1,
                  freq_pos: int = 10, freq_dir: int = 4, width: int = 128, depth: int = 6):
         super().__init__()
         if encoding not in ENCODINGS:
@@ -81,9 +84,10 @@ class NeRF(nn.Module):
             hash_max_res=int(hash_max_res), grid_warmup=int(grid_warmup), hidden=int(hidden), color_layers=int(color_layers),
             geo_features=int(geo_features),
             sh_degree=int(sh_degree), freq_pos=int(freq_pos), freq_dir=int(freq_dir), width=int(width),
-            depth=int(depth),
+            depth=int(depth), supersample=check_factor(supersample, "NeRF: supersample"),
         )
         self.encoding = encoding
+        self.supersample = self._config["supersample"]
         self.backend = None  # op backend of the render in progress (None: fastest available)
         self.register_buffer("aabb", torch.tensor(aabb))
         self.register_buffer("background", torch.tensor(self._config["background"]))

@@ -2,8 +2,10 @@
 atomically (``path.tmp`` then ``os.replace``) and read with ``torch.load(weights_only=True)``.
 
 Layout: ``{"format_version", "model_kind", "model_config", "model", "optimizer", "step",
-"rng", "train_args", "dataset", "extra"}``; ``model`` is the ``state_dict`` (occupancy-grid
-buffers included), ``rng`` maps names to generator states (uint8 tensors).
+"rng", "train_args", "dataset", "extra"}`` and, optionally, ``"averaged"``. ``model`` is the
+``state_dict`` training continues from (occupancy-grid buffers included); ``averaged`` holds the
+moving average of the parameters (``ParameterAverage.state_dict()``), which models are rebuilt
+with for evaluation and rendering; ``rng`` maps names to generator states (uint8 tensors).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def checkpoint_path(path) -> Path:
 
 
 def save_checkpoint(path, *, model, optimizer=None, step: int = 0, rng: dict | None = None,
-                    train_args: dict | None = None, dataset: dict | None = None, extra: dict | None = None) -> Path:
+                    train_args: dict | None = None, dataset: dict | None = None, extra: dict | None = None,
+                    averaged: dict | None = None) -> Path:
     """Write a checkpoint of ``model`` (any registered kind) atomically; returns the file path."""
     path = checkpoint_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -48,6 +51,8 @@ def save_checkpoint(path, *, model, optimizer=None, step: int = 0, rng: dict | N
         "dataset": dict(dataset or {}),
         "extra": dict(extra or {}),
     }
+    if averaged is not None:
+        payload["averaged"] = averaged
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
@@ -81,8 +86,10 @@ def load_checkpoint(path, *, map_location="cpu") -> dict:
     return payload
 
 
-def model_from_checkpoint(checkpoint) -> torch.nn.Module:
-    """Rebuild the model a checkpoint (a dict from ``load_checkpoint``, or a path) holds, in eval mode."""
+def model_from_checkpoint(checkpoint, *, averaged: bool = True) -> torch.nn.Module:
+    """Rebuild the model a checkpoint (a dict from ``load_checkpoint``, or a path) holds, in eval
+    mode: with the averaged parameters where the checkpoint has them (``averaged=False``: the raw
+    weights training resumes from)."""
     from ..models import build_model
 
     if not isinstance(checkpoint, dict):
@@ -92,4 +99,19 @@ def model_from_checkpoint(checkpoint) -> torch.nn.Module:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as error:
         raise CheckpointError(f"checkpoint weights do not fit a {checkpoint['model_kind']!r} model: {error}") from None
+    if averaged and checkpoint.get("averaged"):
+        _load_averaged(model, checkpoint["averaged"])
     return model.eval()
+
+
+def _load_averaged(model, averaged) -> None:
+    params = dict(model.named_parameters())
+    values = averaged.get("params") if isinstance(averaged, dict) else None
+    if not isinstance(values, dict) or set(values) - set(params):
+        raise CheckpointError("checkpoint's averaged weights do not fit its model")
+    with torch.no_grad():
+        for name, value in values.items():
+            if value.shape != params[name].shape:
+                raise CheckpointError(f"checkpoint's averaged {name} has shape {tuple(value.shape)}, "
+                                      f"the model's is {tuple(params[name].shape)}")
+            params[name].copy_(value)

@@ -42,8 +42,10 @@ def psnr_from_mse(mse: float) -> float:
 
 @torch.no_grad()
 def evaluate(model, dataset, *, backend=None, chunk: int = 8192, max_images: int | None = None,
-             with_ssim: bool = True) -> dict:
+             with_ssim: bool = True, supersample: int | None = None) -> dict:
     """Render the cameras of ``dataset`` (on its background) and compare with its images.
+
+    ``supersample``: as ``fastnerf.render`` (default: the model's own factor).
 
     Returns ``dict(psnr, ssim, seconds_per_image, n_images, samples_per_ray, images [N,H,W,3])``
     (PSNR/SSIM averaged over images).
@@ -52,12 +54,14 @@ def evaluate(model, dataset, *, backend=None, chunk: int = 8192, max_images: int
     from ..rendering import render
 
     count = len(dataset) if max_images is None else min(max_images, len(dataset))
-    psnrs, ssims, renders, seconds, samples = [], [], [], 0.0, 0
+    psnrs, ssims, renders, seconds, samples, rays = [], [], [], 0.0, 0, 0
     for index in range(count):
         start = time.perf_counter()
-        out = render(model, dataset.cameras[index], backend=backend, chunk=chunk, background=dataset.background)
+        out = render(model, dataset.cameras[index], backend=backend, chunk=chunk, background=dataset.background,
+                     supersample=supersample)
         seconds += time.perf_counter() - start
-        samples += out["n_samples"]
+        samples += out.get("n_samples", 0)
+        rays += out.get("n_rays", 0)
         target = dataset.images[index]
         psnrs.append(metrics.psnr(out["rgb"].clamp(0, 1), target))
         if with_ssim:
@@ -68,6 +72,6 @@ def evaluate(model, dataset, *, backend=None, chunk: int = 8192, max_images: int
         "ssim": sum(ssims) / len(ssims) if ssims else float("nan"),
         "seconds_per_image": seconds / max(count, 1),
         "n_images": count,
-        "samples_per_ray": samples / max(count * dataset.width * dataset.height, 1),
+        "samples_per_ray": samples / max(rays, 1),
         "images": torch.stack(renders) if renders else None,
     }

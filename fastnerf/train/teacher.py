@@ -1,9 +1,11 @@
 """``train_teacher``: fit the NeRF teacher to a posed-image dataset.
 
-One step: draw rays over all training pixels -> ``model.render_rays(train=True)`` (ray_aabb ->
-march_rays through the occupancy grid -> field -> composite) -> MSE -> Adam. The number of rays
-per step adapts so each step evaluates about ``target_samples`` samples. The occupancy grid is
-refreshed every ``grid_every`` steps. RGBA datasets train on a random background per ray.
+One step: draw pixels over all training images, ``s x s`` jittered rays through each (the model's
+``supersample``) -> ``model.render_rays(train=True)`` (ray_aabb -> march_rays through the
+occupancy grid -> field -> composite) -> MSE of the pixel means -> Adam. The number of rays per
+step adapts so each step evaluates about ``target_samples`` samples. The occupancy grid is
+refreshed every ``grid_every`` steps. RGBA datasets train on a random background per pixel.
+Evaluation, the returned model and ``load_run`` use a moving average of the weights (``ema.py``).
 Everything random comes from one generator whose state is checkpointed, so ``resume=True``
 continues exactly as if training had never stopped.
 """
@@ -17,20 +19,28 @@ from pathlib import Path
 import torch
 
 from ..errors import UserError
+from ..supersampling import average_subpixels
 from .allocator import keep_freed_memory
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .denormals import with_flushed_denormals
+from .ema import ParameterAverage
 from .loop import TrainingDiverged, evaluate, lr_factor, make_adam, psnr_from_mse, set_lr
 
+EMA_DECAY = 0.998  # the averaged weights: tabletop 31.76 -> 31.88 dB (0.99: 31.85, 0.995: 31.87)
+# Rays per pixel side (supersampling.py), from centre_fraction of the budget on. hash, 4800 steps:
+# tabletop 31.88 -> 32.83 dB, bowl 30.96 -> 32.98, lattice 31.13 -> 33.19. frequency: 1; that
+# model is far from converged after minutes, where aliasing is not yet what limits it.
+SUPERSAMPLE = {"hash": 2, "frequency": 1}
 DEFAULT_LR = {"hash": 2e-2, "frequency": 2e-3}  # hash at 100x100: 1e-2 31.36 dB, 2e-2 31.52, 4e-2 30.93
 
 
 # Detail the images can teach scales with their resolution: the finest hash level and the
-# marching step follow the image size (Instant-NGP's finest level 2048 and 1024 steps per
-# diagonal at 800 pixels; 256 and 128 at 100 pixels). Finer levels or steps than the pixels
-# resolve only cost time: at 100x100 and the same samples per step, n_max 1024 -> 256 gained
-# 0.4-0.6 dB, and 512 -> 128 steps per diagonal (more rays per step) 0.5 dB.
-HASH_RES_PER_PIXEL = 2.56
+# marching step follow the image size: 1536 and 1024 steps per diagonal at 800 pixels (Instant-NGP:
+# 2048 and 1024), 192 and 128 at 100 pixels. Finer levels or steps than the pixels
+# resolve only cost time and generalise worse: at 100x100 and the same samples per step, n_max
+# 1024 -> 256 gained 0.4-0.6 dB, 256 -> 192 0.16-0.24 dB (128: 0.08 less than 192), and 512 ->
+# 128 steps per diagonal (more rays per step) 0.5 dB.
+HASH_RES_PER_PIXEL = 1.92
 STEPS_PER_PIXEL = 1.28
 
 
@@ -43,9 +53,10 @@ def resolution_defaults(width: int, height: int) -> dict:
 
 def teacher_config_for(dataset, encoding: str = "hash", **overrides) -> dict:
     """NeRF config for ``dataset``: NDC for forward-facing captures, else its aabb (padded 5%);
-    the finest hash level and the marching step follow the image size (``resolution_defaults``)."""
+    the finest hash level and the marching step follow the image size (``resolution_defaults``);
+    pixels are area averages of ``SUPERSAMPLE[encoding]``^2 rays."""
     config = {"encoding": encoding, "background": dataset.background.tolist(),
-              **resolution_defaults(dataset.width, dataset.height)}
+              "supersample": SUPERSAMPLE[encoding], **resolution_defaults(dataset.width, dataset.height)}
     if dataset.forward_facing:
         camera = dataset.cameras[0]
         config["ndc"] = {"fx_ratio": 2 * float(camera.fx) / camera.width, "fy_ratio": 2 * float(camera.fy) / camera.height,
@@ -98,7 +109,7 @@ def train_teacher(data, out, *, encoding: str = "hash", steps: int | None = None
                   downscale: int = 1, seed: int = 0, resume: bool = False, target_samples: int = 1 << 14,
                   max_rays: int = 8192, lr: float | None = None, grid_every: int = 16, eval_every: int = 500,
                   eval_images: int = 3, checkpoint_every: int = 500, progress: bool = True,
-                  model_config: dict | None = None, backend=None, log=print) -> dict:
+                  centre_fraction: float = 0.5, model_config: dict | None = None, backend=None, log=print) -> dict:
     """Train the NeRF teacher on ``data`` (a dataset folder), writing checkpoints into ``out``.
 
     Args:
@@ -110,6 +121,10 @@ def train_teacher(data, out, *, encoding: str = "hash", steps: int | None = None
         target_samples: samples per step the ray batch size adapts to (at most ``max_rays`` rays).
         eval_every, eval_images: held-out PSNR on that many val (or test) images every so many steps.
         checkpoint_every: steps between checkpoints (one is always written at the end).
+        centre_fraction: share of the budget (steps or time, whichever is further along) trained
+            on one ray through each pixel centre before the model's ``supersample`` sub-rays per
+            pixel take over; centre rays teach s^2 times more pixels per step while the scene is
+            coarse, the sub-rays make the views agree on fine detail.
         model_config: overrides of the ``NeRF`` config.
     Returns:
         a summary dict (steps, seconds, samples per second, last held-out PSNR, ...), also written to ``out/train.json``.
@@ -126,9 +141,12 @@ def train_teacher(data, out, *, encoding: str = "hash", steps: int | None = None
     for name, value in (("steps", steps), ("minutes", minutes)):
         if value is not None and (isinstance(value, bool) or not value > 0):
             raise UserError(f"train_teacher: {name} must be positive, got {value!r}")
+    if isinstance(centre_fraction, bool) or not 0.0 <= centre_fraction <= 1.0:
+        raise UserError(f"train_teacher: centre_fraction must be in [0, 1], got {centre_fraction!r}")
     train_args = {"data": str(Path(data).resolve()), "encoding": encoding, "downscale": int(downscale),
                   "seed": int(seed), "target_samples": int(target_samples), "max_rays": int(max_rays),
-                  "lr": lr, "grid_every": int(grid_every), "model_config": dict(model_config or {})}
+                  "lr": lr, "grid_every": int(grid_every), "centre_fraction": float(centre_fraction),
+                  "model_config": dict(model_config or {})}
     checkpoint = None
     if resume:
         checkpoint = load_checkpoint(out)
@@ -138,18 +156,22 @@ def train_teacher(data, out, *, encoding: str = "hash", steps: int | None = None
     dataset = _load_split(train_args["data"], "train", train_args["downscale"])
     held_out = _held_out(train_args["data"], train_args["downscale"])
     encoding = train_args["encoding"]
+    centre_fraction = train_args.get("centre_fraction", 0.0)  # checkpoints from before it existed
     base_lr = train_args["lr"] or DEFAULT_LR[encoding]
 
     torch.manual_seed(train_args["seed"])
     if checkpoint is not None:
-        model = model_from_checkpoint(checkpoint).train()
+        model = model_from_checkpoint(checkpoint, averaged=False).train()
     else:
         model = build_model("nerf", **teacher_config_for(dataset, encoding, **train_args["model_config"]))
     optimizer = make_adam(_param_groups(model, base_lr), lr=base_lr)
+    average = ParameterAverage(model, decay=EMA_DECAY)
     generator = torch.Generator().manual_seed(train_args["seed"])
     step, train_seconds, state = 0, 0.0, {"samples_per_ray": model.config()["steps_per_diagonal"] / 2.0}
     if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
+        if checkpoint.get("averaged"):
+            average.load_state_dict(checkpoint["averaged"])
         generator.set_state(checkpoint["rng"]["train"])
         step = checkpoint["step"]
         train_seconds = float(checkpoint["extra"].get("train_seconds", 0.0))
@@ -160,7 +182,8 @@ def train_teacher(data, out, *, encoding: str = "hash", steps: int | None = None
     def save(at_step):
         return save_checkpoint(out, model=model, optimizer=optimizer, step=at_step,
                                rng={"train": generator.get_state()}, train_args=train_args, dataset=dataset_info,
-                               extra={"train_seconds": train_seconds, "state": dict(state)})
+                               extra={"train_seconds": train_seconds, "state": dict(state)},
+                               averaged=average.state_dict())
 
     has_alpha = dataset.alphas is not None
     background = dataset.background
@@ -175,23 +198,29 @@ def train_teacher(data, out, *, encoding: str = "hash", steps: int | None = None
         while (steps is None or step < steps) and (deadline is None or train_seconds < deadline):
             tick = time.perf_counter()
             n_rays = int(min(max_rays, max(256, target_samples / max(state["samples_per_ray"], 1.0))))
-            n_rays -= n_rays % 64
-            batch = dataset.sample_rays(n_rays, generator)
+            used = max(step / steps if steps else 0.0, train_seconds / deadline if deadline else 0.0)
+            factor = model.supersample if used >= centre_fraction else 1
+            rays_per_pixel = factor * factor
+            n_pixels = max(1, (n_rays - n_rays % 64) // rays_per_pixel)
+            n_rays = n_pixels * rays_per_pixel
+            batch = dataset.sample_rays(n_pixels, generator, supersample=factor)
             target = batch["rgb"]
             ray_background = background
             if has_alpha:  # random backgrounds teach transparency
-                ray_background = torch.rand(n_rays, 3, generator=generator)
-                target = target + (1 - batch["alpha"])[:, None] * (ray_background - background)
+                pixel_background = torch.rand(n_pixels, 3, generator=generator)
+                target = target + (1 - batch["alpha"])[:, None] * (pixel_background - background)
+                ray_background = pixel_background.repeat_interleave(rays_per_pixel, dim=0)
             set_lr(optimizer, lr_factor(step))
             result = model.render_rays(batch["origins"], batch["directions"], train=True, generator=generator,
                                        background=ray_background, backend=backend)
-            loss = _photometric_loss(result["rgb"], target)
+            loss = _photometric_loss(average_subpixels(result["rgb"], factor), target)
             if not torch.isfinite(loss):
                 where = f"{out}/checkpoint.pt (step {last_saved})" if last_saved is not None else "none was written yet"
                 raise TrainingDiverged(f"loss became {float(loss.detach())} at step {step}; training stopped; last good checkpoint: {where}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            average.update()
             step += 1
             if step % grid_every == 0:
                 model.update_grid(step=step, generator=generator, n_samples=model.grid.occupied.numel() // 8)
@@ -208,7 +237,8 @@ def train_teacher(data, out, *, encoding: str = "hash", steps: int | None = None
                 bar.set_postfix(loss=f"{mse:.4f}", psnr=f"{psnr_from_mse(mse):.2f}", spr=f"{samples_per_ray:.1f}",
                                 occ=f"{model.occupancy():.3f}", rays=n_rays, refresh=False)
             if held_out is not None and eval_every and step % eval_every == 0:
-                evaluation = evaluate(model, held_out, backend=backend, max_images=eval_images, with_ssim=False)
+                with average.swapped_in():
+                    evaluation = evaluate(model, held_out, backend=backend, max_images=eval_images, with_ssim=False)
                 history.append({"step": step, "seconds": round(train_seconds, 2), "psnr": evaluation["psnr"]})
                 _write(bar, log, f"step {step}: held-out PSNR {evaluation['psnr']:.2f} dB "
                        f"({evaluation['n_images']} {held_out.split} images, {train_seconds:.0f} s)")
@@ -220,6 +250,7 @@ def train_teacher(data, out, *, encoding: str = "hash", steps: int | None = None
         if bar is not None:
             bar.close()
     save(step)
+    average.copy_to_model()  # from here on the model holds the weights evaluation and rendering use
     if held_out is not None and (evaluation is None or history[-1]["step"] != step):
         evaluation = evaluate(model, held_out, backend=backend, max_images=eval_images, with_ssim=False)
         history.append({"step": step, "seconds": round(train_seconds, 2), "psnr": evaluation["psnr"]})
