@@ -55,6 +55,8 @@ def render(model, camera: Camera, *, backend=None, chunk: int = DEFAULT_CHUNK, b
         check_factor(supersample, "render: supersample")
     except ValueError as error:
         raise UserError(str(error)) from None
+    if hasattr(model, "render_camera") and supersample != 1:
+        raise UserError(f"render: supersample applies to ray-based models; {type(model).__name__} renders whole images")
     if hasattr(model, "render_camera"):
         with torch.no_grad():
             return model.render_camera(camera, backend=backend)

@@ -34,6 +34,22 @@ def test_train_eval_render(trained, tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["0000.png", "0001.png"]
 
 
+def test_supersample_option(trained, tmp_path, capsys):
+    _, run = trained
+    assert figures_with(run, tmp_path, [])["supersample"] == 2  # the hash teacher's own factor
+    assert figures_with(run, tmp_path, ["--supersample", "1"])["supersample"] == 1
+    assert main(["render", str(run), "--frames", "2", "--supersample", "3", "--out", str(tmp_path / "o.gif")]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(run), "--supersample", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "supersample must be an integer in [1, 8]" in err and "Traceback" not in err
+
+
+def figures_with(run, tmp_path, options):
+    assert main(["eval", str(run), "--json", str(tmp_path / "eval.json"), *options]) == 0
+    return json.loads((tmp_path / "eval.json").read_text())
+
+
 def test_resume_continues_the_run(trained, tmp_path, capsys):
     data, run = trained
     code = main(["train", "teacher", "--data", str(data), "--out", str(run), "--steps", "4", "--resume", "--quiet",

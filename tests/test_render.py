@@ -78,8 +78,12 @@ def test_image_models_render_whole_cameras():
         def render_camera(self, camera, *, backend=None):
             return {"rgb": torch.zeros(camera.height, camera.width, 3)}
 
-    out = render(Student(), orbit_path(1, 4.0, 30.0, 5, 4, 0.8)[0])
+    camera = orbit_path(1, 4.0, 30.0, 5, 4, 0.8)[0]
+    out = render(Student(), camera)
     assert out["rgb"].shape == (4, 5, 3)
+    assert render(Student(), camera, supersample=1)["rgb"].shape == (4, 5, 3)
+    with pytest.raises(UserError, match="supersample applies to ray-based models; Student"):
+        render(Student(), camera, supersample=2)
 
 
 def test_package_attribute_stays_the_function_after_submodule_imports():
