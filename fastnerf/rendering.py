@@ -15,7 +15,7 @@ import torch
 
 from .cameras import Camera, rigid_transform_problems
 from .errors import UserError
-from .supersampling import average_subpixels, check_factor, subpixel_offsets
+from .supersampling import average_subpixels, check_factor, subpixel_offsets, subpixel_rays
 
 DEFAULT_CHUNK = 8192
 
@@ -82,18 +82,13 @@ def _render_rays_model(model, camera: Camera, *, backend, chunk: int, background
     pixels = height * width
     rays_per_pixel = supersample * supersample
     pixel_chunk = max(1, chunk // rays_per_pixel)
-    offsets = subpixel_offsets(supersample, device=device)  # [s*s, 2]
+    offsets = subpixel_offsets(supersample, device=device)  # [s*s, 2] stratum centres ([[0.5, 0.5]] for 1)
     for index in range(n_cameras):
         for start in range(0, pixels, pixel_chunk):
             flat = torch.arange(start, min(start + pixel_chunk, pixels), device=device)
             rows, cols = flat // width, flat % width
             camera_index = torch.full_like(flat, index)
-            if rays_per_pixel == 1:
-                rays_o, rays_d = batch.pixel_rays(camera_index, rows, cols)
-            else:
-                rays_o, rays_d = batch.pixel_rays(
-                    camera_index.repeat_interleave(rays_per_pixel), rows.repeat_interleave(rays_per_pixel),
-                    cols.repeat_interleave(rays_per_pixel), offsets.repeat(flat.numel(), 1))
+            rays_o, rays_d = subpixel_rays(batch, camera_index, rows, cols, offsets)
             result = model.render_rays(rays_o, rays_d, backend=backend, background=background)
             n_samples += int(result.get("n_samples", 0))
             for key in ("rgb", "depth", "opacity"):

@@ -42,6 +42,19 @@ def subpixel_offsets(factor: int, n: int | None = None, *, generator: torch.Gene
     return (corners[None] + jitter) / factor
 
 
+def subpixel_rays(camera, camera_index: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                  offsets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``k`` rays through each of ``n`` pixels of ``camera`` (a ``Camera`` batch), pixel by pixel.
+
+    ``offsets``: ``[k,2]`` (the same for every pixel) or ``[n,k,2]``, from ``subpixel_offsets``.
+    Returns ``(origins [n*k,3], directions [n*k,3])``, the order ``average_subpixels`` expects.
+    """
+    k = offsets.shape[-2]
+    offsets = offsets.expand(rows.numel(), k, 2).reshape(-1, 2)
+    return camera.pixel_rays(camera_index.repeat_interleave(k), rows.repeat_interleave(k),
+                             cols.repeat_interleave(k), offsets)
+
+
 def average_subpixels(values: torch.Tensor, factor: int) -> torch.Tensor:
     """``[n * s*s, ...]`` sub-ray values (each pixel's ``s*s`` consecutive) -> ``[n, ...]`` pixel means."""
     if factor == 1:

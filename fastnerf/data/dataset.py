@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from ..cameras import Camera
-from ..supersampling import check_factor, subpixel_offsets
+from ..supersampling import check_factor, subpixel_offsets, subpixel_rays
 from .images import ImageStack
 
 
@@ -114,14 +114,10 @@ class Dataset:
         image_index = flat // (height * width)
         rows = (flat // width) % height
         cols = flat % width
-        if supersample == 1:
-            origins, directions = self.cameras.pixel_rays(image_index, rows, cols)
-        else:
-            offsets = subpixel_offsets(check_factor(supersample), n, generator=generator, device=self.cameras.device)
-            rays = supersample * supersample
-            origins, directions = self.cameras.pixel_rays(
-                image_index.repeat_interleave(rays), rows.repeat_interleave(rays), cols.repeat_interleave(rays),
-                offsets.reshape(-1, 2))
+        device = self.cameras.device
+        offsets = (subpixel_offsets(1, device=device) if check_factor(supersample) == 1  # the centre
+                   else subpixel_offsets(supersample, n, generator=generator, device=device))
+        origins, directions = subpixel_rays(self.cameras, image_index, rows, cols, offsets)
         alphas = self.alphas
         return {
             "origins": origins,

@@ -23,8 +23,9 @@ class ParameterAverage:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"ParameterAverage: decay must be in [0, 1), got {decay!r}")
         self.decay = float(decay)
-        self.names = [name for name, p in model.named_parameters() if p.requires_grad]
-        self.params = [p for p in model.parameters() if p.requires_grad]
+        trained = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+        self.names = [name for name, _ in trained]
+        self.params = [p for _, p in trained]
         self.average = [p.detach().clone() for p in self.params]
         self.updates = 0
 
