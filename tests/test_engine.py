@@ -145,3 +145,43 @@ def test_torchrun_trains_checkpoints_and_resumes_on_two_processes(scene, tmp_pat
     resumed = load_checkpoint(run)
     assert resumed["step"] == 6 and json.loads((run / "train.json").read_text())["world_size"] == 2
     assert not torch.equal(resumed["model"]["position_encoding.table"], checkpoint["model"]["position_encoding.table"])
+
+
+def _replica(rank, world_size, port, results):
+    import torch.distributed as dist
+
+    from fastnerf.train.distributed import Distributed
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    try:
+        group = Distributed(torch.device("cpu"), rank, world_size)
+        param = torch.nn.Parameter(torch.zeros(3))
+        param.grad = torch.full((3,), float(rank + 1))
+        loss = torch.tensor(float("nan") if rank == 1 else 1.0)
+        mean_loss = group.average_gradients([param], loss)
+        grid = torch.tensor([float(rank), 5.0 - rank])
+        group.all_reduce_(grid, "max")
+        results[rank] = (param.grad.tolist(), bool(torch.isfinite(mean_loss)), grid.tolist(), group.broadcast_int(7 + rank),
+                         [int(s.sum()) for s in group.gather(torch.tensor([rank, rank]))])
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch.distributed with gloo is needed")
+def test_replicas_average_gradients_and_a_nan_on_one_rank_stops_all():
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    results = mp.Manager().dict()
+    mp.spawn(_replica, args=(2, port, results), nprocs=2, join=True)
+    for rank in (0, 1):
+        grads, finite, grid, broadcast, gathered = results[rank]
+        assert grads == [1.5, 1.5, 1.5]  # the mean of 1 and 2
+        assert not finite  # rank 1's NaN reaches rank 0, so both stop
+        assert grid == [1.0, 5.0]  # the occupancy EMA: a max over the ranks
+        assert broadcast == 7 and gathered == [0, 2]
