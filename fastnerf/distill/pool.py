@@ -60,8 +60,6 @@ class ViewPool:
             raise UserError(f"view pool: fresh_ratio must be in [0, 16], got {fresh_ratio!r}")
         if not 0.0 <= real_fraction <= 1.0:
             raise UserError(f"view pool: real_fraction must be in [0, 1], got {real_fraction!r}")
-        if real is None and real_fraction > 0 and teacher is None:
-            raise UserError("view pool: nothing to draw from (no teacher and no real images)")
         self.teacher, self.sampler = teacher, sampler
         self.capacity, self.fresh_ratio, self.real_fraction = capacity, float(fresh_ratio), float(real_fraction)
         self.render_batch, self.supersample, self.backend = max(1, int(render_batch)), supersample, backend
@@ -138,8 +136,8 @@ class ViewPool:
     # ----------------------------------------------------------------------------- drawing
     def _picks(self, n: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``(is_real [n] bool, index [n] long)``: which views the draw uses."""
-        if self.count == 0 and self.real_fraction < 1.0 and self.real_images is None:
-            raise UserError("view pool: empty; call fill() first")
+        if self.count == 0 and self.real_images is None:
+            raise UserError("view pool: empty, and no real images to draw instead; call fill() first")
         draw_device = generator.device if generator is not None else torch.device("cpu")
         u = torch.rand(n, generator=generator, device=draw_device).to(self.device)
         is_real = u < self.real_fraction if self.count else torch.ones(n, dtype=torch.bool, device=self.device)

@@ -29,6 +29,21 @@ def _normal(shape, generator) -> torch.Tensor:
     return torch.randn(shape, generator=generator, device=device, dtype=torch.float64).cpu()
 
 
+def scene_up(c2w: torch.Tensor) -> torch.Tensor:  # [N,4,4] -> [3] float64, unit
+    """The world's up axis for cameras held level (no roll, as ``look_at`` makes them): the direction
+    most nearly perpendicular to every camera's right axis. Where the right axes do not pin it down
+    (all nearly parallel), the mean of the cameras' up axes."""
+    c2w = c2w.double()
+    mean_up = c2w[:, :3, 1].mean(0)
+    mean_up = mean_up / mean_up.norm() if mean_up.norm() > 1e-9 else torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    right = c2w[:, :3, 0]  # [N,3]
+    values, vectors = torch.linalg.eigh(right.T @ right / len(right))  # ascending
+    if values[1] < 0.05:  # the right axes span (about) one direction only
+        return mean_up
+    up = vectors[:, 0]
+    return up if float(up @ mean_up) >= 0 else -up
+
+
 class _Sampler:
     def __init__(self, cameras: Camera, size: tuple[int, int] | None):
         if not cameras.is_batch or len(cameras) < 1:
@@ -57,17 +72,14 @@ class _Sampler:
 class OrbitSampler(_Sampler):
     """Cameras looking at ``centre [3]`` from the training cameras' distances and elevation band.
 
-    The up axis is the mean of the training cameras' up vectors (+Z for the built-in scenes).
+    The up axis is ``scene_up`` of the training cameras (+Z for the built-in scenes).
     """
 
     def __init__(self, cameras: Camera, centre, *, size: tuple[int, int] | None = None):
         super().__init__(cameras, size)
         c2w = cameras.c2w.detach().cpu().double()
         self.centre = torch.as_tensor(centre, dtype=torch.float64).reshape(3)
-        up = c2w[:, :3, 1].mean(0)
-        if up.norm() < 1e-6:
-            up = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
-        self.up = up / up.norm()
+        self.up = scene_up(c2w)
         offsets = c2w[:, :3, 3] - self.centre  # [N,3]
         distance = offsets.norm(dim=-1).clamp(min=1e-6)
         sin_elevation = (offsets @ self.up / distance).clamp(-1, 1)
