@@ -90,8 +90,9 @@ def _train_teacher(args, data, run_dir, budget):
     from ..train import train_teacher
 
     minutes = args.minutes if args.minutes is not None or args.steps is not None else budget["teacher"]
+    print(f"training the {args.encoding} teacher ...")
     summary = train_teacher(data, run_dir, encoding=args.encoding, steps=args.steps, minutes=minutes, seed=args.seed,
-                            eval_every=0, progress=not args.quiet)
+                            device=args.device, eval_every=0, progress=not args.quiet)
     return summary["model"], summary
 
 
@@ -99,7 +100,9 @@ def _render_pool(args, teacher, data, path, n_views):
     from ..data import load
     from ..distill import ViewPool, sampler_for
 
-    train = load(data, "train")
+    from ..rendering import model_device
+
+    train = load(data, "train").to(model_device(teacher))
     aabb = torch.tensor(teacher.config()["aabb"])
     pool = ViewPool(teacher, sampler_for(train, centre=(aabb[:3] + aabb[3:]) / 2), train, capacity=n_views)
     print(f"rendering {n_views} teacher views for the students ...")
@@ -131,17 +134,17 @@ def _compare(args, teacher, students, train, test, out):
 
     camera = test.cameras
     truth = test.images
-    renders = {"teacher": render(teacher, camera, background=test.background)["rgb"].clamp(0, 1)}
+    renders = {"teacher": render(teacher, camera, background=test.background)["rgb"].clamp(0, 1).cpu()}
     for kind, model in students.items():
-        renders[kind] = render(model, camera)["rgb"].clamp(0, 1)
+        renders[kind] = render(model, camera)["rgb"].clamp(0, 1).cpu()
     renders["nearest view"], _ = nearest_view_baseline(train, test)
     rows = {}
-    teacher_latency = latency_ms(teacher, camera[0], repeats=5)
+    teacher_latency = latency_ms(teacher, camera[0], repeats=10)["latency_ms"]
     for name, images in renders.items():
         row = {"psnr": round(metrics.psnr(images, truth), 2), "ssim": round(metrics.ssim(images, truth), 4)}
         if name not in ("teacher", "nearest view"):
             row["psnr_vs_teacher"] = round(metrics.psnr(images, renders["teacher"]), 2)
-            row["latency_ms"] = round(latency_ms(students[name], camera[0]), 3)
+            row["latency_ms"] = round(latency_ms(students[name], camera[0])["latency_ms"], 3)
             row["speedup"] = round(teacher_latency / row["latency_ms"], 1)
         elif name == "teacher":
             row["latency_ms"] = round(teacher_latency, 2)
@@ -170,9 +173,9 @@ def _orbit(args, scene, teacher, students, out):
     cameras = orbit_path(args.frames, CAMERA_RADIUS, TEST_ELEVATION_DEG, args.res, args.res, FOV_X)
     rgba = trace(BUILDERS[scene](), cameras, samples_per_axis=2)
     frames = {"truth": rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])}
-    frames["teacher"] = render(teacher, cameras)["rgb"].clamp(0, 1)
+    frames["teacher"] = render(teacher, cameras)["rgb"].clamp(0, 1).cpu()
     for kind, model in students.items():
-        frames[kind] = render(model, cameras)["rgb"].clamp(0, 1)
+        frames[kind] = render(model, cameras)["rgb"].clamp(0, 1).cpu()
     names = list(frames)
     gif = [_labelled(torch.stack([frames[n][i] for n in names]), names) for i in range(args.frames)]
     imageio.mimsave(out / "orbit.gif", gif, duration=1000.0 / 12, loop=0)
