@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 # Minutes of training: the teacher, then each student (its teacher views included).
-BUDGETS = {"full": {"teacher": 3.0, "student": 1.5, "pool": 64},
+BUDGETS = {"full": {"teacher": 3.0, "student": 1.25, "pool": 48},
            "quick": {"teacher": 1.0, "student": 0.4, "pool": 24}}
 KIND_ORDER = ("pose", "hybrid", "shared")  # the report's order; kinds registered later follow
 
@@ -20,12 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("students demo")
     group.add_argument("--scene", default=None, help="built-in scene (default: the first of SCENES)")
     group.add_argument("--res", type=int, default=100, metavar="R", help="image size R x R (default 100)")
-    group.add_argument("--frames", type=int, default=36, help="orbit GIF frames (default 36)")
+    group.add_argument("--frames", type=int, default=30, help="orbit GIF frames (default 30)")
     group.add_argument("--encoding", choices=("hash", "frequency"), default="hash", help="the teacher's encoding")
     group.add_argument("--minutes", type=float, default=None, metavar="M", help="teacher minutes (default 3; quick 1)")
     group.add_argument("--steps", type=int, default=None, metavar="N", help="teacher steps instead of minutes")
     group.add_argument("--student-minutes", type=float, default=None, metavar="M",
-                       help="minutes per student (default 1.5; quick 0.4)")
+                       help="minutes per student (default 1.25; quick 0.4)")
     group.add_argument("--student-steps", type=int, default=None, metavar="N", help="steps per student instead")
     group.add_argument("--kinds", default=None, metavar="K1,K2", help="student kinds (default: every registered one)")
 
