@@ -8,8 +8,6 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 # Minutes of training: the teacher, then each student (its teacher views included).
 BUDGETS = {"full": {"teacher": 3.0, "student": 1.25, "pool": 48},
            "quick": {"teacher": 1.0, "student": 0.4, "pool": 24}}
@@ -18,12 +16,7 @@ KIND_ORDER = ("pose", "hybrid", "shared")  # the report's order; kinds registere
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("students demo")
-    group.add_argument("--scene", default=None, help="built-in scene (default: the first of SCENES)")
-    group.add_argument("--res", type=int, default=100, metavar="R", help="image size R x R (default 100)")
-    group.add_argument("--frames", type=int, default=30, help="orbit GIF frames (default 30)")
     group.add_argument("--encoding", choices=("hash", "frequency"), default="hash", help="the teacher's encoding")
-    group.add_argument("--minutes", type=float, default=None, metavar="M", help="teacher minutes (default 3; quick 1)")
-    group.add_argument("--steps", type=int, default=None, metavar="N", help="teacher steps instead of minutes")
     group.add_argument("--student-minutes", type=float, default=None, metavar="M",
                        help="minutes per student (default 1.25; quick 0.4)")
     group.add_argument("--student-steps", type=int, default=None, metavar="N", help="steps per student instead")
@@ -50,11 +43,14 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..train.denormals import flushed_denormals
 
+    res = args.res or 100
     scene = args.scene or SCENES[0]
     if scene not in SCENES:
         raise UserError(f"unknown scene {scene!r}; built-in scenes are: {', '.join(SCENES)}")
-    if args.res < 16:
-        raise UserError(f"--res must be at least 16, got {args.res}")
+    if res < 16:
+        raise UserError(f"--res must be at least 16, got {res}")
+    args.res = res
+    args.frames = args.frames or 30
     kinds = student_kinds(args.kinds)
     budget = BUDGETS["quick" if args.quick else "full"]
     out = Path(args.out)
@@ -100,6 +96,8 @@ def _train_teacher(args, data, run_dir, budget):
 
 
 def _render_pool(args, teacher, data, path, n_views):
+    import torch
+
     from ..data import load
     from ..distill import ViewPool, sampler_for
 
@@ -129,6 +127,7 @@ def _train_student(args, kind, out, pool_file, budget):
 # ------------------------------------------------------------------------------ figures
 def _compare(args, teacher, students, train, test, out):
     import imageio.v2 as imageio
+    import torch
 
     from .. import metrics
     from ..distill.diagnostics import nearest_view_baseline
@@ -165,6 +164,7 @@ def _compare(args, teacher, students, train, test, out):
 def _orbit(args, scene, teacher, students, out):
     """Side-by-side orbit GIF (truth | teacher | students); returns each renderer's flicker."""
     import imageio.v2 as imageio
+    import torch
 
     from ..cameras import orbit_path
     from ..data.procedural import CAMERA_RADIUS, FOV_X, TEST_ELEVATION_DEG
@@ -185,11 +185,13 @@ def _orbit(args, scene, teacher, students, out):
     return {name: round(flicker(images), 4) for name, images in frames.items()}
 
 
-def _to_uint8(image: torch.Tensor):
+def _to_uint8(image):  # [..., 3] float tensor in [0, 1] -> uint8 array
+    import torch
+
     return (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
 
 
-def _labelled(panels: torch.Tensor, names: list[str]):
+def _labelled(panels, names: list[str]):
     """``panels [P,H,W,3]`` side by side under a strip with their names -> uint8 ``[H+12, P*W, 3]``."""
     import numpy as np
     from PIL import Image, ImageDraw
