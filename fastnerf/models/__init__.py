@@ -28,5 +28,6 @@ def build_model(kind: str, **config):
 
 from .base import ImageModel, RayModel  # noqa: E402
 from .nerf import NeRF  # noqa: E402  (registers "nerf")
+from . import students  # noqa: E402,F401  (registers the students)
 
 __all__ = ["MODEL_KINDS", "ImageModel", "NeRF", "RayModel", "build_model", "register_model"]
