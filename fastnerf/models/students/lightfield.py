@@ -114,6 +114,7 @@ class LightField(nn.Module):
     """
 
     kind = "lightfield"
+    export_takes_intrinsics = True  # fastnerf.export: the graph takes intrinsics [B,4] as well as c2w
 
     def __init__(self, *, aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), ndc=None, background=(1.0, 1.0, 1.0),
                  encoding: str = "pluecker", n_points: int = 16, n_freqs: int = 8, hidden: int = 128,

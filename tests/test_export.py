@@ -1,0 +1,120 @@
+"""fastnerf.export and `fastnerf export`: pt2 and ONNX files that render like fastnerf.render."""
+
+import pytest
+import torch
+
+import fastnerf
+from fastnerf.cameras import Camera, orbit_path
+from fastnerf.cli import main
+from fastnerf.errors import UserError
+from fastnerf.export import (example_inputs, export_model, native_size, onnx_latency_ms, renderer_for, run_onnx,
+                             run_pt2)
+from fastnerf.models import build_model
+from fastnerf.models.students.lightfield import camera_intrinsics
+from fastnerf.train import save_checkpoint
+
+TINY = dict(hidden=16, n_blocks=1, n_freqs=2, n_points=4, channels=8, image_width=12, image_height=8)
+
+
+def lightfield(bundle=2, **overrides):
+    torch.manual_seed(0)
+    model = build_model("lightfield", bundle=bundle, encoding="points", **{**TINY, **overrides})
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # zero-initialised residual branches would hide a mis-exported block
+        for parameter in model.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
+    return model.eval()
+
+
+def cameras_of(width, height, batch=3):
+    cameras = orbit_path(batch, 4.0, 25.0, width, height, 0.9)
+    return Camera(cameras.c2w, fx=torch.linspace(9, 15, batch), fy=torch.linspace(9, 13, batch), cx=width / 2,
+                  cy=height / 2 - 0.5, width=width, height=height)
+
+
+@pytest.fixture(scope="module")
+def student_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("srun")
+    save_checkpoint(run, model=lightfield())
+    return run
+
+
+def test_pt2_program_matches_render_with_a_dynamic_batch(tmp_path):
+    model = lightfield()
+    info = export_model(model, tmp_path / "lf.pt2", format="pt2", size=(10, 6))
+    assert (info["width"], info["height"], info["kind"]) == (10, 6, "lightfield")
+    for batch in (1, 4):  # exported with 2 example cameras
+        cameras = cameras_of(10, 6, batch)
+        c2w, intrinsics = camera_intrinsics(cameras)
+        expected = fastnerf.render(model, cameras)["rgb"]
+        assert torch.allclose(run_pt2(tmp_path / "lf.pt2", c2w, intrinsics), expected, atol=1e-5)
+
+
+def test_onnx_file_matches_render_in_onnxruntime(tmp_path):
+    pytest.importorskip("onnxscript")
+    pytest.importorskip("onnxruntime")
+    model = lightfield(bundle=2)
+    export_model(model, tmp_path / "lf.onnx", format="onnx")  # native size 12x8
+    for batch in (1, 3):
+        cameras = cameras_of(12, 8, batch)
+        c2w, intrinsics = camera_intrinsics(cameras)
+        produced = run_onnx(tmp_path / "lf.onnx", c2w, intrinsics)
+        expected = fastnerf.render(model, cameras)["rgb"]
+        assert produced.shape == (batch, 8, 12, 3)
+        assert (produced - expected).abs().max() < 1e-3
+        assert produced.min() >= 0 and produced.max() <= 1
+    assert onnx_latency_ms(tmp_path / "lf.onnx", c2w[:1], intrinsics[:1], warmup=1, repeats=2) > 0
+    with pytest.raises(UserError, match="intrinsics"):
+        run_onnx(tmp_path / "lf.onnx", c2w)
+
+
+def test_cli_exports_and_checks_parity(student_run, tmp_path, capsys):
+    assert main(["export", str(student_run), "--format", "pt2", "--out", str(tmp_path / "s.pt2"), "--size", "6x4"]) == 0
+    out = capsys.readouterr().out
+    assert "rgb [B,4,6,3]" in out and "max |exported - PyTorch|" in out
+    assert float(out.rsplit("= ", 1)[1].split()[0]) < 1e-4
+    assert run_pt2(tmp_path / "s.pt2", *example_inputs(6, 4)).shape == (2, 4, 6, 3)
+
+
+def test_cli_bad_size_and_format_are_user_errors(student_run, tmp_path, capsys):
+    assert main(["export", str(student_run), "--out", str(tmp_path / "x.onnx"), "--size", "twelve"]) == 2
+    assert "--size" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["export", str(student_run), "--format", "torchscript", "--out", str(tmp_path / "x")])
+
+
+def test_teacher_and_hybrid_are_refused_with_the_reason(tmp_path):
+    teacher = build_model("nerf", hash_levels=2, hash_log2_size=8, hidden=8, grid_resolution=4)
+    with pytest.raises(UserError, match="custom ops"):
+        export_model(teacher, tmp_path / "t.onnx")
+    assert not (tmp_path / "t.onnx").exists()
+
+    class Hybrid(torch.nn.Module):
+        kind = "hybrid"
+
+        def export_forward(self, c2w, intrinsics):
+            raise AssertionError("must not be traced")
+
+    with pytest.raises(UserError, match="march_rays"):
+        export_model(Hybrid(), tmp_path / "h.pt2", format="pt2", size=(4, 4))
+
+
+def test_a_fixed_size_student_refuses_another_size():
+    class FixedSize(torch.nn.Module):  # stands for pose / shared: one image size, intrinsics ignored
+        kind = "pose"
+
+        def config(self):
+            return {"width": 5, "height": 3}
+
+        def export_forward(self, c2w, intrinsics):
+            return c2w[:, :1, :1, None].expand(-1, 3, 5, 3).clamp(0, 1)
+
+    assert native_size(FixedSize()) == (5, 3)
+    assert renderer_for(FixedSize()).takes_intrinsics is False
+    with pytest.raises(UserError, match="5x3 images only"):
+        renderer_for(FixedSize(), (10, 6))
+
+
+def test_unknown_format_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="format"):
+        export_model(lightfield(), tmp_path / "x.bin", format="torchscript")
