@@ -93,7 +93,7 @@ def test_renders_any_camera_single_or_batch(bundle, encoding):
     cameras = Camera(orbit_path(3, 4.0, 30.0, 11, 7, 0.8).c2w, fx=[9.0, 12.0, 20.0], fy=[9.0, 10.0, 20.0],
                      cx=5.5, cy=[3.5, 3.0, 4.0], width=11, height=7)
     batch = fastnerf.render(model, cameras)
-    assert batch["rgb"].shape == (3, 7, 11, 3) and batch["opacity"].shape == (3, 7, 11)
+    assert batch["rgb"].shape == (3, 7, 11, 3)
     assert batch["rgb"].min() >= 0 and batch["rgb"].max() <= 1
     single = fastnerf.render(model, cameras[1])
     assert single["rgb"].shape == (7, 11, 3)
@@ -111,14 +111,12 @@ def test_bundle_renders_odd_sizes_on_the_next_multiple_and_crops():
     assert torch.allclose(model.render_camera(small)["rgb"], model.render_camera(padded)["rgb"][:13, :18], atol=1e-6)
 
 
-def test_background_is_composited_with_the_predicted_opacity():
-    model = randomised(build_model("lightfield", **TINY))
+def test_another_background_is_refused_with_the_one_it_has():
+    model = randomised(build_model("lightfield", **{**TINY, "background": (0.0, 0.0, 0.0)}))
     camera = orbit_path(1, 4.0, 30.0, 6, 5, 0.8)[0]
-    white = model.render_camera(camera)
-    black = model.render_camera(camera, background=(0.0, 0.0, 0.0))
-    assert torch.allclose(white["rgb"] - black["rgb"], (1 - white["opacity"])[..., None].expand(5, 6, 3), atol=1e-6)
-    with pytest.raises(UserError, match="background"):
-        model.render_camera(camera, background=(1.0, 0.0))
+    assert torch.equal(model.render_camera(camera, background=(0.0, 0.0, 0.0))["rgb"], model.render_camera(camera)["rgb"])
+    with pytest.raises(UserError, match=r"background it was distilled with, \[0.0, 0.0, 0.0\]"):
+        fastnerf.render(model, camera, background=torch.ones(3))
 
 
 def test_ndc_teacher_rays_are_encoded_in_ndc():
@@ -128,7 +126,7 @@ def test_ndc_teacher_rays_are_encoded_in_ndc():
     origins = torch.tensor([[0.1, -0.2, 0.0], [0.3, 0.0, 0.2]])
     directions = torch.tensor([[0.1, 0.2, -1.0], [-0.2, 0.1, -1.0]])
     ndc_o, ndc_d = ndc_rays(origins, directions, **ndc)
-    expected = model.head(model.blocks(torch.relu(model.stem(model.encoder(ndc_o, ndc_d)))))
+    expected = torch.sigmoid(model.head(model.blocks(torch.relu(model.stem(model.encoder(ndc_o, ndc_d))))))
     assert torch.allclose(model.ray_outputs(origins, directions), expected)
     assert not torch.allclose(model.encoder(origins, directions), model.encoder(ndc_o, ndc_d))
 
@@ -167,10 +165,63 @@ def test_a_few_steps_fit_a_view_dependent_target(bundle):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
     for _ in range(60):
-        rgb, _ = model.colour(model.raw_images(c2w, intrinsics, 16, 16), model.background)
+        rgb = model.images(c2w, intrinsics, 16, 16)
         loss = ((rgb - target) ** 2).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.25 * losses[0]
+
+
+class FlatTeacher(torch.nn.Module):
+    """Renders every camera black (the real images are white, so a loss tells the two apart)."""
+
+    kind = "fake"
+
+    def render_camera(self, camera, *, backend=None, background=None, chunk=8192):
+        batch = camera.batch()
+        rgb = torch.zeros(len(batch), camera.height, camera.width, 3)
+        return {"rgb": rgb if camera.is_batch else rgb[0]}
+
+
+@pytest.mark.parametrize("bundle", [1, 2])
+def test_distill_loss_fine_tunes_on_real_images_only_at_the_end(bundle):
+    from fastnerf.data.dataset import Dataset
+    from fastnerf.distill import ViewPool
+    from fastnerf.models.students import STUDENT_KINDS
+
+    cameras = orbit_path(6, 4.0, 30.0, 8, 8, 0.9)
+    real = Dataset(torch.ones(6, 8, 8, 3), cameras, aabb=torch.tensor(AABB))
+    sampler = _FixedSampler(cameras)
+    pool = ViewPool(FlatTeacher(), sampler, real, capacity=4, real_fraction=0.0)
+    generator = torch.Generator().manual_seed(0)
+    pool.fill(generator)
+    model = build_model("lightfield", bundle=bundle, **{**TINY, "image_width": 8, "image_height": 8})
+    with torch.no_grad():  # every pixel 0.8: loss 0.64 against the black teacher, 0.04 against the white images
+        for parameter in model.parameters():
+            parameter.zero_()
+        last = model.head if bundle == 1 else model.upsampler.head
+        last.bias.fill_(math.log(0.8 / 0.2))
+    settings = {k: v for k, v in STUDENT_KINDS["lightfield"].settings.items() if k not in ("lr", "ema_decay")}
+    settings.update(finetune=0.2, rays=64, batch_views=2)
+    distilled, stats = model.distill_loss(pool, generator, step=79, total_steps=100, **settings)
+    assert distilled.item() == pytest.approx(0.64, abs=1e-4) and stats["real_only"] == 0
+    tuned, stats = model.distill_loss(pool, generator, step=80, total_steps=100, **settings)
+    assert tuned.item() == pytest.approx(0.04, abs=1e-4) and stats["real_only"] == 1
+    assert pool.real_fraction == 0.0  # the pool's own mix is left as it was
+    unknown_total, _ = model.distill_loss(pool, generator, step=99, total_steps=None, **settings)
+    assert unknown_total.item() == pytest.approx(0.64, abs=1e-4)
+
+
+class _FixedSampler:
+    """Hands out the same cameras in turn (enough for a ViewPool)."""
+
+    def __init__(self, cameras):
+        self.cameras, self.width, self.height, self.device, self.next = cameras, cameras.width, cameras.height, torch.device("cpu"), 0
+        self.template = cameras
+
+    def sample(self, n, generator=None):
+        index = [(self.next + i) % len(self.cameras) for i in range(n)]
+        self.next += n
+        return self.cameras[torch.tensor(index)]

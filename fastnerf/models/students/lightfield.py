@@ -11,11 +11,15 @@ Two layouts (``bundle``):
 - ``bundle = s`` (a power of two): the MLP runs on a bundle of rays ``s`` times sparser per
   side (the ray through the centre of each ``s x s`` block of pixels) and gives a feature image;
   ``log2 s`` blocks of (bilinear x2, 3x3 convolution, ReLU) bring it to full resolution
-  (MobileR2L's layout, with bilinear upsampling); sizes that are not multiples of ``s`` are
-  rendered on the next multiple and cropped, so the ray of a pixel never moves.
+  (MobileR2L's layout, with bilinear upsampling: ``fastnerf.fields.upsampling``); sizes that are
+  not multiples of ``s`` are rendered on the next multiple and cropped, so the ray of a pixel
+  never moves.
 
-The network predicts a foreground colour and an opacity, so a render can be composited onto
-any background: ``rgb = opacity * colour + (1 - opacity) * background`` (always in [0, 1]).
+Training (``fastnerf train student --kind lightfield``): distilled from the teacher's views in
+the ``ViewPool`` (single rays for ``bundle = 1``, whole views otherwise), then fine-tuned on the
+real training images only for the last ``finetune`` share of the steps (R2L gained 1.4 dB from
+that step). The colours are those of the teacher's background; a render on another background
+is refused (the pool holds no opacity to learn one from).
 
 Forward-facing (NDC) teachers: the rays are taken to the teacher's NDC space first and the
 teacher's NDC box is the encoding's box.
@@ -32,8 +36,9 @@ from torch import nn
 from ...cameras import Camera
 from ...errors import UserError
 from ...fields.ray_encoding import RAY_ENCODINGS, RayEncoding
-from .. import register_model
+from ...fields.upsampling import UpsamplingDecoder
 from ..nerf import ndc_rays
+from . import register_student
 
 
 class ResidualBlock(nn.Module):
@@ -48,23 +53,6 @@ class ResidualBlock(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:  # [N,width] -> [N,width]
         return h + self.outer(torch.relu(self.inner(torch.relu(h))))
-
-
-class BilinearUpsampler(nn.Module):
-    """``[B,C,h,w] -> [B,4,h*factor,w*factor]``: per x2, bilinear upsampling then conv3x3 + ReLU; a 1x1 conv to 4 channels."""
-
-    def __init__(self, channels: int, factor: int):
-        super().__init__()
-        self.stages = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1)
-                                    for _ in range(int(math.log2(factor))))
-        self.output = nn.Conv2d(channels, 4, 1)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        h = features
-        for conv in self.stages:
-            h = F.interpolate(h, scale_factor=2.0, mode="bilinear", align_corners=False)
-            h = torch.relu(conv(h))
-        return self.output(h)
 
 
 def bundle_rays(c2w: torch.Tensor, intrinsics: torch.Tensor, height: int, width: int, stride: int = 1):
@@ -98,7 +86,7 @@ def camera_intrinsics(camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
     return batch.c2w, torch.stack([batch.fx, batch.fy, batch.cx, batch.cy], dim=-1)
 
 
-@register_model("lightfield")
+@register_student("lightfield", lr=2e-3, batch_views=8, rays=4096, finetune=0.2, ema_decay=0.99)
 class LightField(nn.Module):
     """Ray-to-colour student (see the module docstring).
 
@@ -142,26 +130,34 @@ class LightField(nn.Module):
         self.encoder = RayEncoding(encoding, aabb, n_points=n_points, n_freqs=n_freqs)
         self.stem = nn.Linear(self.encoder.out_dim, hidden)
         self.blocks = nn.Sequential(*(ResidualBlock(hidden) for _ in range(n_blocks)))
-        out_dim = 4 if self.bundle == 1 else channels
-        self.head = nn.Linear(hidden, out_dim)
-        self.upsampler = BilinearUpsampler(channels, self.bundle) if self.bundle > 1 else None
+        self.head = nn.Linear(hidden, 3 if self.bundle == 1 else channels)
+        self.upsampler = (UpsamplingDecoder(channels, int(math.log2(self.bundle)), mode="bilinear", min_channels=16)
+                          if self.bundle > 1 else None)
 
     def config(self) -> dict:
         """Plain values that rebuild this architecture: ``build_model("lightfield", **config)``."""
         return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
                 for k, v in self._config.items()}
 
+    @classmethod
+    def config_for(cls, teacher, dataset, sampler, **overrides) -> dict:
+        """The config for ``teacher`` (its box and NDC), its ``dataset`` (background) and the pool's view size."""
+        config = teacher.config()
+        return {"aabb": list(config["aabb"]), "ndc": config.get("ndc"), "background": dataset.background.tolist(),
+                "image_width": sampler.width, "image_height": sampler.height, **overrides}
+
     # ----------------------------------------------------------------------------- the network
     def ray_outputs(self, rays_o: torch.Tensor, rays_d: torch.Tensor) -> torch.Tensor:
-        """``[N,3]`` world rays -> ``[N,4]`` raw outputs per ray (``bundle = 1``) or ``[N,channels]`` features."""
+        """``[N,3]`` world rays -> colours ``[N,3]`` in [0, 1] (``bundle = 1``) or features ``[N,channels]``."""
         if self.ndc is not None:
             rays_o, rays_d = ndc_rays(rays_o, rays_d, fx_ratio=self.ndc["fx_ratio"], fy_ratio=self.ndc["fy_ratio"],
                                       near=self.ndc["near"])
-        return self.head(self.blocks(torch.relu(self.stem(self.encoder(rays_o, rays_d)))))
+        out = self.head(self.blocks(torch.relu(self.stem(self.encoder(rays_o, rays_d)))))
+        return torch.sigmoid(out) if self.upsampler is None else out
 
-    def raw_images(self, c2w: torch.Tensor, intrinsics: torch.Tensor, height: int, width: int, *,
-                   chunk: int | None = None) -> torch.Tensor:
-        """``c2w [B,4,4]``, ``intrinsics [B,4]`` -> raw outputs ``[B,height,width,4]`` (see ``colour``).
+    def images(self, c2w: torch.Tensor, intrinsics: torch.Tensor, height: int, width: int, *,
+               chunk: int | None = None) -> torch.Tensor:
+        """``c2w [B,4,4]``, ``intrinsics [B,4]`` (fx, fy, cx, cy) -> ``rgb [B,height,width,3]``.
 
         ``chunk`` bounds the rays the MLP takes at a time (None: all at once; the export uses that).
         """
@@ -176,48 +172,67 @@ class LightField(nn.Module):
         outputs = outputs.reshape(batch, rows, cols, -1)
         if self.upsampler is None:
             return outputs
-        images = self.upsampler(outputs.permute(0, 3, 1, 2))  # [B,4,h*s,w*s]
+        images = self.upsampler(outputs.permute(0, 3, 1, 2))  # [B,3,h*s,w*s]
         return images[:, :, :height, :width].permute(0, 2, 3, 1)
-
-    @staticmethod
-    def colour(raw: torch.Tensor, background: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw outputs ``[...,4]`` -> ``(rgb [...,3], opacity [...])`` over ``background [3]``."""
-        foreground = torch.sigmoid(raw[..., :3])
-        opacity = torch.sigmoid(raw[..., 3])
-        return background + opacity[..., None] * (foreground - background), opacity
 
     # ----------------------------------------------------------------------------- rendering
     def render_camera(self, camera: Camera, *, backend=None, background=None, chunk: int = 8192) -> dict:
-        """``dict(rgb [H,W,3] or [B,H,W,3], opacity)`` of any camera (any size, intrinsics, batch)."""
+        """``dict(rgb [H,W,3] or [B,H,W,3])`` of any camera (any size, intrinsics, batch)."""
         if not isinstance(camera, Camera):
             raise UserError(f"lightfield: camera must be a fastnerf.cameras.Camera, got {type(camera).__name__}")
-        background = self.background if background is None else torch.as_tensor(
-            background, dtype=torch.float32, device=self.background.device)
-        if background.shape != (3,):
-            raise UserError(f"lightfield: background must be 3 values (RGB), got shape {list(background.shape)}")
+        if background is not None:
+            wanted = torch.as_tensor(background, dtype=torch.float32).flatten().cpu()
+            if wanted.shape != (3,) or not torch.allclose(wanted, self.background.cpu(), atol=1e-6):
+                raise UserError(f"the lightfield student renders on the background it was distilled with, "
+                                f"{self.background.tolist()}; got {wanted.tolist()}")
         c2w, intrinsics = camera_intrinsics(camera)
-        c2w, intrinsics = c2w.to(self.background.device), intrinsics.to(self.background.device)
+        device = self.background.device
+        c2w, intrinsics = c2w.to(device), intrinsics.to(device)
         self.encoder.backend = backend
         try:
             # One camera at a time keeps the upsampler's activations to one image.
-            raw = torch.cat([self.raw_images(c2w[i:i + 1], intrinsics[i:i + 1], camera.height, camera.width,
-                                             chunk=chunk) for i in range(c2w.shape[0])])
+            rgb = torch.cat([self.images(c2w[i:i + 1], intrinsics[i:i + 1], camera.height, camera.width, chunk=chunk)
+                             for i in range(c2w.shape[0])])
         finally:
             self.encoder.backend = None
-        rgb, opacity = self.colour(raw, background)
-        if not camera.is_batch:
-            rgb, opacity = rgb[0], opacity[0]
-        return {"rgb": rgb, "opacity": opacity}
+        return {"rgb": rgb if camera.is_batch else rgb[0]}
 
     def export_forward(self, c2w: torch.Tensor, intrinsics: torch.Tensor, *, height: int | None = None,
                        width: int | None = None) -> torch.Tensor:
-        """``c2w [B,4,4]``, ``intrinsics [B,4]`` (fx, fy, cx, cy) -> ``rgb [B,H,W,3]`` on the model's
-        background; plain PyTorch ops only (``torch.export`` / ONNX). Size: the training size by default."""
+        """``c2w [B,4,4]``, ``intrinsics [B,4]`` (fx, fy, cx, cy) -> ``rgb [B,H,W,3]``; plain PyTorch
+        ops only (``torch.export`` / ONNX). Size: the training size unless given."""
         height = self._config["image_height"] if height is None else int(height)
         width = self._config["image_width"] if width is None else int(width)
         self.encoder.backend = "torch"
         try:
-            raw = self.raw_images(c2w, intrinsics, height, width)
+            return self.images(c2w, intrinsics, height, width)
         finally:
             self.encoder.backend = None
-        return self.colour(raw, self.background)[0]
+
+    # ----------------------------------------------------------------------------- training
+    def distill_loss(self, pool, generator, *, step: int, batch_views: int, rays: int, finetune: float,
+                     total_steps: int | None = None, **settings):
+        """One step's loss on the ``ViewPool``: teacher views mixed with real ones, then real views
+        only for the last ``finetune`` share of ``total_steps``. ``batch_views`` views per step:
+        whole (``bundle > 1``), or ``rays`` random pixels among them (``bundle = 1``; drawn as
+        views, so the pool's refresh rate counts views, not rays)."""
+        real_only = bool(total_steps) and finetune > 0 and step >= (1.0 - finetune) * total_steps
+        mixed = pool.real_fraction
+        if real_only and pool.real_images is not None:
+            pool.real_fraction = 1.0
+        try:
+            cameras, images = pool.draw_views(int(batch_views), generator)  # [V,h,w,3]
+        finally:
+            pool.real_fraction = mixed
+        if self.upsampler is None:
+            views, height, width = images.shape[:3]
+            draw_device = generator.device if generator is not None else torch.device("cpu")
+            pixel = torch.randint(views * height * width, (int(rays),), generator=generator,
+                                  device=draw_device).to(images.device)
+            view, rows, cols = pixel // (height * width), (pixel // width) % height, pixel % width
+            origins, directions = cameras.pixel_rays(view, rows, cols)
+            predicted, target = self.ray_outputs(origins, directions), images[view, rows, cols]
+        else:
+            predicted, target = self.images(*camera_intrinsics(cameras), cameras.height, cameras.width), images
+        loss = F.mse_loss(predicted, target)
+        return loss, {"mse": float(loss.detach()), "real_only": float(real_only)}

@@ -1,0 +1,216 @@
+"""Approach 2, ``hybrid`` (after Niemeyer and Geiger, GIRAFFE): a radiance field that gives each
+point a density and M = 128 features, volume-rendered (``march_rays`` + ``composite`` with
+C = 128) into a low-resolution feature image, which the UNet decoder's upsampling blocks turn
+into the image.
+
+The feature image is the camera divided by ``factor`` (size rounded up, focal lengths and
+principal point divided), so the hybrid renders any camera: any size, intrinsics, or batch; the
+decoder's output is cropped to the camera's size. Samples along each ray:
+
+- ``sampling="march"`` (default): ``march_rays`` with a step of the box diagonal / ``samples``
+  and empty-space skipping through the occupancy grid (training: jittered starts);
+- ``sampling="dense"``: the report's ``samples`` intervals evenly between each ray's entry into
+  and exit from the box, no grid.
+
+The field is the teacher's layout (hash grid -> one-hidden-layer density MLP with ``geo_features``
+outputs), so ``init_from_teacher`` can copy the teacher's hash table, density MLP and occupancy
+grid; a feature MLP of those features and the view direction's spherical harmonics gives the M
+features. Forward-facing (NDC) teachers are followed into NDC.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ... import ops
+from ...cameras import Camera
+from ...errors import UserError
+from ...fields.mlp import MLP, trunc_exp
+from ...fields.occupancy import OccupancyGrid
+from ...fields.spherical_harmonics import spherical_harmonics
+from ...fields.upsampling import UpsamplingDecoder, check_upsampler
+from ...volume import render_rays
+from ..nerf import ndc_rays
+from . import register_student
+
+SAMPLINGS = ("march", "dense")
+
+
+@register_student("hybrid", lr=1e-2, batch_views=4, grid_every=16)
+class HybridStudent(nn.Module):
+    """Feature field + volume rendering at low resolution + upsampling decoder (module docstring).
+
+    Args:
+        aabb, ndc: the marched box (and NDC transform), as the teacher's.
+        grid_resolution: occupancy-grid cells per axis.
+        hash_*: the hash grid; hidden, geo_features: the density MLP (the teacher's layout).
+        features: M, the rendered feature channels; feature_hidden: the feature MLP's width.
+        factor: upsampling factor (a power of two); sampling, samples: see the module docstring.
+        upsampler: ``"bilinear"`` or ``"transposed"``; decoder_channels: channels after the stem.
+    """
+
+    kind = "hybrid"
+
+    def __init__(self, *, aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), ndc=None, grid_resolution: int = 64,
+                 hash_levels: int = 16, hash_features: int = 2, hash_log2_size: int = 15, hash_min_res: int = 16,
+                 hash_max_res: int = 256, hidden: int = 64, geo_features: int = 15, sh_degree: int = 4,
+                 features: int = 128, feature_hidden: int = 64, factor: int = 4, sampling: str = "march",
+                 samples: int = 32, upsampler: str = "bilinear", decoder_channels: int = 64, min_channels: int = 16):
+        super().__init__()
+        if factor < 1 or factor & (factor - 1):
+            raise ValueError(f"hybrid: factor must be a power of two, got {factor}")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"hybrid: sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        if samples < 1:
+            raise ValueError(f"hybrid: samples must be positive, got {samples}")
+        aabb = [float(v) for v in aabb]
+        self._config = dict(aabb=aabb, ndc=None if ndc is None else {k: float(v) for k, v in ndc.items()},
+                            grid_resolution=int(grid_resolution), hash_levels=int(hash_levels),
+                            hash_features=int(hash_features), hash_log2_size=int(hash_log2_size),
+                            hash_min_res=int(hash_min_res), hash_max_res=int(hash_max_res), hidden=int(hidden),
+                            geo_features=int(geo_features), sh_degree=int(sh_degree), features=int(features),
+                            feature_hidden=int(feature_hidden), factor=int(factor), sampling=sampling,
+                            samples=int(samples), upsampler=check_upsampler(upsampler),
+                            decoder_channels=int(decoder_channels), min_channels=int(min_channels))
+        self.factor, self.sampling, self.samples = int(factor), sampling, int(samples)
+        self.register_buffer("aabb", torch.tensor(aabb))
+        self.step_size = math.dist(aabb[:3], aabb[3:]) / samples
+        self.grid = OccupancyGrid(self.aabb.clone(), grid_resolution)
+        self.table = nn.Parameter(torch.rand(hash_levels, 2**hash_log2_size, hash_features) * 2e-4 - 1e-4)
+        self.density_mlp = MLP(hash_levels * hash_features, 1 + geo_features, width=hidden, n_hidden=1, bias=False)
+        self.feature_mlp = MLP(geo_features + sh_degree**2, features, width=feature_hidden, n_hidden=1)
+        self.background_feature = nn.Parameter(torch.zeros(features))
+        self.decoder = UpsamplingDecoder(features, int(math.log2(factor)), mode=upsampler,
+                                         max_channels=decoder_channels, min_channels=min_channels)
+        self.backend = None
+
+    def config(self) -> dict:
+        return {k: dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v
+                for k, v in self._config.items()}
+
+    @classmethod
+    def config_for(cls, teacher, dataset, sampler, **overrides) -> dict:
+        t = teacher.config()
+        config = {"aabb": t["aabb"], "ndc": t.get("ndc"), "grid_resolution": t.get("grid_resolution", 64)}
+        if t.get("encoding") == "hash":  # the teacher's field layout, so init_from_teacher can copy it
+            config.update({k: t[k] for k in ("hash_levels", "hash_features", "hash_log2_size", "hash_min_res",
+                                             "hash_max_res", "hidden", "geo_features", "sh_degree")})
+        return {**config, **overrides}
+
+    # ----------------------------------------------------------------------------- teacher
+    def init_from_teacher(self, teacher) -> bool:
+        """Copy the teacher's hash table, density MLP and occupancy grid where the shapes agree
+        (a hash teacher with the same field layout); returns whether it did."""
+        own = {"table": self.table, **{f"density_mlp.{k}": v for k, v in self.density_mlp.state_dict().items()}}
+        theirs = teacher.state_dict()
+        if any(name not in theirs or theirs[name].shape != value.shape for name, value in own.items()):
+            return False
+        with torch.no_grad():
+            self.table.copy_(theirs["table"])
+            self.density_mlp.load_state_dict({k: theirs[f"density_mlp.{k}"] for k in self.density_mlp.state_dict()})
+            if tuple(teacher.grid.occupied.shape) == tuple(self.grid.occupied.shape):
+                self.grid.load_state_dict(teacher.grid.state_dict())
+        return True
+
+    # ----------------------------------------------------------------------------- field
+    def _geometry(self, positions: torch.Tensor):  # [S,3] -> (sigma [S], geo [S,G])
+        c = self._config
+        unit = ((positions - self.aabb[:3]) / (self.aabb[3:] - self.aabb[:3])).clamp(0.0, 1.0)
+        h = self.density_mlp(ops.hash_encode(unit, self.table, n_min=c["hash_min_res"], n_max=c["hash_max_res"],
+                                             backend=self.backend))
+        return trunc_exp(h[:, 0]), h[:, 1:]
+
+    def density(self, positions: torch.Tensor) -> torch.Tensor:  # [S,3] -> [S]
+        return self._geometry(positions)[0]
+
+    def field(self, positions: torch.Tensor, directions: torch.Tensor):  # [S,3], [S,3] -> (sigma [S], feat [S,M])
+        sigmas, geo = self._geometry(positions)
+        directions = directions / directions.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+        view = spherical_harmonics(directions, self._config["sh_degree"])
+        return sigmas, self.feature_mlp(torch.cat([geo, view], dim=-1))
+
+    @torch.no_grad()
+    def update_grid(self, *, step: int, generator=None) -> None:
+        self.grid.update(lambda x: self.density(x) * self.step_size, step=step,
+                         n_samples=self.grid.occupied.numel() // 8, generator=generator)
+
+    # ----------------------------------------------------------------------------- feature rendering
+    def _dense(self, rays_o, rays_d):  # -> dict(values [N,M], opacity [N])
+        n_rays, n = rays_o.shape[0], self.samples
+        t_near, t_far, hit = ops.ray_aabb(rays_o, rays_d, self.aabb, backend=self.backend)
+        hit_ids = hit.nonzero().squeeze(1)
+        fractions = torch.arange(n + 1, device=rays_o.device, dtype=rays_o.dtype) / n  # [n+1]
+        edges = t_near[hit_ids, None] + (t_far - t_near)[hit_ids, None] * fractions  # [H,n+1]
+        t_starts, t_ends = edges[:, :-1].reshape(-1), edges[:, 1:].reshape(-1)
+        counts = hit.long() * n
+        packed_info = torch.stack([torch.cumsum(counts, 0) - counts, counts], 1)
+        ray_ids = hit_ids.repeat_interleave(n)
+        mids = (t_starts + t_ends)[:, None] * 0.5
+        sigmas, values = self.field(rays_o[ray_ids] + rays_d[ray_ids] * mids, rays_d[ray_ids])
+        out, opacity, _, _ = ops.composite(sigmas, values, t_starts, t_ends, packed_info, backend=self.backend)
+        return {"values": out, "opacity": opacity}
+
+    def render_features(self, rays_o: torch.Tensor, rays_d: torch.Tensor, *, train: bool = False, generator=None,
+                        backend=None) -> torch.Tensor:  # [N,3], [N,3] -> [N,M]
+        """Volume-rendered features of rays (world space), on the learned background feature."""
+        ndc = self._config["ndc"]
+        if ndc is not None:
+            rays_o, rays_d = ndc_rays(rays_o, rays_d, fx_ratio=ndc["fx_ratio"], fy_ratio=ndc["fy_ratio"], near=ndc["near"])
+        self.backend = backend
+        try:
+            if self.sampling == "dense":
+                out = self._dense(rays_o, rays_d)
+            else:
+                out = render_rays(self.field, rays_o, rays_d, self.grid, step_size=self.step_size, train=train,
+                                  generator=generator, backend=backend)
+        finally:
+            self.backend = None
+        return out["values"] + (1.0 - out["opacity"][:, None]) * self.background_feature
+
+    def feature_camera(self, camera: Camera) -> Camera:
+        """The low-resolution camera whose pixel (i, j) covers pixels ``factor*i ..`` of ``camera`` (batch)."""
+        f = self.factor
+        batch = camera.batch()
+        return Camera(batch.c2w, batch.fx / f, batch.fy / f, batch.cx / f, batch.cy / f, math.ceil(camera.width / f),
+                      math.ceil(camera.height / f), check=False)
+
+    def render_images(self, camera: Camera, *, train: bool = False, generator=None, backend=None,
+                      chunk: int = 1 << 30) -> torch.Tensor:  # -> [B,H,W,3]
+        low = self.feature_camera(camera).to(self.aabb.device)
+        origins, directions = low.rays()  # [B,h,w,3]
+        rays_o, rays_d = origins.reshape(-1, 3), directions.reshape(-1, 3)
+        features = torch.cat([self.render_features(rays_o[i:i + chunk], rays_d[i:i + chunk], train=train,
+                                                   generator=generator, backend=backend)
+                              for i in range(0, rays_o.shape[0], chunk)]) if rays_o.shape[0] else \
+            torch.zeros(0, self.background_feature.shape[0], device=rays_o.device)
+        feature_image = features.reshape(len(low), low.height, low.width, -1).permute(0, 3, 1, 2)
+        image = self.decoder(feature_image)[:, :, : camera.height, : camera.width]
+        return image.permute(0, 2, 3, 1)
+
+    def render_camera(self, camera, *, backend=None, background=None, chunk: int = 8192) -> dict:
+        """``dict(rgb [H,W,3] or [B,H,W,3])`` for any camera (the background was learned; ``background`` is ignored)."""
+        if not isinstance(chunk, int) or chunk < 1:
+            raise UserError(f"hybrid: chunk must be a positive integer, got {chunk!r}")
+        rgb = self.render_images(camera, backend=backend, chunk=chunk)
+        return {"rgb": rgb if camera.is_batch else rgb[0]}
+
+    # ----------------------------------------------------------------------------- training
+    def distill_loss(self, pool, generator, *, step: int, batch_views: int, **settings):
+        cameras, images = pool.draw_views(batch_views, generator)
+        loss = F.mse_loss(self.render_images(cameras, train=True, generator=generator), images)
+        return loss, {"mse": float(loss.detach()), "occ": float(self.grid.occupied.float().mean())}
+
+    def after_distill_step(self, step: int, generator, *, grid_every: int = 16, **settings) -> None:
+        if self.sampling == "march" and grid_every and step % grid_every == 0:
+            self.update_grid(step=step, generator=generator)
+
+    def param_groups(self, lr: float) -> list:
+        """The field (hash table, density MLP) at ``lr``; the feature MLP and decoder at ``lr / 5``."""
+        field = [self.table, *self.density_mlp.parameters()]
+        ids = {id(p) for p in field}
+        rest = [p for p in self.parameters() if id(p) not in ids]
+        return [{"params": field, "base_lr": lr}, {"params": rest, "base_lr": lr / 5}]
