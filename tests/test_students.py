@@ -128,7 +128,7 @@ def test_hybrid_dense_samples_are_even_between_entry_and_exit():
     model = small_hybrid(sampling="dense", samples=4)
     seen = {}
 
-    def spy(positions, directions):
+    def spy(positions, directions, backend=None):
         seen["positions"] = positions
         return torch.zeros(positions.shape[0]), torch.zeros(positions.shape[0], 8)
 
@@ -147,12 +147,13 @@ def test_hybrid_copies_a_hash_teacher_and_trains():
     teacher.grid.occupied[:4] = False
     model = small_hybrid()
     assert model.init_from_teacher(teacher)
-    assert torch.equal(model.table, teacher.table) and torch.equal(model.grid.occupied, teacher.grid.occupied)
+    assert torch.equal(model.position_encoding.table, teacher.position_encoding.table)
+    assert torch.equal(model.grid.occupied, teacher.grid.occupied)
     points = torch.rand(5, 3) * 2 - 1
     assert torch.allclose(model.density(points), teacher.density(points))
     assert not small_hybrid(hash_levels=3).init_from_teacher(teacher)
     groups = model.param_groups(1e-2)
-    assert groups[0]["base_lr"] == 1e-2 and groups[0]["params"][0] is model.table
+    assert groups[0]["base_lr"] == 1e-2 and groups[0]["params"][0] is model.position_encoding.table
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
 
 

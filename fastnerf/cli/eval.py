@@ -54,9 +54,16 @@ def run(args: argparse.Namespace) -> int:
                "n_images": result["n_images"], "samples_per_ray": result["samples_per_ray"],
                "step": checkpoint["step"], "device": str(model_device(model)), "threads": torch.get_num_threads(),
                "supersample": args.supersample or getattr(model, "supersample", 1), "dense_samples": args.dense_samples}
+    teacher_run = (checkpoint.get("dataset") or {}).get("teacher")  # students: also against their teacher
+    if teacher_run:
+        from ..distill.diagnostics import psnr_vs_teacher
+
+        figures["psnr_vs_teacher"] = psnr_vs_teacher(teacher_run, result["images"], dataset.cameras[:result["n_images"]],
+                                                     background=dataset.background, backend=args.backend)
     print(f"{args.split}: {result['n_images']} images of {dataset.width}x{dataset.height}  "
           f"PSNR {result['psnr']:.2f} dB  SSIM {result['ssim']:.4f}  latency {timing['latency_ms']:.2f} ms "
-          f"(mean of {timing['renders']} renders on {figures['device']})  {result['samples_per_ray']:.1f} samples/ray")
+          f"(mean of {timing['renders']} renders on {figures['device']})  {result['samples_per_ray']:.1f} samples/ray"
+          + (f"  PSNR vs teacher {figures['psnr_vs_teacher']:.2f} dB" if teacher_run else ""))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(figures, handle, indent=2)

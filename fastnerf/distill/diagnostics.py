@@ -61,3 +61,16 @@ def checkerboard_energy(pred: torch.Tensor, target: torch.Tensor, period: int = 
     mask = rows[:, None] | cols[None, :]  # harmonic rows or columns of the spectrum
     total = float(power.sum())
     return float(power[..., mask].sum()) / total if total > 0 else 0.0
+
+
+@torch.no_grad()
+def psnr_vs_teacher(teacher_run, images: torch.Tensor, cameras, *, background=None, backend=None) -> float:
+    """PSNR of a student's ``images [N,H,W,3]`` against its teacher's renders of the same ``cameras``
+    (the teacher run loaded with ``load_run``, rendered with its default settings)."""
+    from ..metrics import psnr
+    from ..rendering import render
+    from ..train import load_run
+
+    teacher, _ = load_run(teacher_run, device=images.device)
+    reference = render(teacher, cameras, background=background, backend=backend)["rgb"].clamp(0, 1)
+    return psnr(images.to(reference.device), reference)

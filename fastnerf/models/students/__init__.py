@@ -14,7 +14,7 @@ knows no kind by name; it asks the class for:
 - ``render_camera(camera, *, backend=None, background=None, chunk=8192)`` (the rendering protocol).
 
 Settings every kind has (the task's options override them): ``lr``, ``batch_views``,
-``ema_decay``; a kind may add its own (passed to ``distill_loss``).
+``ema_decay``, ``lr_half_life``; a kind may add its own (passed to ``distill_loss``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from .. import register_model
 
-COMMON_SETTINGS = {"lr": 1e-3, "batch_views": 4, "ema_decay": 0.99}
+COMMON_SETTINGS = {"lr": 1e-3, "batch_views": 4, "ema_decay": 0.99, "lr_half_life": 500}
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ... import ops
 from ...cameras import Camera
 from ...errors import UserError
+from ...fields.hash_grid import HashEncoding
 from ...fields.mlp import MLP, trunc_exp
 from ...fields.occupancy import OccupancyGrid
-from ...fields.spherical_harmonics import spherical_harmonics
+from ...fields.spherical_harmonics import SphericalHarmonicsEncoding
 from ...fields.upsampling import UpsamplingDecoder, check_upsampler
 from ...volume import render_rays
 from ..nerf import ndc_rays
@@ -80,13 +80,14 @@ class HybridStudent(nn.Module):
         self.register_buffer("aabb", torch.tensor(aabb))
         self.step_size = math.dist(aabb[:3], aabb[3:]) / samples
         self.grid = OccupancyGrid(self.aabb.clone(), grid_resolution)
-        self.table = nn.Parameter(torch.rand(hash_levels, 2**hash_log2_size, hash_features) * 2e-4 - 1e-4)
-        self.density_mlp = MLP(hash_levels * hash_features, 1 + geo_features, width=hidden, n_hidden=1, bias=False)
-        self.feature_mlp = MLP(geo_features + sh_degree**2, features, width=feature_hidden, n_hidden=1)
+        self.position_encoding = HashEncoding(hash_levels, hash_features, hash_log2_size, hash_min_res, hash_max_res)
+        self.geometry_mlp = MLP(self.position_encoding.out_dim, 1 + geo_features, width=hidden, n_hidden=1, bias=False)
+        self.direction_encoding = SphericalHarmonicsEncoding(sh_degree)
+        self.feature_mlp = MLP(geo_features + self.direction_encoding.out_dim, features, width=feature_hidden,
+                               n_hidden=1)
         self.background_feature = nn.Parameter(torch.zeros(features))
         self.decoder = UpsamplingDecoder(features, int(math.log2(factor)), mode=upsampler,
                                          max_channels=decoder_channels, min_channels=min_channels)
-        self.backend = None
 
     def config(self) -> dict:
         return {k: dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v
@@ -103,72 +104,55 @@ class HybridStudent(nn.Module):
 
     # ----------------------------------------------------------------------------- teacher
     def init_from_teacher(self, teacher) -> bool:
-        """Copy the teacher's hash table, density MLP and occupancy grid where the shapes agree
+        """Copy the teacher's hash grid, geometry MLP and occupancy grid where the shapes agree
         (a hash teacher with the same field layout); returns whether it did."""
-        own = {"table": self.table, **{f"density_mlp.{k}": v for k, v in self.density_mlp.state_dict().items()}}
+        own = {f"{prefix}.{k}": v for prefix in ("position_encoding", "geometry_mlp")
+               for k, v in getattr(self, prefix).state_dict().items()}
         theirs = teacher.state_dict()
         if any(name not in theirs or theirs[name].shape != value.shape for name, value in own.items()):
             return False
         with torch.no_grad():
-            self.table.copy_(theirs["table"])
-            self.density_mlp.load_state_dict({k: theirs[f"density_mlp.{k}"] for k in self.density_mlp.state_dict()})
+            for name, value in own.items():
+                value.copy_(theirs[name])
             if tuple(teacher.grid.occupied.shape) == tuple(self.grid.occupied.shape):
                 self.grid.load_state_dict(teacher.grid.state_dict())
         return True
 
     # ----------------------------------------------------------------------------- field
-    def _geometry(self, positions: torch.Tensor):  # [S,3] -> (sigma [S], geo [S,G])
-        c = self._config
+    def _geometry(self, positions: torch.Tensor, backend=None):  # [S,3] -> (sigma [S], geo [S,G])
         unit = ((positions - self.aabb[:3]) / (self.aabb[3:] - self.aabb[:3])).clamp(0.0, 1.0)
-        h = self.density_mlp(ops.hash_encode(unit, self.table, n_min=c["hash_min_res"], n_max=c["hash_max_res"],
-                                             backend=self.backend))
+        h = self.geometry_mlp(self.position_encoding(unit, backend=backend))
         return trunc_exp(h[:, 0]), h[:, 1:]
 
-    def density(self, positions: torch.Tensor) -> torch.Tensor:  # [S,3] -> [S]
-        return self._geometry(positions)[0]
+    def density(self, positions: torch.Tensor, *, backend=None) -> torch.Tensor:  # [S,3] -> [S]
+        return self._geometry(positions, backend)[0]
 
-    def field(self, positions: torch.Tensor, directions: torch.Tensor):  # [S,3], [S,3] -> (sigma [S], feat [S,M])
-        sigmas, geo = self._geometry(positions)
+    def field(self, positions: torch.Tensor, directions: torch.Tensor, *, backend=None):
+        """``(sigma [S], features [S,M])`` at ``positions [S,3]`` seen along ``directions [S,3]``."""
+        sigmas, geo = self._geometry(positions, backend)
         directions = directions / directions.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-        view = spherical_harmonics(directions, self._config["sh_degree"])
+        view = self.direction_encoding(directions, backend=backend)
         return sigmas, self.feature_mlp(torch.cat([geo, view], dim=-1))
 
     @torch.no_grad()
-    def update_grid(self, *, step: int, generator=None) -> None:
-        self.grid.update(lambda x: self.density(x) * self.step_size, step=step,
-                         n_samples=self.grid.occupied.numel() // 8, generator=generator)
+    def update_grid(self, *, step: int, generator=None, reduce=None, backend=None) -> None:
+        self.grid.update(lambda x: self.density(x, backend=backend) * self.step_size, step=step,
+                         n_samples=self.grid.occupied.numel() // 8, generator=generator, reduce=reduce)
 
     # ----------------------------------------------------------------------------- feature rendering
-    def _dense(self, rays_o, rays_d):  # -> dict(values [N,M], opacity [N])
-        n_rays, n = rays_o.shape[0], self.samples
-        t_near, t_far, hit = ops.ray_aabb(rays_o, rays_d, self.aabb, backend=self.backend)
-        hit_ids = hit.nonzero().squeeze(1)
-        fractions = torch.arange(n + 1, device=rays_o.device, dtype=rays_o.dtype) / n  # [n+1]
-        edges = t_near[hit_ids, None] + (t_far - t_near)[hit_ids, None] * fractions  # [H,n+1]
-        t_starts, t_ends = edges[:, :-1].reshape(-1), edges[:, 1:].reshape(-1)
-        counts = hit.long() * n
-        packed_info = torch.stack([torch.cumsum(counts, 0) - counts, counts], 1)
-        ray_ids = hit_ids.repeat_interleave(n)
-        mids = (t_starts + t_ends)[:, None] * 0.5
-        sigmas, values = self.field(rays_o[ray_ids] + rays_d[ray_ids] * mids, rays_d[ray_ids])
-        out, opacity, _, _ = ops.composite(sigmas, values, t_starts, t_ends, packed_info, backend=self.backend)
-        return {"values": out, "opacity": opacity}
-
     def render_features(self, rays_o: torch.Tensor, rays_d: torch.Tensor, *, train: bool = False, generator=None,
                         backend=None) -> torch.Tensor:  # [N,3], [N,3] -> [N,M]
         """Volume-rendered features of rays (world space), on the learned background feature."""
         ndc = self._config["ndc"]
         if ndc is not None:
             rays_o, rays_d = ndc_rays(rays_o, rays_d, fx_ratio=ndc["fx_ratio"], fy_ratio=ndc["fy_ratio"], near=ndc["near"])
-        self.backend = backend
-        try:
-            if self.sampling == "dense":
-                out = self._dense(rays_o, rays_d)
-            else:
-                out = render_rays(self.field, rays_o, rays_d, self.grid, step_size=self.step_size, train=train,
-                                  generator=generator, backend=backend)
-        finally:
-            self.backend = None
+
+        def field(positions, directions):
+            return self.field(positions, directions, backend=backend)
+
+        dense = self.samples if self.sampling == "dense" else None
+        out = render_rays(field, rays_o, rays_d, self.grid, step_size=self.step_size, train=train, generator=generator,
+                          backend=backend, dense_samples=dense)
         return out["values"] + (1.0 - out["opacity"][:, None]) * self.background_feature
 
     def feature_camera(self, camera: Camera) -> Camera:
@@ -199,18 +183,19 @@ class HybridStudent(nn.Module):
         return {"rgb": rgb if camera.is_batch else rgb[0]}
 
     # ----------------------------------------------------------------------------- training
-    def distill_loss(self, pool, generator, *, step: int, batch_views: int, **settings):
+    def distill_loss(self, pool, generator, *, step: int, batch_views: int, backend=None, **settings):
         cameras, images = pool.draw_views(batch_views, generator)
-        loss = F.mse_loss(self.render_images(cameras, train=True, generator=generator), images)
+        loss = F.mse_loss(self.render_images(cameras, train=True, generator=generator, backend=backend), images)
         return loss, {"mse": float(loss.detach()), "occ": float(self.grid.occupied.float().mean())}
 
-    def after_distill_step(self, step: int, generator, *, grid_every: int = 16, **settings) -> None:
+    def after_distill_step(self, step: int, generator, *, grid_every: int = 16, reduce=None, backend=None,
+                           **settings) -> None:
         if self.sampling == "march" and grid_every and step % grid_every == 0:
-            self.update_grid(step=step, generator=generator)
+            self.update_grid(step=step, generator=generator, reduce=reduce, backend=backend)
 
     def param_groups(self, lr: float) -> list:
-        """The field (hash table, density MLP) at ``lr``; the feature MLP and decoder at ``lr / 5``."""
-        field = [self.table, *self.density_mlp.parameters()]
+        """The field (hash grid, geometry MLP) at ``lr``; the feature MLP and decoder at ``lr / 5``."""
+        field = [*self.position_encoding.parameters(), *self.geometry_mlp.parameters()]
         ids = {id(p) for p in field}
         rest = [p for p in self.parameters() if id(p) not in ids]
         return [{"params": field, "base_lr": lr}, {"params": rest, "base_lr": lr / 5}]

@@ -211,7 +211,7 @@ class LightField(nn.Module):
 
     # ----------------------------------------------------------------------------- training
     def distill_loss(self, pool, generator, *, step: int, batch_views: int, rays: int, finetune: float,
-                     total_steps: int | None = None, **settings):
+                     total_steps: int | None = None, backend=None, **settings):
         """One step's loss on the ``ViewPool``: teacher views mixed with real ones, then real views
         only for the last ``finetune`` share of ``total_steps``. ``batch_views`` views per step:
         whole (``bundle > 1``), or ``rays`` random pixels among them (``bundle = 1``; drawn as
@@ -224,15 +224,22 @@ class LightField(nn.Module):
             cameras, images = pool.draw_views(int(batch_views), generator)  # [V,h,w,3]
         finally:
             pool.real_fraction = mixed
+        self.encoder.backend = backend
+        try:
+            predicted, target = self._predict_draw(cameras, images, generator, int(rays))
+        finally:
+            self.encoder.backend = None
+        loss = F.mse_loss(predicted, target)
+        return loss, {"mse": float(loss.detach()), "real_only": float(real_only)}
+
+    def _predict_draw(self, cameras: Camera, images: torch.Tensor, generator, rays: int):
+        """``(predicted, target)`` for drawn views ``images [V,h,w,3]``: ``rays`` random pixels, or whole views."""
         if self.upsampler is None:
             views, height, width = images.shape[:3]
             draw_device = generator.device if generator is not None else torch.device("cpu")
-            pixel = torch.randint(views * height * width, (int(rays),), generator=generator,
+            pixel = torch.randint(views * height * width, (rays,), generator=generator,
                                   device=draw_device).to(images.device)
             view, rows, cols = pixel // (height * width), (pixel // width) % height, pixel % width
             origins, directions = cameras.pixel_rays(view, rows, cols)
-            predicted, target = self.ray_outputs(origins, directions), images[view, rows, cols]
-        else:
-            predicted, target = self.images(*camera_intrinsics(cameras), cameras.height, cameras.width), images
-        loss = F.mse_loss(predicted, target)
-        return loss, {"mse": float(loss.detach()), "real_only": float(real_only)}
+            return self.ray_outputs(origins, directions), images[view, rows, cols]
+        return self.images(*camera_intrinsics(cameras), cameras.height, cameras.width), images

@@ -65,7 +65,7 @@ class PoseStudent(nn.Module):
         rgb = self.forward(camera.batch().c2w.to(self.net.to_map.weight.device), backend=backend)
         return {"rgb": rgb if camera.is_batch else rgb[0]}
 
-    def distill_loss(self, pool, generator, *, step: int, batch_views: int, **settings):
+    def distill_loss(self, pool, generator, *, step: int, batch_views: int, backend=None, **settings):
         cameras, images = pool.draw_views(batch_views, generator)
-        loss = F.mse_loss(self.forward(cameras.c2w), images)
+        loss = F.mse_loss(self.forward(cameras.c2w, backend=backend), images)
         return loss, {"mse": float(loss.detach())}

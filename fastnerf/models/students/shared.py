@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ... import ops
+from ...fields.frequency import FrequencyEncoding
 from ...fields.mlp import MLP, trunc_exp
 from ...fields.occupancy import OccupancyGrid
 from ...volume import render_rays
@@ -60,7 +60,8 @@ class SharedStudent(nn.Module):
         self.register_buffer("aabb", torch.tensor(aabb))
         self.grid = OccupancyGrid(self.aabb.clone(), grid_resolution)
         self.step_size = math.dist(aabb[:3], aabb[3:]) / nerf_samples
-        self.nerf = MLP(3 * (1 + 2 * nerf_freqs) + code_dim, 4, width=nerf_hidden, n_hidden=nerf_layers)
+        self.nerf_encoding = FrequencyEncoding(3, nerf_freqs)
+        self.nerf = MLP(self.nerf_encoding.out_dim + code_dim, 4, width=nerf_hidden, n_hidden=nerf_layers)
 
     def config(self) -> dict:
         return {k: dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v
@@ -104,7 +105,7 @@ class SharedStudent(nn.Module):
 
         def field(positions, directions):  # [S,3] -> (sigma [S], rgb [S,3])
             unit = ((positions - self.aabb[:3]) / (self.aabb[3:] - self.aabb[:3])).clamp(0.0, 1.0)
-            encoded = ops.freq_encode(unit * 2 - 1, c["nerf_freqs"], backend=backend)
+            encoded = self.nerf_encoding(unit * 2 - 1, backend=backend)
             h = self.nerf(torch.cat([encoded, code.expand(encoded.shape[0], -1)], dim=1))
             return trunc_exp(h[:, 0] - 1.0), torch.sigmoid(h[:, 1:])
 
@@ -112,9 +113,9 @@ class SharedStudent(nn.Module):
                            train=True, generator=generator, backend=backend)["rgb"]
 
     def distill_loss(self, pool, generator, *, step: int, batch_views: int, nerf_rays: int = 1024,
-                     nerf_weight: float = 0.5, **settings):
+                     nerf_weight: float = 0.5, backend=None, **settings):
         cameras, images = pool.draw_views(batch_views, generator)  # images [B,H,W,3]
-        codes = self.net.code(cameras.c2w)  # [B,C]
+        codes = self.net.code(cameras.c2w, backend=backend)  # [B,C]
         image_loss = F.mse_loss(self.net.decode(codes), images)
         loss, stats = image_loss, {"mse": float(image_loss.detach())}
         per_view = max(1, nerf_rays // batch_views) if nerf_weight > 0 else 0
@@ -126,7 +127,8 @@ class SharedStudent(nn.Module):
                                       device=draw_device).to(images.device)
                 rows, cols = pixel // cameras.width, pixel % cameras.width
                 rays_o, rays_d = cameras.pixel_rays(torch.full_like(rows, b), rows, cols)
-                rgb = self.nerf_render(codes[b], rays_o, rays_d, generator=generator, background=pool.background)
+                rgb = self.nerf_render(codes[b], rays_o, rays_d, generator=generator, background=pool.background,
+                                       backend=backend)
                 nerf_losses.append(F.mse_loss(rgb, images[b, rows, cols]))
             nerf_loss = torch.stack(nerf_losses).mean()
             loss = loss + nerf_weight * nerf_loss

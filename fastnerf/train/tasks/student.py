@@ -11,12 +11,16 @@ the real images; the pool is part of the task state, so a resumed run continues 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import torch
 
 from ...errors import UserError
 from . import Task, register_task
+from .teacher import load_held_out
 
+LR_HALF_LIFE = 500
+ENGINE_SETTINGS = ("lr", "ema_decay", "lr_half_life")  # settings the task applies; the rest go to the model
 TASK_DEFAULTS = {"pool_size": 128, "initial_views": 32, "fresh_ratio": 0.1, "real_fraction": 0.3,
                  "render_batch": 8, "eval_views": 3}
 
@@ -75,7 +79,7 @@ class StudentTask(Task):
         if unknown:
             raise UserError(f"student {kind!r} has no setting {', '.join(sorted(unknown))}; "
                             f"its settings: {', '.join(sorted(self.student_kind.settings))}")
-        self.args = {"teacher": str(teacher), "kind": kind, "size": None if size is None else list(size),
+        self.args = {"teacher": str(Path(teacher).resolve()), "kind": kind, "size": None if size is None else list(size),
                      "model": dict(model or {}), "settings": dict(settings or {}), "pool_size": int(pool_size),
                      "initial_views": int(initial_views), "fresh_ratio": float(fresh_ratio),
                      "real_fraction": float(real_fraction), "render_batch": int(render_batch),
@@ -137,12 +141,12 @@ class StudentTask(Task):
                    pool_file=args.pool_file, teacher_init=not args.no_teacher_init)
 
     def build_model(self, ctx) -> torch.nn.Module:
-        from ...data import DatasetError, load
+        from ...data import load
         from ...distill import ViewPool, sampler_for
         from ...models import build_model
         from .. import load_run
 
-        teacher, checkpoint = load_run(self.args["teacher"], map_location=ctx.device)
+        teacher, checkpoint = load_run(self.args["teacher"], device=ctx.device)
         teacher = teacher.to(ctx.device).eval()
         info = checkpoint.get("dataset") or {}
         if not info.get("path"):
@@ -171,13 +175,7 @@ class StudentTask(Task):
         if self._pending_pool_state is not None:
             self.pool.load_state_dict(self._pending_pool_state)
             self._pending_pool_state = None
-        self.held_out = None
-        for split in ("val", "test"):
-            try:
-                self.held_out = load(info["path"], split, downscale=info.get("downscale", 1))
-                break
-            except DatasetError:
-                continue
+        self.held_out = load_held_out(info["path"], info.get("downscale", 1))
         return model
 
     # ----------------------------------------------------------------------------- training
@@ -188,24 +186,26 @@ class StudentTask(Task):
         return [{"params": [p for p in model.parameters() if p.requires_grad], "base_lr": lr}]
 
     def lr_factor(self, step: int, total_steps: int | None) -> float:
-        """Linear warm-up over 20 steps, then an exponential decay to 0.1 at the last step."""
-        warmup = min(1.0, (step + 1) / 20)
-        if not total_steps:
-            return warmup
-        return warmup * 0.1 ** min(1.0, step / total_steps)
+        """Linear warm-up over 20 steps, then halving every ``lr_half_life`` steps down to 0.1: a
+        function of the step alone, so a run resumed with a larger budget follows the same schedule."""
+        from ..loop import lr_factor
+
+        return lr_factor(step, warmup=20, half_life=int(self.settings.get("lr_half_life", LR_HALF_LIFE)), floor=0.1)
 
     def loss(self, model, step: int, ctx):
         pool = self.pool
         if len(pool) == 0:  # the first step renders the initial views (counted in the budget)
             pool.render_views(min(self.args["initial_views"], pool.capacity), ctx.generator, progress=False)
-        settings = {k: v for k, v in self.settings.items() if k not in ("lr", "ema_decay")}
-        return model.distill_loss(pool, ctx.generator, step=step, total_steps=ctx.total_steps, **settings)
+        settings = {k: v for k, v in self.settings.items() if k not in ENGINE_SETTINGS}
+        return model.distill_loss(pool, ctx.generator, step=step, backend=ctx.backend, total_steps=ctx.total_steps,
+                                  **settings)
 
     def after_step(self, model, step: int, ctx) -> None:
         self.pool.refresh(ctx.generator)  # fresh views grow the pool to capacity, then replace the oldest
         if hasattr(model, "after_distill_step"):
-            settings = {k: v for k, v in self.settings.items() if k not in ("lr", "ema_decay", "batch_views")}
-            model.after_distill_step(step, ctx.generator, **settings)
+            settings = {k: v for k, v in self.settings.items() if k not in ENGINE_SETTINGS + ("batch_views",)}
+            reduce = (lambda tensor: ctx.all_reduce_(tensor, "max")) if ctx.world_size > 1 else None
+            model.after_distill_step(step, ctx.generator, reduce=reduce, backend=ctx.backend, **settings)
 
     @torch.no_grad()
     def evaluate(self, model, ctx) -> dict | None:
