@@ -69,6 +69,12 @@ def native_size(model: nn.Module) -> tuple[int, int]:
     raise UserError(f"export: cannot tell the image size of a {getattr(model, 'kind', '?')!r} model; give --size WxH")
 
 
+def camera_inputs(camera) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(c2w [B,4,4], intrinsics [B,4])`` of a single or batch ``fastnerf.cameras.Camera``: an exported graph's inputs."""
+    batch = camera.batch()
+    return batch.c2w, torch.stack([batch.fx, batch.fy, batch.cx, batch.cy], dim=-1)
+
+
 def example_inputs(width: int, height: int, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     """``(c2w [batch,4,4], intrinsics [batch,4])``: cameras 4 units from the origin looking at it, 50-degree field of view."""
     from .cameras import look_at

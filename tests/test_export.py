@@ -1,5 +1,7 @@
 """fastnerf.export and `fastnerf export`: pt2 and ONNX files that render like fastnerf.render."""
 
+import json
+
 import pytest
 import torch
 
@@ -7,8 +9,8 @@ import fastnerf
 from fastnerf.cameras import Camera, orbit_path
 from fastnerf.cli import main
 from fastnerf.errors import UserError
-from fastnerf.export import (example_inputs, export_model, native_size, onnx_latency_ms, renderer_for, run_onnx,
-                             run_pt2)
+from fastnerf.export import (camera_inputs, example_inputs, export_model, native_size, onnx_latency_ms, renderer_for,
+                             run_onnx, run_pt2)
 from fastnerf.models import build_model
 from fastnerf.models.students.lightfield import camera_intrinsics
 from fastnerf.train import save_checkpoint
@@ -50,22 +52,45 @@ def test_pt2_program_matches_render_with_a_dynamic_batch(tmp_path):
         assert torch.allclose(run_pt2(tmp_path / "lf.pt2", c2w, intrinsics), expected, atol=1e-5)
 
 
-def test_onnx_file_matches_render_in_onnxruntime(tmp_path):
+@pytest.fixture(scope="module")
+def trained_student(tmp_path_factory):
+    """A tiny scene, a 3-step teacher and a 5-step lightfield student, all through the CLI."""
+    from fastnerf.data.procedural import SCENES, make_scene
+
+    root = tmp_path_factory.mktemp("lf")
+    data = make_scene(SCENES[0], root / "data", n_train=6, n_val=1, n_test=2, res=16, seed=0, samples_per_axis=1)
+    assert main(["train", "teacher", "--data", str(data), "--out", str(root / "teacher"), "--steps", "3", "--quiet",
+                 "--eval-every", "0"]) == 0
+    assert main(["train", "student", "--kind", "lightfield", "--teacher", str(root / "teacher"), "--out",
+                 str(root / "student"), "--steps", "4", "--quiet", "--initial-views", "3", "--pool-size", "3",
+                 "--option", "hidden=16", "--option", "bundle=2", "--option", "n_blocks=1",
+                 "--setting", "finetune=0.5"]) == 0
+    return data, root / "student"
+
+
+def test_cli_trained_student_exports_to_onnx_that_matches_render(trained_student, tmp_path, capsys):
     pytest.importorskip("onnxscript")
     pytest.importorskip("onnxruntime")
-    model = lightfield(bundle=2)
-    export_model(model, tmp_path / "lf.onnx", format="onnx")  # native size 12x8
-    for batch in (1, 3):
-        cameras = cameras_of(12, 8, batch)
-        c2w, intrinsics = camera_intrinsics(cameras)
-        produced = run_onnx(tmp_path / "lf.onnx", c2w, intrinsics)
+    from fastnerf.data import load
+    from fastnerf.train import load_run
+
+    data, run = trained_student
+    model, checkpoint = load_run(run)
+    assert checkpoint["model_kind"] == "lightfield" and model.config()["image_width"] == 16
+    assert main(["export", str(run), "--format", "onnx", "--out", str(tmp_path / "lf.onnx")]) == 0
+    assert "onnx" in capsys.readouterr().out
+    test = load(data, "test")
+    for cameras in (test.cameras[:1], test.cameras):  # batch 1 and 2 through the dynamic batch
+        produced = run_onnx(tmp_path / "lf.onnx", *camera_inputs(cameras))
         expected = fastnerf.render(model, cameras)["rgb"]
-        assert produced.shape == (batch, 8, 12, 3)
-        assert (produced - expected).abs().max() < 1e-3
-        assert produced.min() >= 0 and produced.max() <= 1
-    assert onnx_latency_ms(tmp_path / "lf.onnx", c2w[:1], intrinsics[:1], warmup=1, repeats=2) > 0
+        assert produced.shape == expected.shape and (produced - expected).abs().max() < 1e-3
     with pytest.raises(UserError, match="intrinsics"):
-        run_onnx(tmp_path / "lf.onnx", c2w)
+        run_onnx(tmp_path / "lf.onnx", test.cameras.c2w)
+    assert onnx_latency_ms(tmp_path / "lf.onnx", *camera_inputs(test.cameras[:1]), warmup=1, repeats=2) > 0
+    assert main(["eval", str(run), "--onnx", str(tmp_path / "lf.onnx"), "--latency-renders", "2", "--threads", "1",
+                 "--json", str(tmp_path / "eval.json")]) == 0
+    figures = json.loads((tmp_path / "eval.json").read_text())
+    assert figures["onnx_latency_ms"] > 0 and figures["kind"] == "lightfield" and "psnr_vs_teacher" in figures
 
 
 def test_cli_exports_and_checks_parity(student_run, tmp_path, capsys):
