@@ -225,3 +225,22 @@ class _FixedSampler:
         index = [(self.next + i) % len(self.cameras) for i in range(n)]
         self.next += n
         return self.cameras[torch.tensor(index)]
+
+
+def test_upsampler_starts_as_bilinear_interpolation_and_keeps_a_skip_path():
+    import torch.nn.functional as F
+
+    from fastnerf.models.students.lightfield import ResidualUpsampler
+
+    torch.manual_seed(0)
+    upsampler = ResidualUpsampler(4, 4)
+    features = torch.randn(2, 4, 3, 5)
+    bilinear = F.interpolate(F.interpolate(features, scale_factor=2.0, mode="bilinear"), scale_factor=2.0, mode="bilinear")
+    assert torch.allclose(upsampler(features), torch.sigmoid(upsampler.head(bilinear)), atol=1e-6)
+    with torch.no_grad():  # convs that kill every ReLU still leave the features' path to the output
+        for conv in upsampler.stages:
+            conv.weight.fill_(-1.0)
+            conv.bias.fill_(-100.0)
+    features = -features.abs()  # relu(h) = 0 everywhere: the conv adds only its bias
+    out = upsampler(features)
+    assert out.shape == (2, 3, 12, 20) and out.std() > 0
