@@ -129,8 +129,8 @@ class LightField(nn.Module):
     export_takes_intrinsics = True  # fastnerf.export: the graph takes intrinsics [B,4] as well as c2w
 
     def __init__(self, *, aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), ndc=None, background=(1.0, 1.0, 1.0),
-                 encoding: str = "pluecker", n_points: int = 16, n_freqs: int = 8, hidden: int = 128,
-                 n_blocks: int = 4, bundle: int = 1, channels: int = 32, image_width: int = 100,
+                 encoding: str = "points", n_points: int = 16, n_freqs: int = 8, hidden: int = 128,
+                 n_blocks: int = 4, bundle: int = 4, channels: int = 32, image_width: int = 100,
                  image_height: int = 100):
         super().__init__()
         if encoding not in RAY_ENCODINGS:
