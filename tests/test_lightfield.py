@@ -122,7 +122,7 @@ def test_another_background_is_refused_with_the_one_it_has():
 def test_ndc_teacher_rays_are_encoded_in_ndc():
     ndc = {"fx_ratio": 1.5, "fy_ratio": 2.0, "near": 1.0}
     box = (-1.5, -1.5, -1.0, 1.5, 1.5, 1.0)
-    model = randomised(build_model("lightfield", **{**TINY, "aabb": box, "ndc": ndc}))
+    model = randomised(build_model("lightfield", **{**TINY, "aabb": box, "ndc": ndc, "bundle": 1}))
     origins = torch.tensor([[0.1, -0.2, 0.0], [0.3, 0.0, 0.2]])
     directions = torch.tensor([[0.1, 0.2, -1.0], [-0.2, 0.1, -1.0]])
     ndc_o, ndc_d = ndc_rays(origins, directions, **ndc)
