@@ -121,7 +121,7 @@ def export_model(model: nn.Module, path, *, format: str = "onnx", size: tuple[in
     c2w, intrinsics = example_inputs(renderer.width, renderer.height)
     inputs = _inputs(renderer, c2w, intrinsics)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    dynamic = {"c2w": {0: batch}, "intrinsics": {0: batch} if renderer.takes_intrinsics else None}
+    dynamic = {"c2w": {0: batch}, "intrinsics": {0: batch}} if renderer.takes_intrinsics else {"c2w": {0: batch}}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{format}")

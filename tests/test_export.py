@@ -143,3 +143,17 @@ def test_a_fixed_size_student_refuses_another_size():
 def test_unknown_format_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="format"):
         export_model(lightfield(), tmp_path / "x.bin", format="torchscript")
+
+
+@pytest.mark.parametrize("kind", ["pose", "shared"])
+def test_fixed_camera_students_export_their_one_size(kind, tmp_path):
+    torch.manual_seed(0)
+    extra = {"aabb": [-1.0] * 3 + [1.0] * 3} if kind == "shared" else {}
+    model = build_model(kind, width=8, height=6, fx=9.0, fy=9.0, cx=4.0, cy=3.0, centre=[0.0, 0.0, 0.0], scale=4.0,
+                        hidden=8, code_dim=8, channels=8, n_hidden=1, **extra).eval()
+    info = export_model(model, tmp_path / "s.pt2", format="pt2")
+    assert info["inputs"] == ["c2w [B,4,4]"] and (info["width"], info["height"]) == (8, 6)
+    cameras = Camera(orbit_path(3, 4.0, 25.0, 8, 6, 0.9).c2w, 9.0, 9.0, 4.0, 3.0, 8, 6)
+    assert torch.allclose(run_pt2(tmp_path / "s.pt2", cameras.c2w), fastnerf.render(model, cameras)["rgb"], atol=1e-5)
+    with pytest.raises(UserError, match="8x6 images only"):
+        export_model(model, tmp_path / "t.pt2", format="pt2", size=(16, 12))
