@@ -110,17 +110,6 @@ def test_bad_checkpoints_exit_2(trained, tmp_path, capsys):
     assert main(["render", str(run), "--frames", "2", "--out", str(tmp_path / "x.webm")]) == 2
 
 
-def test_demo_quick_mode(tmp_path, capsys):
-    code = main(["demo", "--out", str(tmp_path / "demo"), "--steps", "30", "--res", "32", "--frames", "2", "--quiet"])
-    assert code == 0
-    out = capsys.readouterr().out
-    assert "PSNR" in out and SCENES[0] in out
-    assert (tmp_path / "demo" / "orbit.gif").stat().st_size > 0
-    row = json.loads((tmp_path / "demo" / "demo.json").read_text())
-    assert row["steps"] == 30 and row["psnr"] > 5
-    assert len(list((tmp_path / "demo" / "test").glob("*.png"))) == 10
-
-
 @pytest.mark.parametrize("fmt", ["llff", "ngp"])
 def test_every_format_trains_evaluates_and_renders(fmt, tmp_path):
     from fastnerf.cameras import look_at, Camera

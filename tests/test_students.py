@@ -105,8 +105,8 @@ def test_pose_student_learns_two_views_apart():
 
 def small_hybrid(**options):
     settings = dict(aabb=[-1.0] * 3 + [1.0] * 3, grid_resolution=8, hash_levels=4, hash_log2_size=10,
-                    hash_max_res=32, hidden=16, geo_features=7, features=8, feature_hidden=16, factor=4,
-                    decoder_channels=8, min_channels=4)
+                    hash_max_res=32, hidden=16, geo_features=7, features=8, factor=4, decoder_channels=8,
+                    min_channels=4)
     return build_model("hybrid", **{**settings, **options})
 
 
@@ -140,20 +140,34 @@ def test_hybrid_dense_samples_are_even_between_entry_and_exit():
     assert torch.allclose(features, model.background_feature.detach().expand(2, 8))  # empty: background
 
 
-def test_hybrid_copies_a_hash_teacher_and_trains():
+def test_hybrid_started_from_a_hash_teacher_renders_the_teacher_at_low_resolution():
     torch.manual_seed(0)
     teacher = build_model("nerf", aabb=[-1.0] * 3 + [1.0] * 3, grid_resolution=8, hash_levels=4, hash_log2_size=10,
-                          hash_max_res=32, hidden=16, geo_features=7)
+                          hash_max_res=32, hidden=16, geo_features=7, steps_per_diagonal=64, background=[0.2, 0.3, 0.4])
+    with torch.no_grad():  # a visible teacher: dense enough to be opaque somewhere, coloured
+        teacher.position_encoding.table.normal_(0, 1)
     teacher.grid.occupied[:4] = False
-    model = small_hybrid()
+    model = small_hybrid(samples=64, background=[0.2, 0.3, 0.4])
     assert model.init_from_teacher(teacher)
     assert torch.equal(model.position_encoding.table, teacher.position_encoding.table)
     assert torch.equal(model.grid.occupied, teacher.grid.occupied)
-    points = torch.rand(5, 3) * 2 - 1
-    assert torch.allclose(model.density(points), teacher.density(points))
+    rays_o, rays_d = cameras(2, width=8, height=6).rays()
+    rays_o, rays_d = rays_o.reshape(-1, 3), rays_d.reshape(-1, 3)
+    with torch.no_grad():
+        expected = teacher.render_rays(rays_o, rays_d)
+        features = model.render_features(rays_o, rays_d)
+    assert expected["opacity"].max() > 0.5 and expected["opacity"].min() < 0.5
+    assert torch.allclose(features[:, :3], expected["rgb"], atol=1e-5)  # same field, same marching, same colour
+    with torch.no_grad():  # the decoder's residual starts at zero: the image is the colour, upsampled
+        image = model.render_images(cameras(1, width=16, height=12))
+        colour = model.render_features(*[t.reshape(-1, 3) for t in model.feature_camera(cameras(1, 16, 12)).rays()])
+    low_image = colour[:, :3].reshape(1, 3, 4, 3).permute(0, 3, 1, 2)  # [1, 3 channels, 3 rows, 4 columns]
+    upsampled = torch.nn.functional.interpolate(low_image, scale_factor=4.0, mode="bilinear", align_corners=False)
+    assert torch.allclose(image[0], upsampled[0].permute(1, 2, 0), atol=1e-5)
     assert not small_hybrid(hash_levels=3).init_from_teacher(teacher)
-    groups = model.param_groups(1e-2)
-    assert groups[0]["base_lr"] == 1e-2 and groups[0]["params"][0] is model.position_encoding.table
+    groups = model.param_groups(1e-3, field_lr=1e-2)
+    assert groups[0]["base_lr"] == 1e-2 and groups[1]["base_lr"] == 1e-3
+    assert groups[0]["params"][0] is model.position_encoding.table
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
 
 

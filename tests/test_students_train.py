@@ -19,7 +19,7 @@ from fastnerf.train.tasks.student import StudentTask
 KINDS = ("pose", "hybrid", "shared")
 TINY = {"pose": {"hidden": 32, "code_dim": 32, "channels": 16},
         "shared": {"hidden": 32, "code_dim": 32, "channels": 16, "nerf_hidden": 32, "nerf_samples": 16},
-        "hybrid": {"features": 16, "feature_hidden": 16, "decoder_channels": 16}}
+        "hybrid": {"features": 16, "decoder_channels": 16}}
 SETTINGS = {"pose": {"batch_views": 2}, "hybrid": {"batch_views": 2}, "shared": {"batch_views": 2, "nerf_rays": 32}}
 
 

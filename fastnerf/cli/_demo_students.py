@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 # Minutes of training: the teacher, then each student (its teacher views included).
-BUDGETS = {"full": {"teacher": 3.0, "student": 1.5, "pool": 64},
+BUDGETS = {"full": {"teacher": 3.0, "student": 1.25, "pool": 48},
            "quick": {"teacher": 1.0, "student": 0.4, "pool": 24}}
 KIND_ORDER = ("pose", "hybrid", "shared")  # the report's order; kinds registered later follow
 
@@ -20,12 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("students demo")
     group.add_argument("--scene", default=None, help="built-in scene (default: the first of SCENES)")
     group.add_argument("--res", type=int, default=100, metavar="R", help="image size R x R (default 100)")
-    group.add_argument("--frames", type=int, default=36, help="orbit GIF frames (default 36)")
+    group.add_argument("--frames", type=int, default=30, help="orbit GIF frames (default 30)")
     group.add_argument("--encoding", choices=("hash", "frequency"), default="hash", help="the teacher's encoding")
     group.add_argument("--minutes", type=float, default=None, metavar="M", help="teacher minutes (default 3; quick 1)")
     group.add_argument("--steps", type=int, default=None, metavar="N", help="teacher steps instead of minutes")
     group.add_argument("--student-minutes", type=float, default=None, metavar="M",
-                       help="minutes per student (default 1.5; quick 0.4)")
+                       help="minutes per student (default 1.25; quick 0.4)")
     group.add_argument("--student-steps", type=int, default=None, metavar="N", help="steps per student instead")
     group.add_argument("--kinds", default=None, metavar="K1,K2", help="student kinds (default: every registered one)")
 
@@ -90,8 +90,9 @@ def _train_teacher(args, data, run_dir, budget):
     from ..train import train_teacher
 
     minutes = args.minutes if args.minutes is not None or args.steps is not None else budget["teacher"]
+    print(f"training the {args.encoding} teacher ...")
     summary = train_teacher(data, run_dir, encoding=args.encoding, steps=args.steps, minutes=minutes, seed=args.seed,
-                            eval_every=0, progress=not args.quiet)
+                            device=args.device, eval_every=0, progress=not args.quiet)
     return summary["model"], summary
 
 
@@ -99,7 +100,9 @@ def _render_pool(args, teacher, data, path, n_views):
     from ..data import load
     from ..distill import ViewPool, sampler_for
 
-    train = load(data, "train")
+    from ..rendering import model_device
+
+    train = load(data, "train").to(model_device(teacher))
     aabb = torch.tensor(teacher.config()["aabb"])
     pool = ViewPool(teacher, sampler_for(train, centre=(aabb[:3] + aabb[3:]) / 2), train, capacity=n_views)
     print(f"rendering {n_views} teacher views for the students ...")
@@ -131,17 +134,17 @@ def _compare(args, teacher, students, train, test, out):
 
     camera = test.cameras
     truth = test.images
-    renders = {"teacher": render(teacher, camera, background=test.background)["rgb"].clamp(0, 1)}
+    renders = {"teacher": render(teacher, camera, background=test.background)["rgb"].clamp(0, 1).cpu()}
     for kind, model in students.items():
-        renders[kind] = render(model, camera)["rgb"].clamp(0, 1)
+        renders[kind] = render(model, camera)["rgb"].clamp(0, 1).cpu()
     renders["nearest view"], _ = nearest_view_baseline(train, test)
     rows = {}
-    teacher_latency = latency_ms(teacher, camera[0], repeats=5)
+    teacher_latency = latency_ms(teacher, camera[0], repeats=10)["latency_ms"]
     for name, images in renders.items():
         row = {"psnr": round(metrics.psnr(images, truth), 2), "ssim": round(metrics.ssim(images, truth), 4)}
         if name not in ("teacher", "nearest view"):
             row["psnr_vs_teacher"] = round(metrics.psnr(images, renders["teacher"]), 2)
-            row["latency_ms"] = round(latency_ms(students[name], camera[0]), 3)
+            row["latency_ms"] = round(latency_ms(students[name], camera[0])["latency_ms"], 3)
             row["speedup"] = round(teacher_latency / row["latency_ms"], 1)
         elif name == "teacher":
             row["latency_ms"] = round(teacher_latency, 2)
@@ -170,9 +173,9 @@ def _orbit(args, scene, teacher, students, out):
     cameras = orbit_path(args.frames, CAMERA_RADIUS, TEST_ELEVATION_DEG, args.res, args.res, FOV_X)
     rgba = trace(BUILDERS[scene](), cameras, samples_per_axis=2)
     frames = {"truth": rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:])}
-    frames["teacher"] = render(teacher, cameras)["rgb"].clamp(0, 1)
+    frames["teacher"] = render(teacher, cameras)["rgb"].clamp(0, 1).cpu()
     for kind, model in students.items():
-        frames[kind] = render(model, cameras)["rgb"].clamp(0, 1)
+        frames[kind] = render(model, cameras)["rgb"].clamp(0, 1).cpu()
     names = list(frames)
     gif = [_labelled(torch.stack([frames[n][i] for n in names]), names) for i in range(args.frames)]
     imageio.mimsave(out / "orbit.gif", gif, duration=1000.0 / 12, loop=0)

@@ -43,16 +43,18 @@ class UpBlock(nn.Module):
 
 
 class UpsamplingDecoder(nn.Module):
-    """``n_up`` doubling blocks from ``in_ch`` channels, then a 1x1 conv to 3 channels and a sigmoid.
+    """``n_up`` doubling blocks from ``in_ch`` channels, then a 1x1 conv to 3 channels.
 
     Channels halve per block from ``in_ch`` down to at least ``min_channels``. With ``n_up = 0``
-    it is a per-pixel MLP (two 1x1 convs). ``forward`` returns ``[B, 3, h * 2^n_up, w * 2^n_up]``
-    in [0, 1].
+    it is a per-pixel MLP (two 1x1 convs). ``forward`` returns ``[B, 3, h * 2^n_up, w * 2^n_up]``:
+    in [0, 1] through a sigmoid (``residual=False``), or a residual starting at exactly 0 (the last
+    conv zero-initialised, no activation; ``residual=True``) for a caller that adds it to an image.
     """
 
     def __init__(self, in_ch: int, n_up: int, *, mode: str = "bilinear", min_channels: int = 16,
-                 max_channels: int | None = None):
+                 max_channels: int | None = None, residual: bool = False):
         super().__init__()
+        self.residual = bool(residual)
         if n_up < 0:
             raise ValueError(f"UpsamplingDecoder: n_up must be >= 0, got {n_up}")
         self.n_up, self.mode = int(n_up), check_upsampler(mode)
@@ -65,6 +67,9 @@ class UpsamplingDecoder(nn.Module):
             channels = out_ch
         self.blocks = nn.ModuleList(blocks)
         self.head = nn.Conv2d(channels, 3, 1)
+        if self.residual:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     @property
     def factor(self) -> int:
@@ -74,4 +79,5 @@ class UpsamplingDecoder(nn.Module):
         x = torch.relu(self.stem(features))
         for block in self.blocks:
             x = block(x)
-        return torch.sigmoid(self.head(x))
+        out = self.head(x)
+        return out if self.residual else torch.sigmoid(out)

@@ -13,7 +13,7 @@ from . import register_student
 from ._fixed_camera import PoseToImage, camera_config, check_camera, default_n_up, scene_frame
 
 
-@register_student("pose", lr=2e-3, batch_views=8)
+@register_student("pose", lr=5e-3, batch_views=4)
 class PoseStudent(nn.Module):
     """Pose -> image (see the module docstring).
 

@@ -25,7 +25,7 @@ from . import register_student
 from ._fixed_camera import PoseToImage, camera_config, check_camera, default_n_up, scene_frame
 
 
-@register_student("shared", lr=2e-3, batch_views=8, nerf_rays=1024, nerf_weight=0.5)
+@register_student("shared", lr=5e-3, batch_views=4, nerf_rays=256, nerf_weight=0.5)
 class SharedStudent(nn.Module):
     """Shared-backbone student (see the module docstring).
 

@@ -39,7 +39,7 @@ def parse_size(text: str | None):
 
 def _parse_option(text: str) -> tuple[str, object]:
     if "=" not in text:
-        raise UserError(f"--option must look like KEY=VALUE, got {text!r}")
+        raise UserError(f"--option / --setting must look like KEY=VALUE, got {text!r}")
     key, value = text.split("=", 1)
     try:
         return key.strip(), json.loads(value)
@@ -109,7 +109,7 @@ class StudentTask(Task):
         parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                             help="any student model option (repeatable), e.g. --option channels=96")
         parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
-                            help="any training setting of the kind (repeatable), e.g. --setting finetune=0.2 (lightfield)")
+                            help="any training setting of the kind (repeatable), e.g. --setting field_lr=0.005")
         parser.add_argument("--lr", type=float, default=None)
         parser.add_argument("--batch-views", type=int, default=None, metavar="B", help="views per step")
         parser.add_argument("--pool-size", type=int, default=TASK_DEFAULTS["pool_size"], metavar="V",
@@ -132,9 +132,9 @@ class StudentTask(Task):
         for name in ("upsampler", "factor", "sampling", "samples"):
             if getattr(args, name) is not None:
                 model[name] = getattr(args, name)
-        settings = {name: value for name, value in (("lr", args.lr), ("batch_views", args.batch_views))
-                    if value is not None}
-        settings.update(_parse_option(text) for text in args.setting)
+        settings = dict(_parse_option(text) for text in args.setting)
+        settings.update({name: value for name, value in (("lr", args.lr), ("batch_views", args.batch_views))
+                         if value is not None})
         return cls(teacher=args.teacher, kind=args.kind, size=parse_size(args.size), model=model, settings=settings,
                    pool_size=args.pool_size, initial_views=args.initial_views, fresh_ratio=args.fresh_ratio,
                    real_fraction=args.real_fraction, teacher_supersample=args.teacher_supersample,
@@ -182,7 +182,7 @@ class StudentTask(Task):
     def param_groups(self, model) -> list:
         lr = float(self.settings["lr"])
         if hasattr(model, "param_groups"):
-            return model.param_groups(lr)
+            return model.param_groups(lr, **{k: v for k, v in self.settings.items() if k not in ENGINE_SETTINGS})
         return [{"params": [p for p in model.parameters() if p.requires_grad], "base_lr": lr}]
 
     def lr_factor(self, step: int, total_steps: int | None) -> float:
