@@ -140,7 +140,9 @@ def test_config_rebuilds_the_same_model():
 
 
 @pytest.mark.parametrize("bad, message", [({"encoding": "rays"}, "encoding"), ({"bundle": 3}, "bundle"),
-                                          ({"hidden": 0}, "hidden"), ({"n_blocks": -1}, "n_blocks")])
+                                          ({"hidden": 0}, "hidden"), ({"n_blocks": -1}, "n_blocks"),
+                                          ({"n_points": 0}, "n_points"), ({"n_freqs": -1}, "n_freqs"),
+                                          ({"hidden": "wide"}, "hidden")])
 def test_bad_config_is_a_user_error(bad, message):
     with pytest.raises(UserError, match=message):
         build_model("lightfield", **{**TINY, **bad})

@@ -104,14 +104,18 @@ def bundle_rays(c2w: torch.Tensor, intrinsics: torch.Tensor, height: int, width:
     return origins, directions
 
 
+def _is_int(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and int(value) == value
+
+
 def camera_intrinsics(camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
     """``(c2w [B,4,4], intrinsics [B,4])`` of a single or batch ``camera``."""
     batch = camera.batch()
     return batch.c2w, torch.stack([batch.fx, batch.fy, batch.cx, batch.cy], dim=-1)
 
 
-# Settings measured on tabletop (docs/lightfield.md): 2 views a step at lr 3e-3 beat 8 (per-pixel) / 4
-# (bundle) at 2e-3 in equal time on the CPU; `rays` applies to bundle = 1.
+# Settings measured on tabletop (docs/lightfield.md): 2 views a step at lr 3e-3 beat 8 views at 2e-3 in
+# equal time on the CPU (more, cheaper steps); `rays` applies to bundle = 1.
 @register_student("lightfield", lr=3e-3, batch_views=2, rays=4096, finetune=0.2, ema_decay=0.99)
 class LightField(nn.Module):
     """Ray-to-colour student (see the module docstring).
@@ -137,14 +141,15 @@ class LightField(nn.Module):
         super().__init__()
         if encoding not in RAY_ENCODINGS:
             raise UserError(f"lightfield: encoding must be one of {RAY_ENCODINGS}, got {encoding!r}")
-        if isinstance(bundle, bool) or int(bundle) != bundle or bundle < 1 or bundle & (bundle - 1):
+        if not _is_int(bundle) or bundle < 1 or bundle & (bundle - 1):
             raise UserError(f"lightfield: bundle must be 1 or a power of two, got {bundle!r}")
         for name, value in (("hidden", hidden), ("channels", channels), ("image_width", image_width),
-                            ("image_height", image_height)):
-            if isinstance(value, bool) or int(value) != value or value < 1:
+                            ("image_height", image_height), ("n_points", n_points)):
+            if not _is_int(value) or value < 1:
                 raise UserError(f"lightfield: {name} must be a positive integer, got {value!r}")
-        if isinstance(n_blocks, bool) or int(n_blocks) != n_blocks or n_blocks < 0:
-            raise UserError(f"lightfield: n_blocks must be a non-negative integer, got {n_blocks!r}")
+        for name, value in (("n_blocks", n_blocks), ("n_freqs", n_freqs)):
+            if not _is_int(value) or value < 0:
+                raise UserError(f"lightfield: {name} must be a non-negative integer, got {value!r}")
         self._config = dict(
             aabb=[float(v) for v in aabb], ndc=None if ndc is None else {k: float(v) for k, v in ndc.items()},
             background=[float(v) for v in background], encoding=encoding, n_points=int(n_points),
