@@ -96,13 +96,20 @@ def renderer_for(model: nn.Module, size: tuple[int, int] | None = None) -> Expor
     width, height = size if size is not None else native_size(model)
     renderer = ExportedRenderer(model.eval(), width, height).eval()
     if not renderer.takes_intrinsics:
-        c2w, intrinsics = example_inputs(width, height, batch=1)
+        c2w, intrinsics = (t.to(_device(model)) for t in example_inputs(width, height, batch=1))
         with torch.no_grad():
             produced = tuple(renderer(c2w, intrinsics).shape[1:3])
         if produced != (height, width):
             raise UserError(f"export: a {kind!r} student renders {produced[1]}x{produced[0]} images only, "
                             f"not {width}x{height}; drop --size or use a lightfield student")
     return renderer
+
+
+def _device(model: nn.Module) -> torch.device:
+    """Where ``model``'s tensors live (example inputs are made there)."""
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def _inputs(renderer: ExportedRenderer, c2w, intrinsics) -> tuple:
@@ -118,7 +125,7 @@ def export_model(model: nn.Module, path, *, format: str = "onnx", size: tuple[in
     if format not in FORMATS:
         raise UserError(f"export: format must be one of {FORMATS}, got {format!r}")
     renderer = renderer_for(model, size)
-    c2w, intrinsics = example_inputs(renderer.width, renderer.height)
+    c2w, intrinsics = (t.to(_device(model)) for t in example_inputs(renderer.width, renderer.height))
     inputs = _inputs(renderer, c2w, intrinsics)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
     dynamic = {"c2w": {0: batch}, "intrinsics": {0: batch}} if renderer.takes_intrinsics else {"c2w": {0: batch}}
