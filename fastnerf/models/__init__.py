@@ -28,5 +28,6 @@ def build_model(kind: str, **config):
 
 from .base import ImageModel, RayModel  # noqa: E402
 from .nerf import NeRF  # noqa: E402  (registers "nerf")
+from .pixelnerf import PixelNeRF  # noqa: E402  (registers "pixelnerf")
 
-__all__ = ["MODEL_KINDS", "ImageModel", "NeRF", "RayModel", "build_model", "register_model"]
+__all__ = ["MODEL_KINDS", "ImageModel", "NeRF", "PixelNeRF", "RayModel", "build_model", "register_model"]

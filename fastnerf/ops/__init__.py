@@ -4,5 +4,6 @@ autograd. Every op takes `backend=None` as a keyword. Contracts: ARCHITECTURE.md
 from .composite import CompositeResult, composite
 from .encodings import freq_encode, hash_encode
 from .marching import march_rays, ray_aabb
+from .project_features import project_features
 
-__all__ = ["CompositeResult", "composite", "freq_encode", "hash_encode", "march_rays", "ray_aabb"]
+__all__ = ["CompositeResult", "composite", "freq_encode", "hash_encode", "march_rays", "project_features", "ray_aabb"]
