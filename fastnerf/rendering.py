@@ -2,11 +2,15 @@
 
 (The module is named rendering so that it never shadows the function ``fastnerf.render``.)
 
-Ray-based models (``render_rays``, see ``fastnerf.models.base``) are rendered in batches of at
-most ``chunk`` rays, generated per batch, so peak memory beyond the output image does not grow
-with the resolution; a model trained on area-averaged pixels (``model.supersample = s``) is
-rendered with ``s x s`` rays per pixel, averaged (``supersampling.py``). Image-based models
-(``render_camera``) render a camera at once.
+One protocol (``fastnerf.models.base``): a model that renders whole cameras itself
+(``render_camera``: the students) gets the camera, the background and the chunk size; any other
+model is ray-based (``render_rays``: the teacher, PixelNeRF) and is rendered here in batches of
+at most ``chunk`` rays, generated per batch, so peak memory beyond the output image does not
+grow with the resolution; a model trained on area-averaged pixels (``model.supersample = s``) is
+rendered with ``s x s`` rays per pixel, averaged (``supersampling.py``). Either way the model is
+put in eval mode under no_grad for the call, and the camera moves to the model's device.
+``views=(images, cameras)`` conditions an image-based field: ``model.encode_views`` runs once,
+its result goes to every ``render_rays`` call as ``views=``.
 """
 
 from __future__ import annotations
@@ -20,23 +24,27 @@ from .supersampling import average_subpixels, check_factor, subpixel_offsets, su
 DEFAULT_CHUNK = 8192
 
 
-def render(model, camera: Camera, *, backend=None, chunk: int = DEFAULT_CHUNK, background=None,
-           supersample: int | None = None) -> dict:
+def render(model, camera: Camera, *, backend=None, chunk: int = DEFAULT_CHUNK, background=None, views=None,
+           supersample: int | None = None, dense_samples: int | None = None) -> dict:
     """Render ``model`` from ``camera`` (single or batch).
 
     Args:
-        model: a ``fastnerf.models`` model (teacher now; students later).
+        model: any ``fastnerf.models`` model (teacher, students, pixelnerf).
         camera: a ``fastnerf.cameras.Camera``, any resolution and intrinsics, single or batch.
         backend: op backend (``None``: fastest available for the model's device).
-        chunk: rays rendered at a time; bounds the memory a ray-based render needs.
+        chunk: rays rendered at a time; bounds the memory a render needs.
         background: ``[3]`` colour (default: the model's own).
+        views: ``(images [V,H,W,3], cameras)`` source views for an image-conditioned model (pixelnerf).
         supersample: rays per pixel side, averaged (default: the model's ``supersample``, the
             factor it was trained with; 1 renders centre rays only, ``s^2`` times fewer rays).
+        dense_samples: render as vanilla NeRF does: this many evenly spaced samples on every ray,
+            no occupancy grid, no early termination (256 = NeRF's 64 coarse + 192 fine).
     Returns:
         ``dict(rgb [H,W,3] or [B,H,W,3], depth, opacity, n_samples, n_rays)`` (``depth``/``opacity``
         where the model has them; sample and ray counts for ray-based models).
     Raises:
-        UserError: a camera with a singular / non-rigid pose, or a model that cannot render.
+        UserError: a camera with a singular / non-rigid pose, an option the model does not take,
+            or a camera the model cannot render (the message says what it can).
     """
     if not isinstance(camera, Camera):
         raise UserError(f"render: camera must be a fastnerf.cameras.Camera, got {type(camera).__name__}")
@@ -49,31 +57,72 @@ def render(model, camera: Camera, *, backend=None, chunk: int = DEFAULT_CHUNK, b
     if problems:
         index, reason = problems[0]
         raise UserError(f"render: camera {index} has a singular or non-rigid pose: {reason}")
+    if dense_samples is not None and (isinstance(dense_samples, bool) or not isinstance(dense_samples, int)
+                                      or dense_samples < 1):
+        raise UserError(f"render: dense_samples must be a positive integer, got {dense_samples!r}")
     if supersample is None:
         supersample = int(getattr(model, "supersample", 1))
     try:
         check_factor(supersample, "render: supersample")
     except ValueError as error:
         raise UserError(str(error)) from None
-    if hasattr(model, "render_camera") and supersample != 1:
-        raise UserError(f"render: supersample applies to ray-based models; {type(model).__name__} renders whole images")
-    if hasattr(model, "render_camera"):
-        with torch.no_grad():
-            return model.render_camera(camera, backend=backend)
-    if not hasattr(model, "render_rays"):
+    camera = camera.to(model_device(model))
+    whole_images = hasattr(model, "render_camera")
+    if not whole_images and not hasattr(model, "render_rays"):
         raise UserError(f"render: {type(model).__name__} has neither render_rays nor render_camera")
+    if whole_images:
+        given = [name for name, set_ in (("supersample", supersample != 1), ("dense_samples", dense_samples is not None),
+                                         ("views", views is not None)) if set_]
+        if given:
+            raise UserError(f"render: {given[0]} applies to ray-based models; {type(model).__name__} renders whole images")
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            out = _render_rays_model(model, camera, backend=backend, chunk=chunk, background=background,
-                                     supersample=supersample)
+            if whole_images:
+                return model.render_camera(camera, backend=backend, background=background, chunk=chunk)
+            options = {} if dense_samples is None else {"dense_samples": dense_samples}
+            if views is not None:
+                options["views"] = _encoded_views(model, views)
+            elif getattr(model, "needs_views", False):
+                raise UserError(f"render: {type(model).__name__} renders from source views: pass "
+                                "views=(images [V,H,W,3], cameras)")
+            return _render_rays_model(model, camera, backend=backend, chunk=chunk, background=background,
+                                      supersample=supersample, options=options)
     finally:
         model.train(was_training)
-    return out
 
 
-def _render_rays_model(model, camera: Camera, *, backend, chunk: int, background, supersample: int) -> dict:
+def model_device(model) -> torch.device:
+    """Where ``model``'s tensors live (the CPU for a model without any)."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _encoded_views(model, views):
+    if not hasattr(model, "encode_views"):
+        raise UserError(f"render: views apply to image-conditioned models; {type(model).__name__} takes none")
+    if not isinstance(views, (tuple, list)) or len(views) != 2:
+        raise UserError("render: views must be (images [V,H,W,3], cameras)")
+    images, cameras = views
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[-1] != 3:
+        raise UserError(f"render: views images must be a [V,H,W,3] tensor, got "
+                        f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+    if not isinstance(cameras, Camera):
+        raise UserError(f"render: views cameras must be a fastnerf Camera batch, got {type(cameras).__name__}")
+    cameras = cameras.batch()
+    if len(cameras) != images.shape[0] or (cameras.height, cameras.width) != tuple(images.shape[1:3]):
+        raise UserError(f"render: views has {images.shape[0]} images of {images.shape[2]}x{images.shape[1]} but "
+                        f"{len(cameras)} cameras of {cameras.width}x{cameras.height}")
+    device = model_device(model)
+    return model.encode_views(images.to(device), cameras.to(device))
+
+
+def _render_rays_model(model, camera: Camera, *, backend, chunk: int, background, supersample: int,
+                       options: dict) -> dict:
     batch = camera.batch()
     device = batch.device
     height, width, n_cameras = batch.height, batch.width, len(batch)
@@ -89,7 +138,7 @@ def _render_rays_model(model, camera: Camera, *, backend, chunk: int, background
             rows, cols = flat // width, flat % width
             camera_index = torch.full_like(flat, index)
             rays_o, rays_d = subpixel_rays(batch, camera_index, rows, cols, offsets)
-            result = model.render_rays(rays_o, rays_d, backend=backend, background=background)
+            result = model.render_rays(rays_o, rays_d, backend=backend, background=background, **options)
             n_samples += int(result.get("n_samples", 0))
             for key in ("rgb", "depth", "opacity"):
                 if key not in result:

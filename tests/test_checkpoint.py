@@ -15,7 +15,7 @@ def saved(tmp_path):
     torch.manual_seed(0)
     model = build_model("nerf", **TINY)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2, eps=1e-15)
-    model.table.grad = torch.ones_like(model.table)
+    model.position_encoding.table.grad = torch.ones_like(model.position_encoding.table)
     optimizer.step()
     model.grid.occupied[0] = False
     generator = torch.Generator().manual_seed(3)
@@ -73,3 +73,29 @@ def test_pickled_objects_are_refused(tmp_path):
     torch.save({"format_version": FORMAT_VERSION, "payload": argparse.Namespace(x=1)}, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError):
         load_checkpoint(tmp_path / "evil.pt")
+
+
+@pytest.mark.parametrize("encoding", ["hash", "frequency"])
+def test_runs_from_before_the_fields_composition_still_load(tmp_path, encoding):
+    torch.manual_seed(0)
+    model = build_model("nerf", encoding=encoding, **TINY, width=16, depth=2)
+    old_names = {"position_encoding.table": "table", "geometry_mlp.": "density_mlp." if encoding == "hash" else "trunk."}
+
+    def old(key):
+        for new, before in old_names.items():
+            if key.startswith(new):
+                return before + key[len(new):]
+        return key
+
+    state = {old(k): v for k, v in model.state_dict().items()}
+    assert any(k.startswith(("density_mlp.", "trunk.")) for k in state)  # the old layout
+    params = {old(n): p.detach() + 1.0 for n, p in model.named_parameters()}
+    save_checkpoint(tmp_path, model=model, averaged={"updates": 1, "params": params})
+    checkpoint = load_checkpoint(tmp_path)
+    checkpoint["model"] = state
+    raw = model_from_checkpoint(checkpoint, averaged=False)
+    for key, value in model.state_dict().items():
+        assert torch.equal(raw.state_dict()[key], value), key
+    averaged = model_from_checkpoint(checkpoint)
+    for name, param in model.named_parameters():
+        assert torch.equal(dict(averaged.named_parameters())[name], param + 1.0), name

@@ -6,6 +6,10 @@ import pytest
 import torch
 
 from fastnerf.cli import main
+from fastnerf.data import load
+from fastnerf.metrics import psnr
+from fastnerf.rendering import render
+from fastnerf.train import load_run
 from fastnerf.data.procedural import SCENES, make_scene
 from fastnerf.train.checkpoint import FORMAT_VERSION
 
@@ -22,10 +26,16 @@ def trained(tmp_path_factory):
 
 def test_train_eval_render(trained, tmp_path, capsys):
     data, run = trained
-    assert main(["eval", str(run), "--json", str(tmp_path / "eval.json"), "--threads", "1"]) == 0
+    assert main(["eval", str(run), "--json", str(tmp_path / "eval.json"), "--threads", "1",
+                 "--latency-renders", "3"]) == 0
     figures = json.loads((tmp_path / "eval.json").read_text())
-    assert figures["n_images"] == 2 and figures["width"] == 16 and figures["psnr"] > 0
-    assert {"psnr", "ssim", "seconds_per_image"} <= figures.keys()
+    assert figures["n_images"] == 2 and figures["width"] == 16 and figures["kind"] == "nerf"
+    model, _ = load_run(run)
+    test = load(data, "test")
+    expected = sum(psnr(render(model, test.cameras[i], background=test.background)["rgb"].clamp(0, 1), test.images[i])
+                   for i in range(2)) / 2
+    assert figures["psnr"] == pytest.approx(expected, abs=1e-4)  # the figure is the rendered test views' PSNR
+    assert figures["latency_ms"] > 0 and figures["latency_renders"] == 3 and figures["device"] == "cpu"
     assert "PSNR" in capsys.readouterr().out
     assert main(["render", str(run), "--path", "orbit", "--frames", "3", "--size", "12x10",
                  "--out", str(tmp_path / "orbit.gif")]) == 0
@@ -46,16 +56,36 @@ def test_supersample_option(trained, tmp_path, capsys):
 
 
 def figures_with(run, tmp_path, options):
-    assert main(["eval", str(run), "--json", str(tmp_path / "eval.json"), *options]) == 0
+    assert main(["eval", str(run), "--json", str(tmp_path / "eval.json"), "--latency-renders", "1", *options]) == 0
     return json.loads((tmp_path / "eval.json").read_text())
 
 
-def test_resume_continues_the_run(trained, tmp_path, capsys):
-    data, run = trained
-    code = main(["train", "teacher", "--data", str(data), "--out", str(run), "--steps", "4", "--resume", "--quiet",
-                 "--eval-every", "0"])
-    assert code == 0
+def test_resume_continues_the_run_with_its_own_settings(trained, tmp_path, capsys):
+    data, _ = trained
+    # frequency encoding: no switch to sub-rays, which a larger budget on resume would move
+    common = ["train", "teacher", "--data", str(data), "--quiet", "--eval-every", "0", "--encoding", "frequency"]
+    assert main(common + ["--out", str(tmp_path / "straight"), "--steps", "4"]) == 0
+    assert main(common + ["--out", str(tmp_path / "split"), "--steps", "2"]) == 0
+    # --seed 9 would change every draw if --resume were ignored; the run keeps its own seed 0
+    assert main(common + ["--out", str(tmp_path / "split"), "--steps", "4", "--resume", "--seed", "9"]) == 0
     assert "trained 4 steps" in capsys.readouterr().out
+    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
+    assert resumed["step"] == 4 and resumed["extra"]["engine"]["seed"] == 0
+    for key, value in straight["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
+
+
+def test_cuda_on_a_machine_without_it_is_a_user_error(trained, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    data, run = trained
+    assert main(["train", "teacher", "--data", str(data), "--out", str(tmp_path / "r"), "--steps", "1",
+                 "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "asked for CUDA" in err and "devices here: cpu" in err and "Traceback" not in err
+    assert main(["eval", str(run), "--device", "cuda:3"]) == 2
+    assert main(["render", str(run), "--device", "tpu", "--out", str(tmp_path / "x.gif")]) == 2
 
 
 def test_missing_dataset_exits_2_without_traceback(tmp_path, capsys):

@@ -50,20 +50,20 @@ def test_checkpoint_rebuilds_with_the_average_and_resumes_from_the_raw(tmp_path)
     model = build_model("nerf", **TINY)
     average = ParameterAverage(model, decay=0.5)
     with torch.no_grad():
-        model.table.add_(1.0)
+        model.position_encoding.table.add_(1.0)
     average.update()
     save_checkpoint(tmp_path, model=model, averaged=average.state_dict())
     checkpoint = load_checkpoint(tmp_path)
-    torch.testing.assert_close(model_from_checkpoint(checkpoint).table, average.average[0])
-    assert torch.equal(model_from_checkpoint(checkpoint, averaged=False).table, model.table)
-    assert not torch.equal(average.average[0], model.table)
+    torch.testing.assert_close(model_from_checkpoint(checkpoint).position_encoding.table, average.average[0])
+    assert torch.equal(model_from_checkpoint(checkpoint, averaged=False).position_encoding.table, model.position_encoding.table)
+    assert not torch.equal(average.average[0], model.position_encoding.table)
 
     restored = ParameterAverage(build_model("nerf", **TINY), decay=0.5)
     restored.load_state_dict(checkpoint["averaged"])
     assert restored.updates == 1 and torch.equal(restored.average[0], average.average[0])
 
-    checkpoint["averaged"]["params"]["table"] = torch.zeros(3)
-    with pytest.raises(CheckpointError, match="averaged table has shape"):
+    checkpoint["averaged"]["params"]["position_encoding.table"] = torch.zeros(3)
+    with pytest.raises(CheckpointError, match="averaged position_encoding.table has shape"):
         model_from_checkpoint(checkpoint)
     checkpoint["averaged"]["params"] = {"nope": torch.zeros(3)}
     with pytest.raises(CheckpointError, match="do not fit"):

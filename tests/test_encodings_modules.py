@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from fastnerf.fields.encodings import FrequencyEncoding, HashEncoding, SphericalHarmonicsEncoding
+from fastnerf.fields import FrequencyEncoding, HashEncoding, SphericalHarmonicsEncoding
 from fastnerf.ops import freq_encode, hash_encode
 
 

@@ -71,19 +71,85 @@ def test_singular_pose_is_a_user_error(model):
         render(model, "not a camera")
 
 
-def test_image_models_render_whole_cameras():
-    class Student(torch.nn.Module):
-        kind = "student"
+class Student(torch.nn.Module):
+    """Renders whole cameras and records what it was given."""
 
-        def render_camera(self, camera, *, backend=None):
-            return {"rgb": torch.zeros(camera.height, camera.width, 3)}
+    kind = "student"
 
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.calls = []
+
+    def render_camera(self, camera, *, backend=None, background=None, chunk=8192):
+        self.calls.append({"training": self.training, "grad": torch.is_grad_enabled(), "background": background,
+                           "chunk": chunk, "backend": backend})
+        return {"rgb": torch.zeros(camera.height, camera.width, 3)}
+
+    def render_rays(self, rays_o, rays_d, **kwargs):  # both entry points: render_camera wins
+        raise AssertionError("a model with render_camera is rendered through it")
+
+
+def test_image_models_render_whole_cameras_through_one_protocol():
     camera = orbit_path(1, 4.0, 30.0, 5, 4, 0.8)[0]
-    out = render(Student(), camera)
+    student = Student().train()
+    out = render(student, camera, background=[0.0, 1.0, 0.0], chunk=77, backend="torch")
     assert out["rgb"].shape == (4, 5, 3)
-    assert render(Student(), camera, supersample=1)["rgb"].shape == (4, 5, 3)
+    assert student.calls == [{"training": False, "grad": False, "background": [0.0, 1.0, 0.0], "chunk": 77,
+                              "backend": "torch"}]
+    assert student.training  # put back as it was
+    assert render(student, camera, supersample=1)["rgb"].shape == (4, 5, 3)
     with pytest.raises(UserError, match="supersample applies to ray-based models; Student"):
-        render(Student(), camera, supersample=2)
+        render(student, camera, supersample=2)
+    with pytest.raises(UserError, match="dense_samples applies to ray-based models"):
+        render(student, camera, dense_samples=256)
+    with pytest.raises(UserError, match="views applies to ray-based models"):
+        render(student, camera, views=(torch.zeros(1, 4, 5, 3), camera))
+
+
+def test_views_go_to_image_conditioned_models_once_and_are_checked(model):
+    camera = orbit_path(1, 4.0, 30.0, 6, 5, 0.8)[0]
+    with pytest.raises(UserError, match="views apply to image-conditioned models; NeRF"):
+        render(model, camera, views=(torch.zeros(1, 5, 6, 3), camera.batch()))
+
+    class Conditioned(torch.nn.Module):
+        kind = "conditioned"
+        needs_views = True
+
+        def __init__(self):
+            super().__init__()
+            self.encoded = []
+
+        def encode_views(self, images, cameras):
+            self.encoded.append(images.shape)
+            return images.mean()
+
+        def render_rays(self, rays_o, rays_d, *, backend=None, background=None, views=None):
+            return {"rgb": views.expand(rays_o.shape[0], 3)}
+
+    conditioned = Conditioned()
+    images = torch.full((2, 5, 6, 3), 0.25)
+    out = render(conditioned, camera, views=(images, orbit_path(2, 4.0, 30.0, 6, 5, 0.8)), chunk=7)
+    assert conditioned.encoded == [(2, 5, 6, 3)] and torch.allclose(out["rgb"], torch.tensor(0.25))
+    with pytest.raises(UserError, match="2 images of 6x5 but 1 cameras"):
+        render(conditioned, camera, views=(images, camera.batch()))
+    with pytest.raises(UserError, match="renders from source views"):
+        render(conditioned, camera)
+
+
+def test_dense_samples_render_as_vanilla_nerf(model):
+    camera = orbit_path(1, 4.0, 30.0, 6, 5, 0.8)[0]
+    from fastnerf.ops import ray_aabb
+
+    dense = render(model, camera, dense_samples=64, supersample=1)
+    rays_o, rays_d = camera.rays()
+    hit = ray_aabb(rays_o.reshape(-1, 3), rays_d.reshape(-1, 3), model.aabb)[2]
+    assert 0 < int(hit.sum()) and dense["n_samples"] == 64 * int(hit.sum())  # every sample of every ray, no grid
+    marched = render(model, camera, supersample=1)
+    assert dense["n_samples"] > marched["n_samples"]
+    torch.testing.assert_close(dense["rgb"], marched["rgb"], atol=0.08, rtol=0)  # same field, other sampling
+    with pytest.raises(UserError, match="dense_samples must be a positive integer"):
+        render(model, camera, dense_samples=0)
 
 
 def test_package_attribute_stays_the_function_after_submodule_imports():

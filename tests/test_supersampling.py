@@ -98,7 +98,7 @@ def textured_model():
     torch.manual_seed(0)
     model = build_model("nerf", supersample=2, **TINY)
     with torch.no_grad():  # a field with structure, so that averaging shows
-        model.table.uniform_(-2.0, 2.0)
+        model.position_encoding.table.uniform_(-2.0, 2.0)
     return model
 
 

@@ -14,8 +14,8 @@ from fastnerf.data.writers import write_llff
 from fastnerf.models import build_model
 from fastnerf.models.nerf import NeRF
 from fastnerf.train import TrainingDiverged, evaluate, load_checkpoint, train_teacher
-from fastnerf.train import teacher as teacher_module
-from fastnerf.train.teacher import teacher_config_for
+from fastnerf.train.tasks import teacher as teacher_module
+from fastnerf.train.tasks.teacher import teacher_config_for
 
 SMALL = dict(hash_levels=8, hash_log2_size=14, hash_min_res=4, hash_max_res=64, hidden=32, grid_resolution=16,
              steps_per_diagonal=96, grid_warmup=16)
@@ -66,11 +66,11 @@ def test_resume_is_exact(scene, tmp_path, monkeypatch):
     resumed = train_teacher(scene, tmp_path / "split", steps=14, resume=True, **FAST)
     assert resumed["steps"] == 14
     a, b = state(straight["model"]), state(resumed["model"])
-    assert not torch.equal(a["table"], halfway["model"]["table"])  # the second half did train
+    assert not torch.equal(a["position_encoding.table"], halfway["model"]["position_encoding.table"])  # the second half did train
     for key in a:  # averaged weights, occupancy grid and its step counter: bitwise equal
         assert torch.equal(a[key], b[key]), key
-    raw = load_checkpoint(tmp_path / "straight")["model"]["table"]
-    assert torch.equal(raw, load_checkpoint(tmp_path / "split")["model"]["table"])  # and the raw weights
+    raw = load_checkpoint(tmp_path / "straight")["model"]["position_encoding.table"]
+    assert torch.equal(raw, load_checkpoint(tmp_path / "split")["model"]["position_encoding.table"])  # and the raw weights
 
 
 def test_resume_with_a_larger_budget_goes_on(scene, tmp_path):
@@ -196,7 +196,7 @@ def test_freed_training_buffers_are_reused_not_faulted_in_again():
 
 
 def test_resolution_defaults_follow_the_image_size():
-    from fastnerf.train.teacher import resolution_defaults
+    from fastnerf.train.tasks.teacher import resolution_defaults
 
     assert resolution_defaults(800, 800) == {"hash_max_res": 1536, "steps_per_diagonal": 1024}
     assert resolution_defaults(100, 100) == {"hash_max_res": 192, "steps_per_diagonal": 128}

@@ -14,6 +14,11 @@ def add_supersample_option(parser: argparse.ArgumentParser) -> None:
                         "1 renders S^2 times faster, aliased)")
 
 
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default=None, metavar="D",
+                        help="cpu, cuda or cuda:N (default: cuda when available, else cpu)")
+
+
 def apply_threads(args: argparse.Namespace) -> None:
     if args.threads:
         import torch
@@ -27,7 +32,7 @@ def load_run_and_data(args: argparse.Namespace, split: str):
     from ..data import load
     from ..train import load_run
 
-    model, checkpoint = load_run(args.run)
+    model, checkpoint = load_run(args.run, device=getattr(args, "device", None))
     info = checkpoint.get("dataset", {})
     data = args.data or info.get("path")
     downscale = args.downscale or info.get("downscale", 1)

@@ -1,4 +1,8 @@
-"""`fastnerf eval RUN [--data DIR] [--split test] [--json FILE]`: PSNR, SSIM and speed of a run."""
+"""`fastnerf eval RUN [--data DIR] [--split test] [--json FILE]`: PSNR, SSIM and latency of a run.
+
+``latency_ms`` is timed one way for every model kind (``fastnerf.timing``): the mean of
+``fastnerf.render`` on the first camera of the split, at batch 1, default settings, after warm-up.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,26 @@ import argparse
 import json
 
 from ..train.denormals import with_flushed_denormals
-from ._shared import add_supersample_option, add_threads_option, apply_threads, load_run_and_data
+from ._shared import (add_device_option, add_supersample_option, add_threads_option, apply_threads,
+                      load_run_and_data)
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("eval", help="evaluate a trained run on a dataset split",
                                    description="Render every camera of a split and report PSNR, SSIM and "
-                                   "seconds per image. Defaults to the run's own dataset and resolution.")
+                                   "latency_ms (the mean of 100 renders of its first camera). Defaults to the run's own dataset and resolution.")
     parser.add_argument("run", metavar="RUN", help="run folder or checkpoint file")
     parser.add_argument("--data", default=None, metavar="DIR", help="dataset (default: the run's)")
     parser.add_argument("--split", default="test", help="split to evaluate (default test)")
     parser.add_argument("--downscale", type=int, default=None, metavar="K", help="default: the run's")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--backend", default=None)
+    parser.add_argument("--dense-samples", type=int, default=None, metavar="N",
+                        help="render as vanilla NeRF: N evenly spaced samples per ray, no occupancy grid, no "
+                        "early termination (256 = NeRF's 64 coarse + 192 fine)")
+    parser.add_argument("--latency-renders", type=int, default=100, metavar="N",
+                        help="timed renders for latency_ms (default 100; 5 for a renderer slower than 1 s)")
+    add_device_option(parser)
     add_supersample_option(parser)
     add_threads_option(parser)
     parser.set_defaults(func=run)
@@ -27,18 +38,25 @@ def add_parser(subparsers) -> None:
 @with_flushed_denormals  # denormal weights slow CPU inference several times
 def run(args: argparse.Namespace) -> int:
     apply_threads(args)
+    import torch
+
+    from ..rendering import model_device
+    from ..timing import latency_ms
     from ..train import evaluate
 
     model, checkpoint, dataset, data, downscale = load_run_and_data(args, args.split)
-    result = evaluate(model, dataset, backend=args.backend, supersample=args.supersample)
-    figures = {"run": str(args.run), "data": str(data), "split": args.split, "downscale": downscale,
-               "width": dataset.width, "height": dataset.height, "psnr": result["psnr"], "ssim": result["ssim"],
-               "seconds_per_image": result["seconds_per_image"], "n_images": result["n_images"],
-               "samples_per_ray": result["samples_per_ray"], "step": checkpoint["step"],
-               "supersample": args.supersample or getattr(model, "supersample", 1)}
+    options = {"supersample": args.supersample, "dense_samples": args.dense_samples}
+    result = evaluate(model, dataset, backend=args.backend, **options)
+    timing = latency_ms(model, dataset.cameras[0], repeats=args.latency_renders, backend=args.backend, **options)
+    figures = {"run": str(args.run), "kind": checkpoint["model_kind"], "data": str(data), "split": args.split,
+               "downscale": downscale, "width": dataset.width, "height": dataset.height, "psnr": result["psnr"],
+               "ssim": result["ssim"], "latency_ms": timing["latency_ms"], "latency_renders": timing["renders"],
+               "n_images": result["n_images"], "samples_per_ray": result["samples_per_ray"],
+               "step": checkpoint["step"], "device": str(model_device(model)), "threads": torch.get_num_threads(),
+               "supersample": args.supersample or getattr(model, "supersample", 1), "dense_samples": args.dense_samples}
     print(f"{args.split}: {result['n_images']} images of {dataset.width}x{dataset.height}  "
-          f"PSNR {result['psnr']:.2f} dB  SSIM {result['ssim']:.4f}  "
-          f"{result['seconds_per_image']:.3f} s/image  {result['samples_per_ray']:.1f} samples/ray")
+          f"PSNR {result['psnr']:.2f} dB  SSIM {result['ssim']:.4f}  latency {timing['latency_ms']:.2f} ms "
+          f"(mean of {timing['renders']} renders on {figures['device']})  {result['samples_per_ray']:.1f} samples/ray")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(figures, handle, indent=2)

@@ -10,7 +10,8 @@ import torch
 
 from ..errors import UserError
 from ..train.denormals import with_flushed_denormals
-from ._shared import add_supersample_option, add_threads_option, apply_threads, load_run_and_data
+from ._shared import (add_device_option, add_supersample_option, add_threads_option, apply_threads,
+                      load_run_and_data)
 
 
 def add_parser(subparsers) -> None:
@@ -26,6 +27,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--fps", type=float, default=12.0)
     parser.add_argument("--out", required=True, metavar="FILE.gif|FILE.mp4|DIR")
     parser.add_argument("--backend", default=None)
+    add_device_option(parser)
     add_supersample_option(parser)
     add_threads_option(parser)
     parser.set_defaults(func=run)
@@ -99,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     from ..rendering import render
 
     model, _, dataset, _, _ = load_run_and_data(args, "test" if args.path == "test" else "train")
-    aabb = None if model.config().get("ndc") else torch.tensor(model.config()["aabb"])
+    config = model.config()
+    aabb = None if config.get("ndc") or config.get("aabb") is None else torch.tensor(config["aabb"])
     cameras = path_cameras(dataset, args.path, args.frames, aabb)
     if args.size:
         cameras = cameras.resize(*parse_size(args.size))

@@ -1,47 +1,66 @@
-"""`fastnerf train teacher --data DIR --out RUN ...`: train the NeRF teacher (students join later)."""
+"""`fastnerf train TASK --out RUN ...`: train any model kind on the engine (one sub-command per task).
+
+The options every task shares (budget, seed, resume, device, progress) are added here; each task
+adds its own (``Task.add_arguments``). Under ``torchrun --nproc_per_node=N -m fastnerf train ...``
+every process runs this, the engine joins them, and rank 0 alone writes and prints.
+"""
 
 from __future__ import annotations
 
 import argparse
 
-from ._shared import add_threads_option, apply_threads
+from ._shared import add_device_option, add_threads_option, apply_threads
+
+DEFAULT_MINUTES = 5.0
 
 
 def add_parser(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train a model (teacher)", description="Train a model.")
+    from ..train.tasks import discover_tasks
+
+    parser = subparsers.add_parser("train", help="train a model (teacher, students, pixelnerf)",
+                                   description="Train a model on the training engine; checkpoints, train.json "
+                                   "and progress go to RUN. Runs resume exactly (--resume), also under torchrun.")
     kinds = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
-    teacher = kinds.add_parser(
-        "teacher",
-        help="the NeRF teacher (hash or frequency encoding)",
-        description="Train the NeRF teacher on a Blender, Instant-NGP/nerfstudio or LLFF dataset; "
-        "checkpoints, train.json and progress go to RUN.",
-    )
-    teacher.add_argument("--data", required=True, metavar="DIR", help="dataset folder")
-    teacher.add_argument("--out", required=True, metavar="RUN", help="run folder (checkpoint.pt, train.json)")
-    teacher.add_argument("--downscale", type=int, default=1, metavar="K", help="shrink images by K (default 1)")
-    budget = teacher.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=float, default=None, metavar="M", help="time budget (default 5)")
+    for name, task in sorted(discover_tasks().items()):
+        doc = (task.__doc__ or name).strip().splitlines()[0]
+        sub = kinds.add_parser(name, help=doc, description=doc)
+        task.add_arguments(sub)
+        _add_engine_arguments(sub)
+        sub.set_defaults(func=run, task_class=task)
+
+
+def _add_engine_arguments(parser) -> None:
+    parser.add_argument("--out", required=True, metavar="RUN", help="run folder (checkpoint.pt, train.json)")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, default=None, metavar="M",
+                        help=f"time budget, turned into a step count early on (default {DEFAULT_MINUTES:g})")
     budget.add_argument("--steps", type=int, default=None, metavar="N", help="step budget")
-    teacher.add_argument("--encoding", choices=("hash", "frequency"), default="hash")
-    teacher.add_argument("--seed", type=int, default=0)
-    teacher.add_argument("--resume", action="store_true", help="continue RUN exactly where it stopped")
-    teacher.add_argument("--eval-every", type=int, default=500, metavar="N", help="held-out PSNR every N steps")
-    teacher.add_argument("--backend", default=None, help="op backend (default: fastest available)")
-    add_threads_option(teacher)
-    teacher.add_argument("--quiet", action="store_true", help="no progress bar")
-    teacher.set_defaults(func=run)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true",
+                        help="continue RUN exactly where it stopped (its own settings; a new budget may be given)")
+    parser.add_argument("--eval-every", type=int, default=500, metavar="N", help="cheap held-out check every N steps")
+    parser.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="checkpoint every N steps")
+    parser.add_argument("--backend", default=None, help="op backend (default: fastest available)")
+    add_device_option(parser)
+    add_threads_option(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     apply_threads(args)
-    from ..train import train_teacher
+    from ..train.engine import train
 
-    minutes = args.minutes if args.minutes is not None or args.steps is not None else 5.0
-    summary = train_teacher(args.data, args.out, encoding=args.encoding, steps=args.steps, minutes=minutes,
-                            downscale=args.downscale, seed=args.seed, resume=args.resume,
-                            eval_every=args.eval_every, backend=args.backend, progress=not args.quiet)
-    held_out = summary["held_out_psnr"]
-    print(f"trained {summary['steps']} steps in {summary['train_seconds']:.0f} s "
-          f"({summary['samples_per_second'] / 1e3:.0f}k samples/s); "
-          f"held-out PSNR {'n/a' if held_out is None else f'{held_out:.2f} dB'}; checkpoint in {args.out}")
+    minutes, steps = args.minutes, args.steps
+    if minutes is None and steps is None and not args.resume:
+        minutes = DEFAULT_MINUTES
+    task = None if args.resume else args.task_class.from_args(args)
+    summary = train(task, args.out, steps=steps, minutes=minutes, seed=args.seed, resume=args.resume,
+                    device=args.device, backend=args.backend, eval_every=args.eval_every,
+                    checkpoint_every=args.checkpoint_every, progress=not args.quiet)
+    if summary["rank"] == 0:
+        held_out = summary["held_out_psnr"]
+        ranks = f" on {summary['world_size']} processes" if summary["world_size"] > 1 else ""
+        print(f"trained {summary['steps']} steps in {summary['train_seconds']:.0f} s{ranks} on {summary['device']} "
+              f"({summary['samples_per_second'] / 1e3:.0f}k samples/s); "
+              f"held-out PSNR {'n/a' if held_out is None else f'{held_out:.2f} dB'}; checkpoint in {args.out}")
     return 0

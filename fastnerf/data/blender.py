@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .dataset import Dataset
-from .errors import DatasetError
+from .errors import DatasetError, SplitMissing
 from .fields import read_json
 from .transforms_json import (
     build_cameras,
@@ -39,7 +39,7 @@ def load_blender(folder: Path, split: str, *, downscale: int, background: torch.
     json_path = split_file(folder, split)
     if not json_path.is_file():
         present = [s for s in SPLITS if split_file(folder, s).is_file()]
-        raise DatasetError(f"{json_path}: not found (this dataset has splits: {', '.join(present) or 'none'})")
+        raise SplitMissing(f"{json_path}: not found (this dataset has splits: {', '.join(present) or 'none'})")
     meta = read_json(json_path)
     frames_json = frame_list(json_path, meta)
     frames = read_frames(json_path, frames_json, list(range(len(frames_json))), skip_missing=skip_missing)

@@ -10,3 +10,8 @@ class DatasetError(UserError):
     user can go straight to the problem. It is a ``ValueError`` (via ``UserError``), and the CLI
     prints it without a traceback.
     """
+
+
+class SplitMissing(DatasetError):
+    """The dataset has no such split (a Blender folder without ``transforms_val.json``): the one
+    problem a caller may answer by trying another split; a malformed split is a plain DatasetError."""

@@ -20,11 +20,12 @@ class FrequencyEncoding(nn.Module):
         self.backend = backend
         self.out_dim = in_dim * (int(include_input) + 2 * n_freqs)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., in_dim] -> [..., out_dim]
+    def forward(self, x: torch.Tensor, *, backend: str = None) -> torch.Tensor:  # [..., in_dim] -> [..., out_dim]
+        """``backend``: op backend for this call (default: the one given at construction)."""
         if x.shape[-1] != self.in_dim:
             raise ValueError(f"x must end in {self.in_dim} (in_dim), got shape {tuple(x.shape)}")
         flat = x.reshape(-1, self.in_dim)
-        out = freq_encode(flat, self.n_freqs, include_input=self.include_input, backend=self.backend)
+        out = freq_encode(flat, self.n_freqs, include_input=self.include_input, backend=backend or self.backend)
         return out.reshape(*x.shape[:-1], self.out_dim)
 
     def extra_repr(self) -> str:

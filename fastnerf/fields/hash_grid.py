@@ -35,13 +35,14 @@ class HashEncoding(nn.Module):
         table = torch.empty(n_levels, 2**log2_table_size, n_features, dtype=dtype)
         self.table = nn.Parameter(table.uniform_(-1e-4, 1e-4))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., 3] in [0, 1] -> [..., L * F]
+    def forward(self, x: torch.Tensor, *, backend: str = None) -> torch.Tensor:  # [..., 3] in [0, 1] -> [..., L * F]
+        """``backend``: op backend for this call (default: the one given at construction)."""
         if x.shape[-1] != 3:
             raise ValueError(f"x must end in 3 (positions in [0, 1]^3), got shape {tuple(x.shape)}")
         flat = x.reshape(-1, 3)
         if flat.dtype != self.table.dtype:
             flat = flat.to(self.table.dtype)
-        out = hash_encode(flat, self.table, n_min=self.n_min, n_max=self.n_max, backend=self.backend)
+        out = hash_encode(flat, self.table, n_min=self.n_min, n_max=self.n_max, backend=backend or self.backend)
         return out.reshape(*x.shape[:-1], self.out_dim)
 
     def extra_repr(self) -> str:

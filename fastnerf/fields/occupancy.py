@@ -67,7 +67,8 @@ class OccupancyGrid(nn.Module):
         return lo + index / res * (hi - lo)
 
     @torch.no_grad()
-    def update(self, density_fn, *, step: int = None, n_samples: int = None, generator=None, chunk: int = 1 << 18):
+    def update(self, density_fn, *, step: int = None, n_samples: int = None, generator=None, chunk: int = 1 << 18,
+               reduce=None):
         """Sample one jittered point in cells, decay the EMA, take the max, threshold.
 
         density_fn(points [M, 3]) -> sigma [M] (called under no_grad, in chunks of `chunk`).
@@ -75,6 +76,8 @@ class OccupancyGrid(nn.Module):
         and half among the occupied cells (Instant-NGP). During warm-up every cell is sampled.
         step: the training step (default: one more than the last update); warm-up lasts
         while step < warmup_steps, and every cell stays occupied during it.
+        reduce: ``reduce(density_ema)`` combines replicas' grids in place before thresholding (a
+        max over the ranks in data-parallel training: the same as one grid that saw every sample).
         """
         self.step.fill_(int(self.step) + 1 if step is None else int(step))
         device, n_cells = self.aabb.device, self.occupied.numel()
@@ -96,6 +99,8 @@ class OccupancyGrid(nn.Module):
         ema = self.density_ema.reshape(-1)
         ema.mul_(self.decay)
         ema.scatter_reduce_(0, cells, sigma.to(ema.dtype), reduce="amax")
+        if reduce is not None:
+            reduce(self.density_ema)
         if warm:
             self.occupied.fill_(True)
         else:

@@ -54,7 +54,7 @@ class SphericalHarmonicsEncoding(nn.Module):
         self.degree = degree
         self.out_dim = degree * degree
 
-    def forward(self, directions: torch.Tensor) -> torch.Tensor:
+    def forward(self, directions: torch.Tensor, *, backend: str = None) -> torch.Tensor:  # pure torch: no backend
         if directions.shape[-1] != 3:
             raise ValueError(f"directions must end in 3, got shape {tuple(directions.shape)}")
         return spherical_harmonics(directions, self.degree)

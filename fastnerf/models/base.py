@@ -7,15 +7,23 @@ Every model is an ``nn.Module`` with:
   the same architecture (checkpoints store it next to the ``state_dict``, which holds every
   tensor, occupancy-grid buffers included).
 
-and ONE of two rendering entry points, which ``fastnerf.render`` dispatches on:
+and one of two rendering entry points, which ``fastnerf.render`` dispatches on (a model with both
+is rendered through ``render_camera``, its own whole-image path):
 
-- **ray-based** models (the NeRF teacher; PixelNeRF later) implement
-  ``render_rays(rays_o [N,3], rays_d [N,3], *, backend=None, background=None) -> dict`` with
-  ``rgb [N,3]`` and, where they have them, ``depth [N]`` and ``opacity [N]``. ``fastnerf.render``
-  calls it on ``chunk``-sized batches of rays, so memory is bounded whatever the image size.
 - **image-based** models (the students, which skip volume rendering) implement
-  ``render_camera(camera, *, backend=None) -> dict`` with ``rgb [H,W,3]`` (``[B,H,W,3]`` for a
-  batch camera) and optionally ``depth`` / ``opacity``.
+  ``render_camera(camera, *, backend=None, background=None, chunk=8192) -> dict`` with
+  ``rgb [H,W,3]`` (``[B,H,W,3]`` for a batch camera) and optionally ``depth`` / ``opacity``. A
+  camera the model cannot render (another size, say) is a ``UserError`` saying what it can.
+- **ray-based** models (the NeRF teacher, PixelNeRF) implement
+  ``render_rays(rays_o [N,3], rays_d [N,3], *, backend=None, background=None, **options) -> dict``
+  with ``rgb [N,3]`` and, where they have them, ``depth [N]`` and ``opacity [N]``.
+  ``fastnerf.render`` calls it on ``chunk``-sized batches of rays, so memory is bounded whatever
+  the image size. Options: ``dense_samples`` (vanilla NeRF sampling) where the model takes it;
+  ``views`` (the result of ``encode_views(images [V,H,W,3], cameras)``) for image-conditioned
+  models, which set ``needs_views = True``.
+
+``fastnerf.render`` puts the model in eval mode under no_grad for the call and moves the camera
+to the model's device.
 """
 
 from __future__ import annotations
@@ -31,7 +39,8 @@ class RayModel(Protocol):
 
     def config(self) -> dict: ...
 
-    def render_rays(self, rays_o: torch.Tensor, rays_d: torch.Tensor, *, backend=None, background=None) -> dict: ...
+    def render_rays(self, rays_o: torch.Tensor, rays_d: torch.Tensor, *, backend=None, background=None,
+                    **options) -> dict: ...
 
 
 @runtime_checkable
@@ -40,4 +49,4 @@ class ImageModel(Protocol):
 
     def config(self) -> dict: ...
 
-    def render_camera(self, camera, *, backend=None) -> dict: ...
+    def render_camera(self, camera, *, backend=None, background=None, chunk: int = 8192) -> dict: ...

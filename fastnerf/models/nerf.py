@@ -8,6 +8,10 @@ Two encodings:
 - ``"frequency"`` (vanilla NeRF): frequency encoding and the classic skip-connected MLP. The
   occupancy grid takes the place of the coarse network (no coarse/fine pair).
 
+The model composes ``fastnerf.fields`` modules (position encoding -> geometry MLP -> density and
+features; direction encoding + features -> colour MLP); the op backend travels as an argument
+of every call, never as model state, so one model serves several threads or replicas.
+
 Bounded scenes are marched inside ``aabb``. Forward-facing captures (LLFF) are rendered in NDC
 (normalised device coordinates, as in the original NeRF): rays start on the near plane
 ``z = -ndc_near`` of the (recentred) world and the infinite frustum becomes the cube
@@ -21,15 +25,23 @@ import math
 import torch
 from torch import nn
 
-from .. import ops
+import math
+
+import torch
+from torch import nn
+
+from ..fields.frequency import FrequencyEncoding
+from ..fields.hash_grid import HashEncoding
 from ..fields.mlp import MLP, trunc_exp
 from ..fields.occupancy import OccupancyGrid
-from ..fields.spherical_harmonics import spherical_harmonics
+from ..fields.spherical_harmonics import SphericalHarmonicsEncoding
 from ..supersampling import check_factor
 from ..volume import render_rays
 from . import register_model
 
 ENCODINGS = ("hash", "frequency")
+# State-dict names of releases before the model composed fields/ modules -> today's.
+_RENAMED_PREFIXES = (("table", "position_encoding.table"), ("density_mlp.", "geometry_mlp."), ("trunk.", "geometry_mlp."))
 
 
 def ndc_rays(rays_o, rays_d, *, fx_ratio: float, fy_ratio: float, near: float = 1.0):
@@ -67,8 +79,8 @@ class NeRF(nn.Module):
     def __init__(self, *, encoding: str = "hash", aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), ndc=None,
                  background=(1.0, 1.0, 1.0), grid_resolution: int = 64, steps_per_diagonal: int = 512,
                  hash_levels: int = 16, hash_features: int = 2, hash_log2_size: int = 15, hash_min_res: int = 16,
-                 hash_max_res: int = 1024, grid_warmup: int = 256, hidden: int = 64, color_layers: int = 2, geo_features: int = 15,
-                 sh_degree: int = 4, supersample: int = 1,
+                 hash_max_res: int = 1024, grid_warmup: int = 256, hidden: int = 64, color_layers: int = 2,
+                 geo_features: int = 15, sh_degree: int = 4, supersample: int = 1,
                  freq_pos: int = 10, freq_dir: int = 4, width: int = 128, depth: int = 6):
         super().__init__()
         if encoding not in ENCODINGS:
@@ -81,57 +93,66 @@ class NeRF(nn.Module):
             background=[float(v) for v in background], grid_resolution=int(grid_resolution),
             steps_per_diagonal=int(steps_per_diagonal), hash_levels=int(hash_levels),
             hash_features=int(hash_features), hash_log2_size=int(hash_log2_size), hash_min_res=int(hash_min_res),
-            hash_max_res=int(hash_max_res), grid_warmup=int(grid_warmup), hidden=int(hidden), color_layers=int(color_layers),
-            geo_features=int(geo_features),
+            hash_max_res=int(hash_max_res), grid_warmup=int(grid_warmup), hidden=int(hidden),
+            color_layers=int(color_layers), geo_features=int(geo_features),
             sh_degree=int(sh_degree), freq_pos=int(freq_pos), freq_dir=int(freq_dir), width=int(width),
             depth=int(depth), supersample=check_factor(supersample, "NeRF: supersample"),
         )
-        self.encoding = encoding
         self.supersample = self._config["supersample"]
-        self.backend = None  # op backend of the render in progress (None: fastest available)
         self.register_buffer("aabb", torch.tensor(aabb))
         self.register_buffer("background", torch.tensor(self._config["background"]))
-        diagonal = math.dist(aabb[:3], aabb[3:])
-        self.step_size = diagonal / steps_per_diagonal
+        self.step_size = math.dist(aabb[:3], aabb[3:]) / steps_per_diagonal
         self.grid = OccupancyGrid(self.aabb.clone(), grid_resolution, warmup_steps=grid_warmup)
-        if encoding == "hash":
-            # Instant-NGP init: table uniform in +-1e-4.
-            self.table = nn.Parameter(torch.rand(hash_levels, 2**hash_log2_size, hash_features) * 2e-4 - 1e-4)
-            self.density_mlp = MLP(hash_levels * hash_features, 1 + geo_features, width=hidden, n_hidden=1, bias=False)
-            self.color_mlp = MLP(geo_features + sh_degree**2, 3, width=hidden, n_hidden=color_layers, bias=False)
-        else:
-            pos_dim = 3 * (1 + 2 * freq_pos)
-            self.trunk = MLP(pos_dim, width + 1, width=width, n_hidden=depth, skips=(depth // 2 + 1,) if depth > 2 else ())
-            self.color_mlp = MLP(width + 3 * (1 + 2 * freq_dir), 3, width=width // 2, n_hidden=1)
+        if encoding == "hash":  # Instant-NGP: tiny MLPs without biases, SH view encoding
+            self.position_encoding = HashEncoding(hash_levels, hash_features, hash_log2_size, hash_min_res,
+                                                  hash_max_res)
+            self.geometry_mlp = MLP(self.position_encoding.out_dim, 1 + geo_features, width=hidden, n_hidden=1,
+                                    bias=False)
+            self.direction_encoding = SphericalHarmonicsEncoding(sh_degree)
+            self.color_mlp = MLP(geo_features + self.direction_encoding.out_dim, 3, width=hidden,
+                                 n_hidden=color_layers, bias=False)
+            self.input_scale, self.input_shift, self.density_shift = 1.0, 0.0, 0.0  # the grid reads [0, 1]
+        else:  # vanilla NeRF: skip-connected trunk, frequency-encoded view direction
+            self.position_encoding = FrequencyEncoding(3, freq_pos)
+            self.geometry_mlp = MLP(self.position_encoding.out_dim, width + 1, width=width, n_hidden=depth,
+                                    skips=(depth // 2 + 1,) if depth > 2 else ())
+            self.direction_encoding = FrequencyEncoding(3, freq_dir)
+            self.color_mlp = MLP(width + self.direction_encoding.out_dim, 3, width=width // 2, n_hidden=1)
+            self.input_scale, self.input_shift, self.density_shift = 2.0, -1.0, -1.0  # [-1, 1]; sparse start
 
     def config(self) -> dict:
         """Plain values that rebuild this architecture: ``build_model("nerf", **config)``."""
         return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
                 for k, v in self._config.items()}
 
+    @staticmethod
+    def upgrade_state_dict(state: dict) -> dict:
+        """Checkpoints of releases before fields/ composition load after renaming their keys."""
+        renamed = {}
+        for key, value in state.items():
+            for old, new in _RENAMED_PREFIXES:
+                if key == old or (old.endswith(".") and key.startswith(old)):
+                    key = new + key[len(old):]
+                    break
+            renamed[key] = value
+        return renamed
+
     # ----------------------------------------------------------------------------- fields
-    def _features(self, positions: torch.Tensor):  # [S,3] world (or NDC) -> (sigma [S], features [S,F])
+    def _features(self, positions: torch.Tensor, backend=None):  # [S,3] (world or NDC) -> sigma [S], feat [S,F]
         unit = ((positions - self.aabb[:3]) / (self.aabb[3:] - self.aabb[:3])).clamp(0.0, 1.0)
-        c = self._config
-        if self.encoding == "hash":
-            h = self.density_mlp(ops.hash_encode(unit, self.table, n_min=c["hash_min_res"], n_max=c["hash_max_res"],
-                                                 backend=self.backend))
-        else:
-            h = self.trunk(ops.freq_encode(unit * 2 - 1, c["freq_pos"], backend=self.backend))
-        return trunc_exp(h[:, 0] - 1.0 if self.encoding == "frequency" else h[:, 0]), h[:, 1:]
+        encoded = self.position_encoding(unit * self.input_scale + self.input_shift, backend=backend)
+        h = self.geometry_mlp(encoded)
+        return trunc_exp(h[:, 0] + self.density_shift), h[:, 1:]
 
-    def density(self, positions: torch.Tensor) -> torch.Tensor:
+    def density(self, positions: torch.Tensor, *, backend=None) -> torch.Tensor:
         """Density ``sigma [S]`` at ``positions [S,3]`` (in the marched space: world, or NDC)."""
-        return self._features(positions)[0]
+        return self._features(positions, backend)[0]
 
-    def field(self, positions: torch.Tensor, directions: torch.Tensor):
+    def field(self, positions: torch.Tensor, directions: torch.Tensor, *, backend=None):
         """``(sigma [S], rgb [S,3])`` at ``positions [S,3]`` seen along ``directions [S,3]``."""
-        sigmas, features = self._features(positions)
+        sigmas, features = self._features(positions, backend)
         directions = directions / directions.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-        if self.encoding == "hash":
-            view = spherical_harmonics(directions, self._config["sh_degree"])
-        else:
-            view = ops.freq_encode(directions, self._config["freq_dir"], backend=self.backend)
+        view = self.direction_encoding(directions, backend=backend)
         rgb = torch.sigmoid(self.color_mlp(torch.cat([features, view], dim=-1)))
         return sigmas, rgb
 
@@ -144,28 +165,34 @@ class NeRF(nn.Module):
         return ndc_rays(rays_o, rays_d, fx_ratio=ndc["fx_ratio"], fy_ratio=ndc["fy_ratio"], near=ndc["near"])
 
     def render_rays(self, rays_o: torch.Tensor, rays_d: torch.Tensor, *, backend=None, background=None,
-                    train: bool = False, generator=None, early_stop_eps: float = 1e-4) -> dict:
+                    train: bool = False, generator=None, early_stop_eps: float = 1e-4,
+                    dense_samples: int | None = None) -> dict:
         """Volume-render rays ``[N,3]``: ``dict(rgb [N,3], depth [N], opacity [N], n_samples)``.
 
         ``background``: ``[3]`` or ``[N,3]`` (default: the model's). ``train=True`` jitters the
         march with ``generator``; otherwise rays stop once transmittance < ``early_stop_eps``.
+        ``dense_samples=n``: vanilla NeRF sampling, ``n`` evenly spaced samples between each
+        ray's entry and exit of the box, no occupancy grid, no early termination.
         """
         rays_o, rays_d = self.marching_rays(rays_o, rays_d)
         if background is None:
             background = self.background
-        self.backend = backend
-        try:
-            return render_rays(self.field, rays_o, rays_d, self.grid, step_size=self.step_size, background=background,
-                               train=train, generator=generator, early_stop_eps=early_stop_eps, backend=backend)
-        finally:
-            self.backend = None
+
+        def field(positions, directions):
+            return self.field(positions, directions, backend=backend)
+
+        return render_rays(field, rays_o, rays_d, self.grid, step_size=self.step_size, background=background,
+                           train=train, generator=generator, early_stop_eps=early_stop_eps, backend=backend,
+                           dense_samples=dense_samples)
 
     @torch.no_grad()
-    def update_grid(self, *, step: int, generator=None, n_samples: int | None = None) -> None:
+    def update_grid(self, *, step: int, generator=None, n_samples: int | None = None, reduce=None,
+                    backend=None) -> None:
         """Refresh the occupancy grid at training ``step`` from the opacity of one marching step
-        (``sigma * step_size``; threshold 0.01), sampling ``n_samples`` cells (all during warm-up)."""
-        self.grid.update(lambda x: self.density(x) * self.step_size, step=step, n_samples=n_samples,
-                         generator=generator)
+        (``sigma * step_size``; threshold 0.01), sampling ``n_samples`` cells (all during warm-up).
+        ``reduce(density_ema)``: combines the replicas' estimates in place (data-parallel training)."""
+        self.grid.update(lambda x: self.density(x, backend=backend) * self.step_size, step=step,
+                         n_samples=n_samples, generator=generator, reduce=reduce)
 
     def occupancy(self) -> float:
         """Fraction of occupied grid cells."""

@@ -2,8 +2,10 @@
 autograd. Every op takes `backend=None` as a keyword. Contracts: ARCHITECTURE.md section 3."""
 
 from .composite import CompositeResult, composite
-from .encodings import freq_encode, hash_encode
-from .marching import march_rays, ray_aabb
+from .freq_encode import freq_encode
+from .hash_encode import hash_encode
+from .march_rays import march_rays
 from .project_features import project_features
+from .ray_aabb import ray_aabb
 
 __all__ = ["CompositeResult", "composite", "freq_encode", "hash_encode", "march_rays", "project_features", "ray_aabb"]

@@ -2,7 +2,9 @@
 atomically (``path.tmp`` then ``os.replace``) and read with ``torch.load(weights_only=True)``.
 
 Layout: ``{"format_version", "model_kind", "model_config", "model", "optimizer", "step",
-"rng", "train_args", "dataset", "extra"}`` and, optionally, ``"averaged"``. ``model`` is the
+"rng", "task", "train_args", "dataset", "extra"}`` and, optionally, ``"averaged"``. ``task`` names the
+training task (``fastnerf.train.tasks``) and ``train_args`` rebuild it; ``extra["engine"]`` holds the
+seed, the budget (with the step count a minutes budget became), the world size and device. ``model`` is the
 ``state_dict`` training continues from (occupancy-grid buffers included); ``averaged`` holds the
 moving average of the parameters (``ParameterAverage.state_dict()``), which models are rebuilt
 with for evaluation and rendering; ``rng`` maps names to generator states (uint8 tensors).
@@ -35,7 +37,7 @@ def checkpoint_path(path) -> Path:
 
 def save_checkpoint(path, *, model, optimizer=None, step: int = 0, rng: dict | None = None,
                     train_args: dict | None = None, dataset: dict | None = None, extra: dict | None = None,
-                    averaged: dict | None = None) -> Path:
+                    averaged: dict | None = None, task: str | None = None) -> Path:
     """Write a checkpoint of ``model`` (any registered kind) atomically; returns the file path."""
     path = checkpoint_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,6 +49,7 @@ def save_checkpoint(path, *, model, optimizer=None, step: int = 0, rng: dict | N
         "optimizer": None if optimizer is None else optimizer.state_dict(),
         "step": int(step),
         "rng": dict(rng or {}),
+        "task": task,
         "train_args": dict(train_args or {}),
         "dataset": dict(dataset or {}),
         "extra": dict(extra or {}),
@@ -86,27 +89,54 @@ def load_checkpoint(path, *, map_location="cpu") -> dict:
     return payload
 
 
-def model_from_checkpoint(checkpoint, *, averaged: bool = True) -> torch.nn.Module:
+def load_run(run, *, device=None):
+    """``(model, checkpoint)`` of any model kind from a run folder or checkpoint file: the model
+    with its averaged weights, in eval mode, on ``device`` (default: cuda when available, else cpu; a checkpoint loads on any device)."""
+    from .devices import resolve_device
+
+    device = resolve_device(device)
+    checkpoint = load_checkpoint(run, map_location=device)
+    return model_from_checkpoint(checkpoint, device=device), checkpoint
+
+
+def model_from_checkpoint(checkpoint, *, averaged: bool = True, device=None) -> torch.nn.Module:
     """Rebuild the model a checkpoint (a dict from ``load_checkpoint``, or a path) holds, in eval
-    mode: with the averaged parameters where the checkpoint has them (``averaged=False``: the raw
-    weights training resumes from)."""
+    mode, on ``device`` (default: where the checkpoint's tensors were mapped): with the averaged
+    parameters where the checkpoint has them (``averaged=False``: the raw weights training
+    resumes from)."""
     from ..models import build_model
 
     if not isinstance(checkpoint, dict):
-        checkpoint = load_checkpoint(checkpoint)
+        checkpoint = load_checkpoint(checkpoint, map_location=device or "cpu")
     model = build_model(checkpoint["model_kind"], **checkpoint["model_config"])
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except RuntimeError as error:
-        raise CheckpointError(f"checkpoint weights do not fit a {checkpoint['model_kind']!r} model: {error}") from None
+    load_model_state(model, checkpoint["model"], checkpoint["model_kind"])
     if averaged and checkpoint.get("averaged"):
         _load_averaged(model, checkpoint["averaged"])
+    if device is not None:
+        model = model.to(device)
     return model.eval()
+
+
+def load_model_state(model, state: dict, kind: str) -> None:
+    """``model.load_state_dict(state)``, with keys of older releases renamed by the model's own
+    ``upgrade_state_dict`` where it has one; a mismatch is a CheckpointError."""
+    try:
+        model.load_state_dict(upgraded_state(model, state))
+    except RuntimeError as error:
+        raise CheckpointError(f"checkpoint weights do not fit a {kind!r} model: {error}") from None
+
+
+def upgraded_state(model, state: dict) -> dict:
+    """``state`` (parameter or state-dict keys) with older releases' names renamed by the model."""
+    upgrade = getattr(model, "upgrade_state_dict", None)
+    return upgrade(dict(state)) if upgrade is not None else state
 
 
 def _load_averaged(model, averaged) -> None:
     params = dict(model.named_parameters())
     values = averaged.get("params") if isinstance(averaged, dict) else None
+    if isinstance(values, dict):
+        values = upgraded_state(model, values)
     if not isinstance(values, dict) or set(values) - set(params):
         raise CheckpointError("checkpoint's averaged weights do not fit its model")
     with torch.no_grad():

@@ -42,10 +42,10 @@ def psnr_from_mse(mse: float) -> float:
 
 @torch.no_grad()
 def evaluate(model, dataset, *, backend=None, chunk: int = 8192, max_images: int | None = None,
-             with_ssim: bool = True, supersample: int | None = None) -> dict:
+             with_ssim: bool = True, supersample: int | None = None, dense_samples: int | None = None) -> dict:
     """Render the cameras of ``dataset`` (on its background) and compare with its images.
 
-    ``supersample``: as ``fastnerf.render`` (default: the model's own factor).
+    ``supersample``, ``dense_samples``: as ``fastnerf.render`` (default: the model's own settings).
 
     Returns ``dict(psnr, ssim, seconds_per_image, n_images, samples_per_ray, images [N,H,W,3])``
     (PSNR/SSIM averaged over images).
@@ -58,15 +58,15 @@ def evaluate(model, dataset, *, backend=None, chunk: int = 8192, max_images: int
     for index in range(count):
         start = time.perf_counter()
         out = render(model, dataset.cameras[index], backend=backend, chunk=chunk, background=dataset.background,
-                     supersample=supersample)
+                     supersample=supersample, dense_samples=dense_samples)
         seconds += time.perf_counter() - start
         samples += out.get("n_samples", 0)
         rays += out.get("n_rays", 0)
-        target = dataset.images[index]
+        target = dataset.images[index].to(out["rgb"].device)
         psnrs.append(metrics.psnr(out["rgb"].clamp(0, 1), target))
         if with_ssim:
             ssims.append(metrics.ssim(out["rgb"].clamp(0, 1), target))
-        renders.append(out["rgb"].clamp(0, 1))
+        renders.append(out["rgb"].clamp(0, 1).cpu())
     return {
         "psnr": sum(psnrs) / max(count, 1),
         "ssim": sum(ssims) / len(ssims) if ssims else float("nan"),

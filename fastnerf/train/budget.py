@@ -1,0 +1,94 @@
+"""A training budget in steps, or in minutes turned into steps once.
+
+Every schedule (learning rate, the switch to sub-rays, a student's fine-tuning phase) depends on
+the step and the total step count only, never on the clock, so a run killed and resumed ends
+bitwise equal to one that never stopped. A minutes budget is therefore turned into a step count
+once, early in the run: after ``CALIBRATION_SHARE`` of the budget (at most ``CALIBRATION_MAX_S``
+seconds) the time per step so far, without the first step (lazy initialisation), decides how
+many steps fit. The count is recorded in the checkpoint; under torchrun rank 0 decides and
+broadcasts it, so every rank runs the same number of steps. The clock is read only to decide.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import UserError
+
+CALIBRATION_SHARE = 0.1
+CALIBRATION_MAX_S = 30.0
+MIN_CALIBRATION_STEPS = 3
+
+
+def check_budget(steps, minutes, *, where: str = "train") -> None:
+    """At least one of ``steps``/``minutes``, each positive, or a UserError naming it."""
+    if steps is None and minutes is None:
+        raise UserError(f"{where}: give a budget, steps or minutes")
+    for name, value in (("steps", steps), ("minutes", minutes)):
+        if value is not None and (isinstance(value, bool) or not value > 0):
+            raise UserError(f"{where}: {name} must be positive, got {value!r}")
+    if steps is not None and int(steps) != steps:
+        raise UserError(f"{where}: steps must be a whole number, got {steps!r}")
+
+
+class Budget:
+    """``total_steps`` once known; ``minutes`` (or None) while a time budget still calibrates."""
+
+    def __init__(self, *, steps: int | None = None, minutes: float | None = None, total_steps: int | None = None,
+                 seconds_per_step: float | None = None):
+        self.steps = None if steps is None else int(steps)
+        self.minutes = None if minutes is None else float(minutes)
+        self.seconds_per_step = seconds_per_step
+        self.total_steps = total_steps if total_steps is not None else (self.steps if self.minutes is None else None)
+        self._first_step_seconds = None
+
+    def running(self, step: int) -> bool:
+        return self.total_steps is None or step < self.total_steps
+
+    def observe(self, step: int, train_seconds: float, broadcast=None) -> bool:
+        """After ``step`` steps and ``train_seconds`` of training: decide the step count if it is
+        time to (``broadcast(int) -> int`` shares rank 0's decision). True when it was decided now."""
+        if self.total_steps is not None:
+            return False
+        if step == 1:
+            self._first_step_seconds = train_seconds
+        budget_s = self.minutes * 60.0
+        ready = step >= MIN_CALIBRATION_STEPS and (
+            train_seconds >= min(CALIBRATION_SHARE * budget_s, CALIBRATION_MAX_S) or train_seconds >= budget_s)
+        decision = -1
+        if ready:
+            first = self._first_step_seconds if self._first_step_seconds is not None else 0.0
+            per_step = max((train_seconds - first) / max(step - 1, 1), 1e-9)
+            total = step + max(0, math.floor((budget_s - train_seconds) / per_step))
+            if self.steps is not None:
+                total = min(total, self.steps)
+            decision = max(total, step)
+            self.seconds_per_step = per_step
+        if broadcast is not None:
+            decision = broadcast(decision)
+        if decision < 0:
+            return False
+        self.total_steps = decision
+        return True
+
+    def state_dict(self) -> dict:
+        return {"steps": self.steps, "minutes": self.minutes, "total_steps": self.total_steps,
+                "seconds_per_step": self.seconds_per_step}
+
+    @classmethod
+    def resumed(cls, state: dict, *, steps=None, minutes=None) -> "Budget":
+        """The budget of a resumed run: its recorded one, unless a new budget is given.
+
+        A new ``steps`` budget replaces the count; a new ``minutes`` budget is turned into steps at
+        the recorded time per step (or calibrated afresh if the run never got that far).
+        """
+        if steps is None and minutes is None:
+            return cls(steps=state.get("steps"), minutes=state.get("minutes"), total_steps=state.get("total_steps"),
+                       seconds_per_step=state.get("seconds_per_step"))
+        per_step = state.get("seconds_per_step")
+        if minutes is not None and per_step:
+            total = max(1, math.floor(minutes * 60.0 / per_step))
+            if steps is not None:
+                total = min(total, int(steps))
+            return cls(steps=steps, minutes=minutes, total_steps=total, seconds_per_step=per_step)
+        return cls(steps=steps, minutes=minutes)

@@ -1,0 +1,270 @@
+"""The NeRF teacher's training task (``fastnerf train teacher``), run by ``fastnerf.train.engine``.
+
+One step: draw pixels over all training images, ``s x s`` jittered rays through each (the model's
+``supersample``) -> ``model.render_rays(train=True)`` (ray_aabb -> march_rays through the
+occupancy grid -> field -> composite) -> MSE of the pixel means. The number of rays per step
+adapts so each step evaluates about ``target_samples`` samples over all ranks. The occupancy grid
+is refreshed every ``grid_every`` steps (a max over the ranks). RGBA datasets train on a random
+background per pixel. Pixels are fit with centre rays for the first ``centre_fraction`` of the
+steps, with the sub-rays after (a schedule of the step count alone, so runs resume exactly).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ...errors import UserError
+from ...supersampling import average_subpixels, subpixel_offsets, subpixel_rays
+from . import Task, register_task
+
+EMA_DECAY = 0.998  # the averaged weights: tabletop 31.76 -> 31.88 dB (0.99: 31.85, 0.995: 31.87)
+# Rays per pixel side (supersampling.py), from centre_fraction of the budget on. hash, 4800 steps:
+# tabletop 31.88 -> 32.83 dB, bowl 30.96 -> 32.98, lattice 31.13 -> 33.19. frequency: 1; that
+# model is far from converged after minutes, where aliasing is not yet what limits it.
+SUPERSAMPLE = {"hash": 2, "frequency": 1}
+DEFAULT_LR = {"hash": 2e-2, "frequency": 2e-3}  # hash at 100x100: 1e-2 31.36 dB, 2e-2 31.52, 4e-2 30.93
+
+# Detail the images can teach scales with their resolution: the finest hash level and the
+# marching step follow the image size: 1536 and 1024 steps per diagonal at 800 pixels (Instant-NGP:
+# 2048 and 1024), 192 and 128 at 100 pixels. Finer levels or steps than the pixels
+# resolve only cost time and generalise worse: at 100x100 and the same samples per step, n_max
+# 1024 -> 256 gained 0.4-0.6 dB, 256 -> 192 0.16-0.24 dB (128: 0.08 less than 192), and 512 ->
+# 128 steps per diagonal (more rays per step) 0.5 dB.
+HASH_RES_PER_PIXEL = 1.92
+STEPS_PER_PIXEL = 1.28
+
+
+def resolution_defaults(width: int, height: int) -> dict:
+    """``hash_max_res`` and ``steps_per_diagonal`` for training images of ``width x height``."""
+    pixels = max(int(width), int(height))
+    return {"hash_max_res": int(min(2048, max(64, round(HASH_RES_PER_PIXEL * pixels)))),
+            "steps_per_diagonal": int(min(1024, max(128, round(STEPS_PER_PIXEL * pixels))))}
+
+
+def teacher_config_for(dataset, encoding: str = "hash", **overrides) -> dict:
+    """NeRF config for ``dataset``: NDC for forward-facing captures, else its aabb (padded 5%);
+    the finest hash level and the marching step follow the image size (``resolution_defaults``);
+    pixels are area averages of ``SUPERSAMPLE[encoding]``^2 rays."""
+    config = {"encoding": encoding, "background": dataset.background.tolist(),
+              "supersample": SUPERSAMPLE[encoding], **resolution_defaults(dataset.width, dataset.height)}
+    if dataset.forward_facing:
+        camera = dataset.cameras[0]
+        config["ndc"] = {"fx_ratio": 2 * float(camera.fx) / camera.width, "fy_ratio": 2 * float(camera.fy) / camera.height,
+                         "near": min(1.0, dataset.near) if dataset.near else 1.0}
+        config["aabb"] = [-1.5, -1.5, -1.0, 1.5, 1.5, 1.0]
+    elif dataset.aabb is not None:
+        aabb = dataset.aabb.float()
+        pad = 0.05 * (aabb[3:] - aabb[:3]).max()
+        config["aabb"] = torch.cat([aabb[:3] - pad, aabb[3:] + pad]).tolist()
+    else:  # NeRF-synthetic convention: objects within 3/8 of the camera distance from the origin
+        radius = 0.375 * float(dataset.cameras.c2w[:, :3, 3].norm(dim=-1).mean())
+        config["aabb"] = [-radius] * 3 + [radius] * 3
+    config.update(overrides)
+    return config
+
+
+def load_held_out(path, downscale: int, *, skip_missing: bool = False):
+    """The val split, else the test split, else None: only a split that is absent falls back; a
+    malformed one is an error (a silently skipped check hides broken data)."""
+    from ...data import SplitMissing, load
+
+    for split in ("val", "test"):
+        try:
+            return load(path, split, downscale=downscale, skip_missing=skip_missing)
+        except SplitMissing:
+            continue
+    return None
+
+
+def _photometric_loss(rgb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return torch.mean((rgb - target) ** 2)
+
+
+@register_task("teacher")
+class TeacherTask(Task):
+    """Fit the NeRF teacher to a posed-image dataset (see the module docstring).
+
+    Args:
+        data: the dataset folder (Blender, Instant-NGP / nerfstudio or LLFF).
+        encoding: ``"hash"`` (Instant-NGP) or ``"frequency"`` (vanilla NeRF).
+        downscale: integer image shrink factor; skip_missing: skip frames whose image is absent.
+        target_samples: samples per step over all ranks the ray batch adapts to (at most
+            ``max_rays`` rays over all ranks): the global batch.
+        lr: base learning rate (default per encoding); grid_every: steps between grid refreshes.
+        centre_fraction: share of the steps trained on one ray through each pixel centre before
+            the model's ``supersample`` sub-rays per pixel take over; centre rays teach s^2 times
+            more pixels per step while the scene is coarse, the sub-rays make the views agree.
+        eval_images, eval_pixels: the periodic held-out check renders at most ``eval_pixels``
+            pixels (a fixed subset) of the first ``eval_images`` held-out views, so it costs
+            about the same at any resolution.
+        model_config: overrides of the ``NeRF`` config.
+    """
+
+    ema_decay = EMA_DECAY
+
+    def __init__(self, *, data, encoding: str = "hash", downscale: int = 1, target_samples: int = 1 << 14,
+                 max_rays: int = 8192, lr: float | None = None, grid_every: int = 16, centre_fraction: float = 0.5,
+                 eval_images: int = 3, eval_pixels: int = 4096, skip_missing: bool = False,
+                 model_config: dict | None = None):
+        if encoding not in SUPERSAMPLE:
+            raise UserError(f"teacher: encoding must be one of {', '.join(SUPERSAMPLE)}, got {encoding!r}")
+        if isinstance(centre_fraction, bool) or not 0.0 <= centre_fraction <= 1.0:
+            raise UserError(f"teacher: centre_fraction must be in [0, 1], got {centre_fraction!r}")
+        for name, value in (("target_samples", target_samples), ("max_rays", max_rays), ("grid_every", grid_every)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserError(f"teacher: {name} must be a positive integer, got {value!r}")
+        self.args = {"data": str(Path(data).resolve()), "encoding": encoding, "downscale": int(downscale),
+                     "target_samples": int(target_samples), "max_rays": int(max_rays), "lr": lr,
+                     "grid_every": int(grid_every), "centre_fraction": float(centre_fraction),
+                     "eval_images": int(eval_images), "eval_pixels": int(eval_pixels),
+                     "skip_missing": bool(skip_missing), "model_config": dict(model_config or {})}
+        self.samples_per_ray = None
+        self._train = self._held_out = None
+
+    def train_args(self) -> dict:
+        return dict(self.args)
+
+    @classmethod
+    def from_train_args(cls, args: dict) -> "TeacherTask":
+        known = {"data", "encoding", "downscale", "target_samples", "max_rays", "lr", "grid_every", "centre_fraction",
+                 "eval_images", "eval_pixels", "skip_missing", "model_config"}
+        args = {k: v for k, v in args.items() if k in known}  # older runs also stored their seed here
+        args.setdefault("centre_fraction", 0.0)  # runs from before sub-rays trained on centre rays only
+        return cls(**args)
+
+    # ----------------------------------------------------------------------- CLI
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder (Blender, Instant-NGP, LLFF)")
+        parser.add_argument("--downscale", type=int, default=1, metavar="K", help="shrink images by K (default 1)")
+        parser.add_argument("--encoding", choices=tuple(SUPERSAMPLE), default="hash")
+        parser.add_argument("--skip-missing", action="store_true",
+                            help="skip frames whose image file is absent (with a warning) instead of stopping")
+
+    @classmethod
+    def from_args(cls, args) -> "TeacherTask":
+        return cls(data=args.data, encoding=args.encoding, downscale=args.downscale, skip_missing=args.skip_missing)
+
+    # ----------------------------------------------------------------------- data
+    def _datasets(self, device):
+        if self._train is None:
+            from ...data import load
+
+            a = self.args
+            self._train = load(a["data"], "train", downscale=a["downscale"], skip_missing=a["skip_missing"]).to(device)
+            self._held_out = load_held_out(a["data"], a["downscale"], skip_missing=a["skip_missing"])
+        return self._train
+
+    def dataset_info(self) -> dict:
+        dataset = self._train
+        return {"path": self.args["data"], "split": "train", "downscale": self.args["downscale"],
+                "format": dataset.format, "width": dataset.width, "height": dataset.height}
+
+    # ----------------------------------------------------------------------- training
+    def build_model(self, ctx):
+        from ...models import build_model
+
+        dataset = self._datasets(ctx.device)
+        config = teacher_config_for(dataset, self.args["encoding"], **self.args["model_config"])
+        model = build_model("nerf", **config)
+        if self.samples_per_ray is None:
+            self.samples_per_ray = model.config()["steps_per_diagonal"] / 2.0
+        return model
+
+    def param_groups(self, model) -> list:
+        lr = self.args["lr"] or DEFAULT_LR[self.args["encoding"]]
+        hash_grid = self.args["encoding"] == "hash"
+        tables = [p for n, p in model.named_parameters() if n.endswith("table")]
+        others = [p for n, p in model.named_parameters() if not n.endswith("table")]
+        groups = [{"params": others, "base_lr": lr, "weight_decay": 1e-6 if hash_grid else 0.0}]
+        if tables:
+            groups.insert(0, {"params": tables, "base_lr": lr, "weight_decay": 0.0})
+        return groups
+
+    def _factor(self, model, step: int, total_steps: int | None) -> int:
+        fraction = self.args["centre_fraction"]
+        if fraction <= 0.0:
+            return model.supersample
+        if total_steps is None:  # a minutes budget not yet turned into steps: still early
+            return 1
+        return model.supersample if step / total_steps >= fraction else 1
+
+    def loss(self, model, step: int, ctx):
+        dataset, a, generator = self._train, self.args, ctx.generator
+        target_samples, max_rays = a["target_samples"] / ctx.world_size, a["max_rays"] / ctx.world_size
+        n_rays = int(min(max_rays, max(256, target_samples / max(self.samples_per_ray, 1.0))))
+        factor = self._factor(model, step, ctx.total_steps)
+        rays_per_pixel = factor * factor
+        n_pixels = max(1, (n_rays - n_rays % 64) // rays_per_pixel)
+        n_rays = n_pixels * rays_per_pixel
+        batch = dataset.sample_rays(n_pixels, generator, supersample=factor)
+        target, background = batch["rgb"], dataset.background
+        if dataset.alphas is not None:  # random backgrounds teach transparency
+            pixel_background = torch.rand(n_pixels, 3, generator=generator, device=generator.device).to(target.device)
+            target = target + (1 - batch["alpha"])[:, None] * (pixel_background - background)
+            background = pixel_background.repeat_interleave(rays_per_pixel, dim=0)
+        result = model.render_rays(batch["origins"], batch["directions"], train=True, generator=generator,
+                                   background=background, backend=ctx.backend)
+        loss = _photometric_loss(average_subpixels(result["rgb"], factor), target)
+        samples_per_ray = result["n_samples"] / n_rays
+        self.samples_per_ray = 0.9 * self.samples_per_ray + 0.1 * samples_per_ray
+        return loss, {"n_samples": result["n_samples"], "n_rays": n_rays, "spr": round(samples_per_ray, 1),
+                      "rays": n_rays}
+
+    def after_step(self, model, step: int, ctx) -> None:
+        if step % self.args["grid_every"] == 0:
+            reduce = (lambda ema: ctx.all_reduce_(ema, "max")) if ctx.world_size > 1 else None
+            model.update_grid(step=step, generator=ctx.generator, n_samples=model.grid.occupied.numel() // 8,
+                              reduce=reduce, backend=ctx.backend)
+
+    @torch.no_grad()
+    def evaluate(self, model, ctx) -> dict | None:
+        from ...metrics import psnr
+
+        held_out = self._held_out
+        if held_out is None:
+            return None
+        model.eval()
+        count = min(self.args["eval_images"], len(held_out))
+        per_image = held_out.height * held_out.width
+        total = count * per_image
+        pick = torch.randperm(total, generator=torch.Generator().manual_seed(0))[:self.args["eval_pixels"]]
+        pick = pick.sort().values.to(ctx.device)  # the same pixels at every check: comparable figures
+        image, rows, cols = pick // per_image, (pick % per_image) // held_out.width, pick % held_out.width
+        cameras = held_out.cameras.to(ctx.device)
+        factor = model.supersample
+        rgb = []
+        for start in range(0, pick.numel(), 4096):
+            part = slice(start, start + 4096)
+            rays_o, rays_d = subpixel_rays(cameras, image[part], rows[part], cols[part],
+                                           subpixel_offsets(factor, device=ctx.device))
+            out = model.render_rays(rays_o, rays_d, background=held_out.background.to(ctx.device), backend=ctx.backend)
+            rgb.append(average_subpixels(out["rgb"], factor))
+        truth = held_out.images[image.cpu(), rows.cpu(), cols.cpu()]
+        return {"psnr": psnr(torch.cat(rgb).clamp(0, 1).cpu()[None], truth[None]), "pixels": int(pick.numel())}
+
+    def state_dict(self) -> dict:
+        return {"samples_per_ray": self.samples_per_ray}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "samples_per_ray" in state:
+            self.samples_per_ray = float(state["samples_per_ray"])
+
+    def summary(self, model) -> dict:
+        return {"encoding": self.args["encoding"], "samples_per_ray": self.samples_per_ray,
+                "occupancy": model.occupancy()}
+
+
+def train_teacher(data, out, *, encoding: str = "hash", steps: int | None = None, minutes: float | None = None,
+                  downscale: int = 1, seed: int = 0, resume: bool = False, device=None, backend=None,
+                  eval_every: int = 500, checkpoint_every: int = 500, progress: bool = True, log=print,
+                  **task_options) -> dict:
+    """Train the NeRF teacher on ``data`` into the run folder ``out`` (the engine's ``train`` with a
+    ``TeacherTask``; ``task_options`` are its other arguments). Returns the engine's summary."""
+    from ..engine import train
+
+    task = None if resume else TeacherTask(data=data, encoding=encoding, downscale=downscale, **task_options)
+    return train(task, out, steps=steps, minutes=minutes, seed=seed, resume=resume, device=device, backend=backend,
+                 eval_every=eval_every, checkpoint_every=checkpoint_every, progress=progress, log=log)
