@@ -21,7 +21,7 @@ NORMS = ("group", "batch")
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)
-    return nn.GroupNorm(min(8, channels), channels)
+    return nn.GroupNorm(max(1, min(8, channels // 4)), channels)  # groups of >= 4 channels
 
 
 class BasicBlock(nn.Module):

@@ -74,6 +74,7 @@ class PixelNeRF(nn.Module):
     """
 
     kind = "pixelnerf"
+    needs_views = True  # fastnerf.render: a render without views=(images, cameras) is an error
 
     def __init__(self, *, encoder: str = "small", encoder_widths=(32, 32, 64, 128), encoder_blocks=(1, 1, 1),
                  encoder_weights: str | None = None, hidden: int = 64, n_blocks: int = 5, combine_after: int = 3,
@@ -172,11 +173,12 @@ class PixelNeRF(nn.Module):
         return ops.composite(sigma, rgb, t_starts, t_ends, packed_info, backend=backend)
 
     def render_rays(self, rays_o: torch.Tensor, rays_d: torch.Tensor, *, backend=None, background=None, views=None,
-                    generator=None, mode: str | None = None) -> dict:
+                    generator=None, mode: str | None = None, dense_samples: int | None = None) -> dict:
         """Render rays ``[N,3]`` conditioned on ``views`` (from ``encode_views``).
 
         Training mode: ``train_samples`` jittered stratified samples per ray, differentiable.
-        Eval mode: ``mode`` (default: the config's ``render_mode``), ``"fast"`` or ``"dense"``.
+        Eval mode: ``mode`` (default: the config's ``render_mode``), ``"fast"`` or ``"dense"``;
+        ``dense_samples=N``: N evenly spaced samples per ray, no importance pass (``fastnerf.render``).
         Returns ``dict(rgb [N,3], depth [N], opacity [N], n_samples)`` (field evaluations).
         """
         if views is None:
@@ -188,6 +190,10 @@ class PixelNeRF(nn.Module):
         mode = mode or cfg["render_mode"]
         if self.training:
             out = self._render_stratified(rays_o, rays_d, t_near, t_far, views, cfg["train_samples"], generator, backend)
+        elif dense_samples is not None:
+            with torch.no_grad():
+                out = self._render_stratified(rays_o, rays_d, t_near, t_far, views, int(dense_samples), None, backend,
+                                              jitter=False)
         elif mode == "dense":
             out = self._render_dense(rays_o, rays_d, t_near, t_far, views, backend)
         elif mode == "fast":
@@ -197,8 +203,8 @@ class PixelNeRF(nn.Module):
         out["rgb"] = out["rgb"] + (1.0 - out["opacity"][:, None]) * bg
         return out
 
-    def _render_stratified(self, rays_o, rays_d, t_near, t_far, views, n_bins, generator, backend):
-        packed_info, t_starts, t_ends, t_points = stratified_bins(t_near, t_far, n_bins, generator)
+    def _render_stratified(self, rays_o, rays_d, t_near, t_far, views, n_bins, generator, backend, jitter=True):
+        packed_info, t_starts, t_ends, t_points = stratified_bins(t_near, t_far, n_bins, generator, jitter)
         ray_ids = torch.repeat_interleave(torch.arange(rays_o.shape[0], device=rays_o.device), packed_info[:, 1],
                                           output_size=t_points.shape[0])
         points = rays_o[ray_ids] + rays_d[ray_ids] * t_points[:, None]

@@ -44,8 +44,8 @@ def project_features(
 ) -> torch.Tensor:
     """Returns features ``[V, S, C]``."""
     height, width = features.shape[-2:]
-    if points.shape[0] == 0 or features.numel() == 0:
-        return features.new_zeros(features.shape[0], points.shape[0], features.shape[1])
+    if points.shape[0] == 0 or features.numel() == 0:  # zeros that stay in the autograd graph
+        return (features.sum((2, 3)) * 0)[:, None, :].expand(-1, points.shape[0], -1)
     uv, depth, _ = project_points(points, c2w, intrinsics)
     valid = (depth > MIN_DEPTH) & torch.isfinite(uv).all(-1)  # [V, S]
     scale = torch.tensor([2.0 / width, 2.0 / height], dtype=uv.dtype, device=uv.device)
