@@ -2,9 +2,11 @@
 feature maps bilinearly (PixelNeRF's per-point image features), on every backend.
 
 Backends: "torch" (fastnerf.reference.project_features: grid_sample, autograd by PyTorch, also
-in points and cameras), "cpp" and "cuda" (torch.ops.fastnerf.project_features in fastnerf._C:
-differentiable in ``features``; gradients for points or cameras need the "torch" backend, and
-asking for them on another backend is an error rather than a silent zero).
+in points and cameras), "cpp" and "cuda" (torch.ops.fastnerf.project_features in fastnerf._C),
+"triton" (torch.ops.fastnerf.project_features_triton, float32; kernels in
+fastnerf.kernels.project_features). The fast backends are differentiable in ``features``;
+gradients for points or cameras need the "torch" backend, and asking for them on another
+backend is an error rather than a silent zero.
 """
 
 import torch
@@ -41,15 +43,15 @@ def project_features(
     _validate.size(intrinsics, "intrinsics", 1, 4, "(fx, fy, cx, cy)")
 
     name = backends.select(device, backend)
-    if name == "triton" and backend is None:  # picked automatically on a GPU without the CUDA build
-        name = "torch"
     if name == "torch":
         return reference.project_features(points, c2w, intrinsics, features)
     if torch.is_grad_enabled() and any(t.requires_grad for t in (points, c2w, intrinsics)):
         raise ValueError(f"project_features: the {name} backend is differentiable in features only; "
                          "use backend='torch' for gradients in points, c2w or intrinsics")
     if name == "triton":
-        raise ValueError("project_features has no Triton kernel; use 'cuda' or 'torch' on a GPU")
+        if points.dtype != torch.float32:
+            raise ValueError(f"project_features: the triton backend takes float32, got {points.dtype}")
+        return torch.ops.fastnerf.project_features_triton(points, c2w, intrinsics, features)
     return torch.ops.fastnerf.project_features(points, c2w, intrinsics, features)
 
 
@@ -76,3 +78,30 @@ def _register_native():
     torch.library.register_fake("fastnerf::project_features")(_fake_forward)
     torch.library.register_fake("fastnerf::project_features_bwd")(_fake_backward)
     torch.library.register_autograd("fastnerf::project_features", _backward, setup_context=_setup_context)
+
+
+# The Triton backend as Python custom ops; triton itself is imported on first call only.
+@torch.library.custom_op("fastnerf::project_features_triton", mutates_args=())
+def _project_features_triton(points: torch.Tensor, c2w: torch.Tensor, intrinsics: torch.Tensor,
+                             features: torch.Tensor) -> torch.Tensor:
+    from ..kernels import project_features as kernels
+
+    return kernels.project_features_forward(points, c2w, intrinsics, features)
+
+
+@torch.library.custom_op("fastnerf::project_features_triton_bwd", mutates_args=())
+def _project_features_triton_bwd(grad_out: torch.Tensor, points: torch.Tensor, c2w: torch.Tensor,
+                                 intrinsics: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    from ..kernels import project_features as kernels
+
+    return kernels.project_features_backward(grad_out, points, c2w, intrinsics, features)
+
+
+def _backward_triton(ctx, grad_out):
+    points, c2w, intrinsics, features = ctx.saved_tensors
+    return None, None, None, _project_features_triton_bwd(grad_out, points, c2w, intrinsics, features)
+
+
+_project_features_triton.register_fake(_fake_forward)
+_project_features_triton_bwd.register_fake(_fake_backward)
+_project_features_triton.register_autograd(_backward_triton, setup_context=_setup_context)
