@@ -5,6 +5,11 @@
 
 --no-build-isolation matters: the extension must be compiled against *your* torch, and an
 isolated build would download a different (multi-gigabyte) one.
+
+FASTNERF_SKIP_EXT=1 installs the Python package without building fastnerf._C; scripts/dev-env.sh
+uses it and then builds the extension with `setup.py build_ext --inplace`, whose objects stay in
+./build so later builds are incremental (pip's editable build compiles in a temporary folder
+that it deletes, so every `pip install -e .` recompiles everything).
 """
 
 import importlib.util
@@ -39,7 +44,7 @@ setup(
     python_requires=">=3.10",
     packages=packages,
     package_dir={"fastnerf.kernels": "kernels", "fastnerf.benchmarks": "benchmarks"},
-    ext_modules=[build.extension()],
+    ext_modules=[] if os.environ.get("FASTNERF_SKIP_EXT", "0") == "1" else [build.extension()],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
     install_requires=["torch>=2.4", "numpy", "imageio>=2.20", "tqdm", "pillow"],
     extras_require={

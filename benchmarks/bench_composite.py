@@ -5,7 +5,7 @@ import torch
 
 from fastnerf.ops import composite
 
-from . import harness
+from . import baselines, harness
 
 # (rays, samples per ray, channels): colour at training batch size; the hybrid renderer's
 # 128-channel features (16x16 pixels per view, 32 samples, a batch of views).
@@ -37,15 +37,16 @@ def case_for(n_rays, samples_per_ray, channels) -> harness.Case:
 def calls_for(backend, inputs):
     sigmas, values, t_starts, t_ends, packed_info = inputs
     s, v = sigmas.clone().requires_grad_(), values.clone().requires_grad_()
+    run_op = harness.op_for(backend, composite, baselines.composite)
     with torch.no_grad():
-        cotangents = [torch.rand_like(o) for o in composite(*inputs, backend=backend)]
+        cotangents = [torch.rand_like(o) for o in run_op(*inputs)]
 
     def forward():
         with torch.no_grad():
-            return composite(sigmas, values, t_starts, t_ends, packed_info, backend=backend)
+            return run_op(sigmas, values, t_starts, t_ends, packed_info)
 
     def forward_backward():
-        outputs = composite(s, v, t_starts, t_ends, packed_info, backend=backend)
+        outputs = run_op(s, v, t_starts, t_ends, packed_info)
         torch.autograd.backward(outputs, cotangents)
 
     return {"fwd": forward, "fwd+bwd": forward_backward}

@@ -9,7 +9,7 @@ import torch
 
 from fastnerf.ops import freq_encode
 
-from . import harness
+from . import baselines, harness
 
 # (points, dims, n_freqs): NeRF positions (10 frequencies) and view directions (4).
 CPU_CASES = [(1 << 18, 3, 10), (1 << 18, 3, 4)]
@@ -26,15 +26,16 @@ def case_for(n_points, dims, n_freqs) -> harness.Case:
 
 def calls_for(backend, x, n_freqs):
     x_grad = x.clone().requires_grad_()
+    run_op = harness.op_for(backend, freq_encode, baselines.freq_encode)
     with torch.no_grad():
-        cotangent = torch.rand_like(freq_encode(x, n_freqs, backend=backend))
+        cotangent = torch.rand_like(run_op(x, n_freqs))
 
     def forward():
         with torch.no_grad():
-            return freq_encode(x, n_freqs, backend=backend)
+            return run_op(x, n_freqs)
 
     def forward_backward():
-        torch.autograd.grad(freq_encode(x_grad, n_freqs, backend=backend), x_grad, cotangent)
+        torch.autograd.grad(run_op(x_grad, n_freqs), x_grad, cotangent)
 
     return {"fwd": forward, "fwd+bwd": forward_backward}
 

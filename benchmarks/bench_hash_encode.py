@@ -11,7 +11,7 @@ import torch
 
 from fastnerf.ops import hash_encode
 
-from . import harness
+from . import baselines, harness
 
 # (points, levels, log2 T, features)
 CPU_CASES = [(1 << 18, 16, 19, 2)]
@@ -36,15 +36,16 @@ def case_for(n_points, n_levels, log2_t, features) -> harness.Case:
 
 def calls_for(backend, x, table):
     x_grad, table_grad = x.clone().requires_grad_(), table.clone().requires_grad_()
+    run_op = harness.op_for(backend, hash_encode, baselines.hash_encode)
     with torch.no_grad():
-        cotangent = torch.rand_like(hash_encode(x, table, n_min=N_MIN, n_max=N_MAX, backend=backend))
+        cotangent = torch.rand_like(run_op(x, table, n_min=N_MIN, n_max=N_MAX))
 
     def forward():
         with torch.no_grad():
-            return hash_encode(x, table, n_min=N_MIN, n_max=N_MAX, backend=backend)
+            return run_op(x, table, n_min=N_MIN, n_max=N_MAX)
 
     def forward_backward():
-        out = hash_encode(x_grad, table_grad, n_min=N_MIN, n_max=N_MAX, backend=backend)
+        out = run_op(x_grad, table_grad, n_min=N_MIN, n_max=N_MAX)
         torch.autograd.grad(out, (x_grad, table_grad), cotangent)
 
     return {"fwd": forward, "fwd+bwd": forward_backward}

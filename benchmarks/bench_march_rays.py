@@ -7,7 +7,7 @@ import torch
 
 from fastnerf.ops import march_rays, ray_aabb
 
-from . import harness
+from . import baselines, harness
 
 CPU_RAYS, GPU_RAYS, QUICK_RAYS = 65536, 1 << 20, 2048
 RESOLUTION = 128
@@ -49,6 +49,8 @@ def run(device="cpu", *, quick=False, only=None):
     calls = {}
     for backend in harness.backends_to_run(device, only):
         def forward(backend=backend):
+            if backend == harness.FAST_TORCH:
+                return baselines.march_rays(rays_o, rays_d, t_near, t_far, *grid, STEP)
             return march_rays(rays_o, rays_d, t_near, t_far, grid, STEP, backend=backend)
 
         calls[backend] = {"fwd": forward}

@@ -5,7 +5,7 @@ import torch
 
 from fastnerf.ops import ray_aabb
 
-from . import harness
+from . import baselines, harness
 
 CPU_RAYS, GPU_RAYS, QUICK_RAYS = 1 << 20, 1 << 24, 4096
 
@@ -17,7 +17,7 @@ def run(device="cpu", *, quick=False, only=None):
     rays_d = torch.randn(n_rays, 3, generator=g).to(device)
     aabb = torch.tensor([-1.0, -1.0, -1.0, 1.0, 1.0, 1.0], device=device)
     case = harness.Case(f"{n_rays} rays", n_rays, "rays", bytes_fwd=n_rays * (24 + 24 + 9), bytes_fwd_bwd=None)
-    calls = {b: {"fwd": (lambda b=b: ray_aabb(rays_o, rays_d, aabb, backend=b))}
+    calls = {b: {"fwd": (lambda run_op=harness.op_for(b, ray_aabb, baselines.ray_aabb): run_op(rays_o, rays_d, aabb))}
              for b in harness.backends_to_run(device, only)}
     return harness.measure("ray_aabb", case, device, calls)
 

@@ -1,7 +1,8 @@
 """The shared benchmark harness: timing, the copy-bandwidth floor, the table and the results files.
 
-Every benchmark times each backend beside the reference on the same inputs, and reports the
-achieved bandwidth (the fewest bytes the op must move over the measured time) as a fraction of
+Every benchmark times each backend beside the fast_torch baseline (benchmarks/baselines.py: the
+best plain PyTorch, what a user would write without fastnerf) and the readable reference on the
+same inputs, and reports the achieved bandwidth (the fewest bytes the op must move over the measured time) as a fraction of
 the device's measured copy bandwidth, which is the floor no kernel of a memory-bound op beats.
 """
 
@@ -131,28 +132,48 @@ def measure(op: str, case: Case, device, calls: dict, *, budget_s: float = 5.0) 
     return rows
 
 
+# The baseline every speed-up is measured against: the fastest plain PyTorch we could write
+# (benchmarks/baselines.py). "torch" is fastnerf's readable reference, timed beside it.
+FAST_TORCH = "fast_torch"
+
+
 def backends_to_run(device, only=None) -> List[str]:
-    """The reference first, then every fast backend here (triton only on a GPU)."""
-    names = ["torch"] + [b for b in fastnerf.backends.available(device) if b != "torch"]
+    """The fast_torch baseline, the reference, then every fast backend here (triton only on a GPU)."""
+    names = [FAST_TORCH, "torch"] + [b for b in fastnerf.backends.available(device) if b != "torch"]
     if torch.device(device).type == "cpu":
         names = [b for b in names if b != "triton"]  # the interpreter is a test tool, not a backend to time
     return [b for b in names if only is None or b in only]
 
 
+def op_for(backend: str, op: Callable, baseline: Callable) -> Callable:
+    """The function that runs `backend`: the baseline for fast_torch, else op(..., backend=backend)."""
+    if backend == FAST_TORCH:
+        return baseline
+    return lambda *args, **kwargs: op(*args, backend=backend, **kwargs)
+
+
 def format_table(rows: List[Row]) -> str:
-    """A plain-text table: each backend beside the reference (speed-up) and the copy floor."""
+    """A plain-text table: each backend's speed-up over the fast_torch baseline ("x fast") and
+    over the readable reference ("x ref"), and its share of the copy floor."""
+    fast = {(r.op, r.case, r.pass_): r.seconds for r in rows if r.backend == FAST_TORCH}
     reference = {(r.op, r.case, r.pass_): r.seconds for r in rows if r.backend == "torch"}
-    header = f"{'op':<12} {'case':<24} {'pass':<8} {'backend':<8} {'ms':>9} {'x ref':>7} {'GB/s':>8} {'% copy':>7} {'throughput':>18}"
+    header = (f"{'op':<12} {'case':<24} {'pass':<8} {'backend':<10} {'ms':>9} {'x fast':>7} {'x ref':>7} "
+              f"{'GB/s':>8} {'% copy':>7} {'throughput':>18}")
     lines = [header, "-" * len(header)]
+
+    def ratio(base):
+        return f"{base / r.seconds:6.1f}x" if base else "    -  "
+
     for r in rows:
-        ref = reference.get((r.op, r.case, r.pass_))
-        speedup = f"{ref / r.seconds:6.1f}x" if ref else "    -  "
+        key = (r.op, r.case, r.pass_)
         throughput = f"{r.items / r.seconds / 1e6:8.1f} M{r.item_name}/s"
         lines.append(
-            f"{r.op:<12} {r.case:<24} {r.pass_:<8} {r.backend:<8} {r.seconds * 1e3:9.3f} {speedup:>7} "
-            f"{r.gbps:8.2f} {100 * r.floor_fraction:6.1f}% {throughput:>18}"
+            f"{r.op:<12} {r.case:<24} {r.pass_:<8} {r.backend:<10} {r.seconds * 1e3:9.3f} {ratio(fast.get(key)):>7} "
+            f"{ratio(reference.get(key)):>7} {r.gbps:8.2f} {100 * r.floor_fraction:6.1f}% {throughput:>18}"
         )
     if rows:
+        lines.append(f"x fast: speed-up over {FAST_TORCH} (benchmarks/baselines.py, the best plain PyTorch); "
+                     "x ref: over the readable reference (backend 'torch')")
         lines.append(f"device: {rows[0].device}; measured copy bandwidth {rows[0].copy_gbps:.1f} GB/s "
                      f"(read+write); commit {commit()}")
     return "\n".join(lines)
@@ -182,7 +203,8 @@ def main(op: str, run: Callable, argv=None) -> None:
     parser = argparse.ArgumentParser(description=f"Benchmark {op}: every backend beside the reference.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
-    parser.add_argument("--backends", default=None, help="comma-separated, e.g. torch,cpp (default: all available)")
+    parser.add_argument("--backends", default=None,
+                        help="comma-separated, e.g. fast_torch,torch,cpp (default: all available)")
     args = parser.parse_args(argv)
     rows = run(args.device, quick=args.quick, only=args.backends.split(",") if args.backends else None)
     print(format_table(rows))

@@ -3,6 +3,8 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include <string>
+
 static bool built_with_cuda() {
 #ifdef FASTNERF_WITH_CUDA
   return true;
@@ -11,10 +13,22 @@ static bool built_with_cuda() {
 #endif
 }
 
+// What this library was built with, as JSON: the compiler, plus the record fastnerf/_build.py
+// passes in (torch version, flags, CUDA). `fastnerf info` prints it.
+#ifndef FASTNERF_BUILD_RECORD
+#define FASTNERF_BUILD_RECORD "{}"
+#endif
+static std::string build_info() {
+  const std::string record = FASTNERF_BUILD_RECORD;  // "{...}": the compiler goes in front
+  const std::string rest = record.size() > 2 ? ", " + record.substr(1) : "}";
+  return std::string("{\"compiler\": \"") + __VERSION__ + "\"" + rest;
+}
+
 // Every file, this one too, adds to the library with TORCH_LIBRARY_FRAGMENT, so the Triton ops
 // defined from Python (torch.library.custom_op) can share the namespace in any load order.
 TORCH_LIBRARY_FRAGMENT(fastnerf, m) {
   m.def("built_with_cuda() -> bool", &built_with_cuda);
+  m.def("build_info() -> str", &build_info);
 }
 
 extern "C" {

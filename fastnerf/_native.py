@@ -25,10 +25,11 @@ def load_error():
     global _loaded
     try:
         importlib.import_module("fastnerf._C")
-    except ImportError as error:
+    except (ImportError, OSError, RuntimeError) as error:  # missing, wrong ABI, failed registration
         return (
-            f"fastnerf._C could not be imported ({error}); build it with "
-            "`pip install --no-build-isolation -e .` from the repository root"
+            f"fastnerf._C could not be loaded ({type(error).__name__}: {error}); build it with "
+            "`bash scripts/dev-env.sh` in a checkout, or `pip install --no-build-isolation -e .` "
+            "from the repository root"
         )
     _loaded = True
     for hook in _hooks:
@@ -38,6 +39,21 @@ def load_error():
 
 def available() -> bool:
     return load_error() is None
+
+
+def build_info():
+    """What fastnerf._C was built with (compiler, torch, flags, CUDA), a dict; None if it is not
+    loaded, {} if it was built before it recorded this."""
+    if not available():
+        return None
+    import json
+
+    import torch
+
+    try:
+        return json.loads(torch.ops.fastnerf.build_info())
+    except (AttributeError, RuntimeError):
+        return {}
 
 
 def built_with_cuda() -> bool:

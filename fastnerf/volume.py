@@ -73,6 +73,8 @@ def render_rays(
     samples_per_round: int = 16,
     backend: str = None,
     dense_samples: int = None,  # n evenly spaced samples per ray instead of marching (see the module docstring)
+    stages=None,  # (geometry_fn, color_fn), field_fn in two stages: inference colours only visible samples
+    skip_weight: float = 1e-4,  # with stages: samples of smaller weight get no colour (at most their weight lost)
 ) -> dict:
     """Render rays; returns dict(values [N, C] (also "rgb" when C == 3), opacity [N], depth [N],
     n_samples (int, field evaluations), packed_info, t_starts, t_ends[, weights in training]).
@@ -97,7 +99,7 @@ def render_rays(
         raise ValueError(f"samples_per_round must be >= 1, got {samples_per_round}")
     with torch.no_grad():
         return _render_rounds(field_fn, rays_o, rays_d, grid, t_near, t_far, step_size, background,
-                              float(early_stop_eps), int(samples_per_round), backend)
+                              float(early_stop_eps), int(samples_per_round), backend, stages, float(skip_weight))
 
 
 def _jitter(rays_o, generator):  # [N] uniform in [0, 1) on the rays' device
@@ -141,7 +143,8 @@ def _render_all(field_fn, rays_o, rays_d, intervals, background, backend):  # ev
                    t_starts=t_starts, t_ends=t_ends, ray_ids=ray_ids)
 
 
-def _render_rounds(field_fn, rays_o, rays_d, grid, t_near, t_far, step_size, background, eps, per_round, backend):
+def _render_rounds(field_fn, rays_o, rays_d, grid, t_near, t_far, step_size, background, eps, per_round, backend,
+                   stages=None, skip_weight=0.0):
     n_rays, device = rays_o.shape[0], rays_o.device
     packed_info, t_starts, t_ends = march_rays(rays_o, rays_d, t_near, t_far, grid, step_size, backend=backend)
     starts, counts = packed_info[:, 0], packed_info[:, 1]
@@ -161,13 +164,17 @@ def _render_rounds(field_fn, rays_o, rays_d, grid, t_near, t_far, step_size, bac
         rays = live[local]
         ts, te = t_starts[sample_ids], t_ends[sample_ids]
         positions, directions = _sample_positions(rays_o, rays_d, ts, te, rays)
-        sigmas, sample_values = field_fn(positions, directions)
+        t_live = transmittance[live]
+        if stages is None:
+            sigmas, sample_values = field_fn(positions, directions)
+            out_r, opacity_r, depth_r, _ = composite(sigmas.float(), sample_values, ts, te, round_info, backend=backend)
+        else:
+            sigmas, out_r, opacity_r, depth_r = _visible_colours(stages, positions, directions, ts, te, round_info, local,
+                                                                 t_live, skip_weight, backend)
         n_evaluated += int(sample_ids.numel())
         if values is None:
-            values = torch.zeros(n_rays, sample_values.shape[1], dtype=sample_values.dtype, device=device)
-        out_r, opacity_r, depth_r, _ = composite(sigmas.float(), sample_values, ts, te, round_info, backend=backend)
+            values = torch.zeros(n_rays, out_r.shape[1], dtype=out_r.dtype, device=device)
         optical = torch.zeros(live.numel(), device=device).index_add_(0, local, sigmas.float() * (te - ts))
-        t_live = transmittance[live]
         values[live] += t_live[:, None] * out_r
         opacity[live] += t_live * opacity_r
         depth[live] += t_live * depth_r
@@ -182,3 +189,19 @@ def _render_rounds(field_fn, rays_o, rays_d, grid, t_near, t_far, step_size, bac
         values = torch.zeros(n_rays, empty.shape[1], dtype=empty.dtype, device=device)
     bg = _background(background, n_rays, values.shape[1], values)
     return _result(values, opacity, depth, n_evaluated, bg, packed_info=packed_info, t_starts=t_starts, t_ends=t_ends)
+
+
+def _visible_colours(stages, positions, directions, ts, te, round_info, local, t_live, skip_weight, backend):
+    """One round of the two-stage field: density for every sample, colour only where the sample's
+    weight (transmittance before the round included) exceeds ``skip_weight``. Most samples in
+    occupied cells of a trained scene are nearly empty (74% below 1e-4 on the tabletop), and the
+    colour head is two thirds of the field's multiply-adds."""
+    geometry_fn, color_fn = stages
+    sigmas, features = geometry_fn(positions)
+    weights_only = sigmas.new_zeros(sigmas.shape[0], 1)
+    _, opacity_r, depth_r, weights = composite(sigmas.float(), weights_only, ts, te, round_info, backend=backend)
+    visible = (weights * t_live[local] > skip_weight).nonzero().squeeze(1)
+    colours = color_fn(features[visible], directions[visible])
+    out_r = colours.new_zeros(round_info.shape[0], colours.shape[1])
+    out_r.index_add_(0, local[visible], weights[visible, None] * colours)
+    return sigmas, out_r, opacity_r, depth_r

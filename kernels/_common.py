@@ -1,5 +1,6 @@
 """Small helpers shared by the Triton kernels."""
 
+import torch
 import triton
 import triton.language as tl
 
@@ -23,3 +24,10 @@ def channel_tile(channels: int, elements: int = 4096):
 def is_finite(x):
     """Neither inf nor NaN (NaN fails both comparisons)."""
     return (x == x) & (tl.abs(x) < float("inf"))
+
+
+def on_device_of(tensor: torch.Tensor):
+    """`with on_device_of(x): kernel[grid](...)` launches on x's GPU: Triton launches on the
+    current CUDA device, so without this a tensor on cuda:1 would be handed to a kernel running
+    on cuda:0. A no-op for CPU tensors (the interpreter): index -1 touches no CUDA state."""
+    return torch.cuda.device(tensor.device.index if tensor.device.type == "cuda" else -1)

@@ -5,7 +5,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import channel_tile, expm1
+from ._common import channel_tile, expm1, on_device_of
 
 
 @triton.jit
@@ -116,10 +116,11 @@ def composite_forward(sigmas, values, t_starts, t_ends, packed_info):
     weights = torch.zeros_like(sigmas)
     if n_rays:
         block_r, block_c = channel_tile(channels)
-        _composite_forward_kernel[(triton.cdiv(n_rays, block_r),)](
-            packed_info, sigmas, values, t_starts, t_ends, out, opacity, depth, weights,
-            n_rays, channels, BLOCK_R=block_r, BLOCK_C=block_c,
-        )
+        with on_device_of(sigmas):
+            _composite_forward_kernel[(triton.cdiv(n_rays, block_r),)](
+                packed_info, sigmas, values, t_starts, t_ends, out, opacity, depth, weights,
+                n_rays, channels, BLOCK_R=block_r, BLOCK_C=block_c,
+            )
     return out, opacity, depth, weights
 
 
@@ -135,9 +136,10 @@ def composite_backward(grad_out, grad_opacity, grad_depth, grad_weights, sigmas,
     grad_values = torch.zeros_like(values)
     if n_rays:
         block_r, block_c = channel_tile(channels)
-        _composite_backward_kernel[(triton.cdiv(n_rays, block_r),)](
-            packed_info, sigmas, values, t_starts, t_ends, out, opacity, depth, weights,
-            grad_out, grad_opacity, grad_depth, grad_weights, grad_sigmas, grad_values,
-            n_rays, channels, BLOCK_R=block_r, BLOCK_C=block_c,
-        )
+        with on_device_of(sigmas):
+            _composite_backward_kernel[(triton.cdiv(n_rays, block_r),)](
+                packed_info, sigmas, values, t_starts, t_ends, out, opacity, depth, weights,
+                grad_out, grad_opacity, grad_depth, grad_weights, grad_sigmas, grad_values,
+                n_rays, channels, BLOCK_R=block_r, BLOCK_C=block_c,
+            )
     return grad_sigmas, grad_values

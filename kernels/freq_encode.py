@@ -5,6 +5,8 @@ import torch
 import triton
 import triton.language as tl
 
+from ._common import on_device_of
+
 BLOCK = 256
 
 
@@ -57,8 +59,9 @@ def freq_encode_forward(x, n_freqs, include_input):
     out = x.new_empty(n_points, dims * (int(include_input) + 2 * n_freqs))
     if out.numel():
         n = n_points * dims
-        _freq_forward_kernel[(triton.cdiv(n, BLOCK),)](x, out, n, dims, n_freqs,
-                                                       INCLUDE_INPUT=int(include_input), BLOCK=BLOCK)
+        with on_device_of(x):
+            _freq_forward_kernel[(triton.cdiv(n, BLOCK),)](x, out, n, dims, n_freqs,
+                                                           INCLUDE_INPUT=int(include_input), BLOCK=BLOCK)
     return out
 
 
@@ -68,6 +71,7 @@ def freq_encode_backward(grad_out, x, n_freqs, include_input):
     grad_x = torch.empty_like(x)
     if grad_x.numel():
         n = grad_x.numel()
-        _freq_backward_kernel[(triton.cdiv(n, BLOCK),)](x, grad_out, grad_x, n, x.shape[1], n_freqs,
-                                                        INCLUDE_INPUT=int(include_input), BLOCK=BLOCK)
+        with on_device_of(x):
+            _freq_backward_kernel[(triton.cdiv(n, BLOCK),)](x, grad_out, grad_x, n, x.shape[1], n_freqs,
+                                                            INCLUDE_INPUT=int(include_input), BLOCK=BLOCK)
     return grad_x

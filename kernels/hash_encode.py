@@ -6,6 +6,8 @@ import torch
 import triton
 import triton.language as tl
 
+from ._common import on_device_of
+
 BLOCK = 128
 
 
@@ -88,10 +90,11 @@ def _launch(x, table, resolutions, grad_out, out, grad_table, grad_x, *, backwar
     n_points = x.shape[0]
     n_levels, table_size, features = table.shape
     res = torch.tensor(resolutions, dtype=torch.int32, device=x.device)
-    _hash_kernel[(triton.cdiv(n_points, BLOCK), n_levels)](
-        x, table, res, grad_out, out, grad_table, grad_x, n_points, n_levels, table_size, features,
-        BACKWARD=backward, X_GRAD=x_grad, BLOCK=BLOCK, BLOCK_F=triton.next_power_of_2(features),
-    )
+    with on_device_of(x):
+        _hash_kernel[(triton.cdiv(n_points, BLOCK), n_levels)](
+            x, table, res, grad_out, out, grad_table, grad_x, n_points, n_levels, table_size, features,
+            BACKWARD=backward, X_GRAD=x_grad, BLOCK=BLOCK, BLOCK_F=triton.next_power_of_2(features),
+        )
 
 
 def hash_encode_forward(x, table, resolutions):

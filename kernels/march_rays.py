@@ -7,7 +7,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import is_finite
+from ._common import is_finite, on_device_of
 
 MAX_INTERVALS = 1 << 24  # as fastnerf.reference.march_rays.MAX_INTERVALS
 
@@ -88,12 +88,13 @@ def march_rays(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets
     res = occupied.shape
 
     def launch(fill, packed_info, t_starts, t_ends):
-        _march_kernel[grid](
-            rays_o, rays_d, t_near, t_far, offsets if offsets is not None else t_near, aabb, occupied,
-            counts, packed_info, t_starts, t_ends, n_rays, res[0], res[1], res[2], float(step_size),
-            HAS_OFFSETS=offsets is not None, FILL=fill, BLOCK=block, MAX_M=MAX_INTERVALS,
-            enable_fp_fusion=False,
-        )
+        with on_device_of(rays_o):
+            _march_kernel[grid](
+                rays_o, rays_d, t_near, t_far, offsets if offsets is not None else t_near, aabb, occupied,
+                counts, packed_info, t_starts, t_ends, n_rays, res[0], res[1], res[2], float(step_size),
+                HAS_OFFSETS=offsets is not None, FILL=fill, BLOCK=block, MAX_M=MAX_INTERVALS,
+                enable_fp_fusion=False,
+            )
 
     if n_rays:
         launch(False, counts, t_near, t_near)  # count pass: packed_info and t pointers unused

@@ -5,7 +5,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ._common import is_finite
+from ._common import is_finite, on_device_of
 
 
 @triton.jit
@@ -49,7 +49,8 @@ def ray_aabb(rays_o, rays_d, aabb):
     hit = torch.empty(n_rays, dtype=torch.bool, device=rays_o.device)
     if n_rays:
         block = 256
-        _ray_aabb_kernel[(triton.cdiv(n_rays, block),)](
-            rays_o, rays_d, aabb, t_near, t_far, hit.view(torch.int8), n_rays, BLOCK=block
-        )
+        with on_device_of(rays_o):
+            _ray_aabb_kernel[(triton.cdiv(n_rays, block),)](
+                rays_o, rays_d, aabb, t_near, t_far, hit.view(torch.int8), n_rays, BLOCK=block
+            )
     return t_near, t_far, hit

@@ -88,6 +88,31 @@ def test_missing_image_raises_naming_frame_and_field(blender):
         load(folder)
 
 
+@pytest.mark.parametrize("data_format", ["blender", "ngp"])
+def test_missing_image_hint_names_what_the_user_can_type(tmp_path, data_format):
+    # The real Instant-NGP fox capture lacks some images: the hint must name the CLI flag, not
+    # only a Python keyword no CLI user can pass.
+    cameras = orbit_path(N_VIEWS, 4.0, 30.0, 6, 4, 0.8)
+    images = np.full((N_VIEWS, 4, 6, 3), 200, np.uint8)
+    if data_format == "ngp":
+        write_ngp(tmp_path, images, cameras)
+        (tmp_path / "images" / "frame_00001.png").unlink()
+    else:
+        write_blender(tmp_path, "train", images, cameras)
+        (tmp_path / "train" / "r_1.png").unlink()
+    with pytest.raises(DatasetError, match="frame 1") as info:
+        load(tmp_path, split="all" if data_format == "ngp" else "train")
+    assert "`--skip-missing` on the command line" in str(info.value)
+    assert "skip_missing=True" in str(info.value)
+
+
+def test_llff_count_mismatch_says_skip_missing_cannot_help(llff):
+    folder, _ = llff
+    (folder / "images" / "image_0002.png").unlink()
+    with pytest.raises(DatasetError, match=r"--skip-missing / skip_missing=True cannot apply"):
+        load(folder, skip_missing=True)
+
+
 def test_missing_image_skipped_with_warning_when_asked(blender):
     folder, _, _ = blender
     (folder / "train" / "r_1.png").unlink()

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from fastnerf import reference
@@ -254,6 +254,3 @@ def test_native_op_checks_itself():
     with pytest.raises(RuntimeError, match="occupied"):
         torch.ops.fastnerf.march_rays(*args)
 
-
-# The Triton interpreter is slow: fewer examples there.
-test_matches_reference = settings(max_examples=25)(test_matches_reference)

@@ -70,8 +70,8 @@ def test_early_termination_saves_evaluations_and_keeps_the_image():
     torch.manual_seed(0)
     model = build_model("nerf", **TINY)
     # A dense constant field: sigma = exp(5) everywhere, so rays saturate within a few steps.
-    field = model.field
-    model.field = lambda x, d, backend=None: (torch.full((x.shape[0],), math.exp(5.0)), field(x, d)[1])
+    geometry = model._features
+    model._features = lambda x, backend=None: (torch.full((x.shape[0],), math.exp(5.0)), geometry(x, backend)[1])
     o, d = rays(64)
     early = model.render_rays(o, d, early_stop_eps=1e-4)
     full = model.render_rays(o, d, early_stop_eps=0.0)

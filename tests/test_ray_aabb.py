@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from fastnerf import reference
@@ -144,6 +144,3 @@ def test_native_op_checks_shapes_itself():
     with pytest.raises(RuntimeError, match="aabb"):
         torch.ops.fastnerf.ray_aabb(torch.zeros(2, 3), torch.ones(2, 3), torch.zeros(4))
 
-
-# The interpreter is slow: fewer examples for Triton on the CPU.
-test_matches_reference = settings(max_examples=25)(test_matches_reference)

@@ -108,3 +108,30 @@ def test_wide_features_background_per_ray_and_explicit_segments():
         render_rays(Counted(3), rays_o, rays_d, grid, step_size=0.05, t_near=torch.zeros(n))
     with pytest.raises(ValueError, match="background"):
         render_rays(Counted(3), rays_o, rays_d, grid, step_size=0.05, background=torch.zeros(4))
+
+
+def test_two_stage_fields_colour_only_visible_samples():
+    """With (geometry, colour) stages, samples below skip_weight get no colour: at most their weight is lost."""
+    rays_o, rays_d = camera_rays(12)
+    grid = OccupancyGrid(BOX, 8, warmup_steps=0)  # every cell occupied: many empty samples before the ball
+    field = Counted(channels=3)
+    coloured = []
+
+    def geometry(positions):
+        sigma, _ = field(positions, positions)
+        return sigma, positions  # the features are the position itself
+
+    def colour(features, directions):
+        coloured.append(features.shape[0])
+        return torch.sigmoid((features @ torch.ones(3, 1)) * torch.arange(1, 4, dtype=features.dtype) + directions[:, :1])
+
+    plain = render_rays(field, rays_o, rays_d, grid, step_size=0.02)
+    staged = render_rays(field, rays_o, rays_d, grid, step_size=0.02, stages=(geometry, colour), skip_weight=0.0)
+    torch.testing.assert_close(staged["rgb"], plain["rgb"], rtol=0, atol=1e-5)  # threshold 0: the same image
+    everything = sum(coloured)
+    coloured.clear()
+    skipped = render_rays(field, rays_o, rays_d, grid, step_size=0.02, stages=(geometry, colour), skip_weight=1e-3)
+    assert sum(coloured) < 0.5 * everything  # the empty samples before the ball get no colour
+    lost = (skipped["rgb"] - plain["rgb"]).abs().max()
+    assert 0 < lost < 16 * 1e-3  # at most the skipped weights (<= 16 per round here) times colours in [0, 1]
+    torch.testing.assert_close(skipped["opacity"], plain["opacity"], rtol=0, atol=1e-6)  # density is never skipped

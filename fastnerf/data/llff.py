@@ -53,7 +53,7 @@ def load_llff(
         raise DatasetError(
             f"{npy_path}: has {len(poses)} poses but {image_dir} holds {len(image_paths)} images; "
             "LLFF pairs them in sorted file-name order, so the counts must match"
-            + (" (skip_missing cannot apply: LLFF frames have no names)" if skip_missing else "")
+            + (" (--skip-missing / skip_missing=True cannot apply: LLFF frames have no names)" if skip_missing else "")
         )
     c2w = opengl_c2w(poses)  # [N,4,4]
     check_rigid(c2w, [f"{npy_path}, frame {k}" for k in range(len(c2w))])

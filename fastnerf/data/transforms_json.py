@@ -39,6 +39,10 @@ def frame_list(json_path: Path, meta: dict) -> list:
     return frames
 
 
+# What a user can type, on the command line and in Python.
+SKIP_MISSING_HINT = "`--skip-missing` on the command line, skip_missing=True in fastnerf.data.load"
+
+
 def read_frames(json_path: Path, frames: list, indices: list[int], *, skip_missing: bool) -> list[Frame]:
     """Check frames ``indices`` of the list: file path, pose, image present and readable."""
     kept, skipped = [], []
@@ -56,7 +60,7 @@ def read_frames(json_path: Path, frames: list, indices: list[int], *, skip_missi
         if image_path is None:
             message = f"{where(json_path, index, 'file_path')}: image {file_path!r} not found under {json_path.parent}"
             if not skip_missing:
-                raise DatasetError(message + " (pass skip_missing=True to skip such frames with a warning)")
+                raise DatasetError(message + f"; to skip such frames with a warning: {SKIP_MISSING_HINT}")
             skipped.append(f"frame {index} ({file_path})")
             continue
         kept.append(Frame(index, entry, c2w, read_header(image_path, where(json_path, index, "file_path"))))

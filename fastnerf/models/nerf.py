@@ -148,13 +148,16 @@ class NeRF(nn.Module):
         """Density ``sigma [S]`` at ``positions [S,3]`` (in the marched space: world, or NDC)."""
         return self._features(positions, backend)[0]
 
+    def color(self, features: torch.Tensor, directions: torch.Tensor, *, backend=None) -> torch.Tensor:
+        """``rgb [S,3]`` from the geometry ``features [S,F]`` seen along ``directions [S,3]``."""
+        directions = directions / directions.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+        view = self.direction_encoding(directions, backend=backend)
+        return torch.sigmoid(self.color_mlp(torch.cat([features, view], dim=-1)))
+
     def field(self, positions: torch.Tensor, directions: torch.Tensor, *, backend=None):
         """``(sigma [S], rgb [S,3])`` at ``positions [S,3]`` seen along ``directions [S,3]``."""
         sigmas, features = self._features(positions, backend)
-        directions = directions / directions.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-        view = self.direction_encoding(directions, backend=backend)
-        rgb = torch.sigmoid(self.color_mlp(torch.cat([features, view], dim=-1)))
-        return sigmas, rgb
+        return sigmas, self.color(features, directions, backend=backend)
 
     # ----------------------------------------------------------------------------- rendering
     def marching_rays(self, rays_o: torch.Tensor, rays_d: torch.Tensor):
@@ -181,9 +184,15 @@ class NeRF(nn.Module):
         def field(positions, directions):
             return self.field(positions, directions, backend=backend)
 
+        def geometry(positions):
+            return self._features(positions, backend)
+
+        def color(features, directions):
+            return self.color(features, directions, backend=backend)
+
         return render_rays(field, rays_o, rays_d, self.grid, step_size=self.step_size, background=background,
                            train=train, generator=generator, early_stop_eps=early_stop_eps, backend=backend,
-                           dense_samples=dense_samples)
+                           dense_samples=dense_samples, stages=(geometry, color))
 
     @torch.no_grad()
     def update_grid(self, *, step: int, generator=None, n_samples: int | None = None, reduce=None,

@@ -255,9 +255,9 @@ class _Run:
         if self.bar is not None:
             self.bar.total = total
             self.bar.refresh()
+        checks = f"; held-out checks every {self.eval_every} steps come on top" if self.eval_every else ""
         self._write(f"{self.budget.minutes:g} minutes of training = {total} steps at {per_step * 1e3:.1f} ms per step "
-                    f"(decided at step {self.step}; held-out checks every {self.eval_every or 'never'} steps "
-                    "come on top)")
+                    f"(decided at step {self.step}{checks})")
 
     def _show(self, stats: dict, loss: float) -> None:
         if self.bar is None:

@@ -51,14 +51,19 @@ def evaluate(model, dataset, *, backend=None, chunk: int = 8192, max_images: int
     (PSNR/SSIM averaged over images).
     """
     from .. import metrics
-    from ..rendering import render
+    from ..rendering import model_device, render
+    from .devices import synchronize
+
+    device = model_device(model)
 
     count = len(dataset) if max_images is None else min(max_images, len(dataset))
     psnrs, ssims, renders, seconds, samples, rays = [], [], [], 0.0, 0, 0
     for index in range(count):
+        synchronize(device)
         start = time.perf_counter()
         out = render(model, dataset.cameras[index], backend=backend, chunk=chunk, background=dataset.background,
                      supersample=supersample, dense_samples=dense_samples)
+        synchronize(device)
         seconds += time.perf_counter() - start
         samples += out.get("n_samples", 0)
         rays += out.get("n_rays", 0)

@@ -1,0 +1,166 @@
+"""The `fast_torch` baselines: the fastest plain PyTorch we could write for each op, what a user
+without this package would write to do the same job. Every speed-up `fastnerf bench` prints is
+against these ("x fast"); the readable references (fastnerf.reference, the "torch" backend) are
+timed beside them, labelled "x ref".
+
+Same results as the references (tests/test_bench_baselines.py checks them), but written for
+speed: float32 and int32 where they suffice, each gather done once, sums over segments by
+segment_reduce instead of scatters where the layout allows, no per-case Python loops. They
+assume what the benchmarks (and fastnerf's own pipeline) give them: a contiguous, ray-major
+pack (march_rays' output) and valid inputs; they check nothing.
+"""
+
+import torch
+
+from fastnerf.reference.hash_encode import PRIMES, is_dense, level_resolutions
+from fastnerf.reference.march_rays import grid_scale, interval_counts
+
+
+# ---- composite ------------------------------------------------------------------------------
+
+
+def composite(
+    sigmas: torch.Tensor,  # [S]
+    values: torch.Tensor,  # [S, C]
+    t_starts: torch.Tensor,  # [S]
+    t_ends: torch.Tensor,  # [S]
+    packed_info: torch.Tensor,  # [N, 2], contiguous and ray-major: start_r = sum of earlier counts
+):
+    """(out [N, C], opacity [N], depth [N], weights [S]). The optical depth is one cumulative
+    sum over the whole pack (float64, so it stays exact at millions of samples) minus each ray's
+    offset; per-ray sums are segment_reduce over the counts."""
+    counts = packed_info[:, 1].long()
+    n_samples = sigmas.shape[0]
+    tau = sigmas * (t_ends - t_starts)  # [S]
+    inclusive = torch.cumsum(tau, 0, dtype=torch.float64)
+    ray_ids = torch.repeat_interleave(torch.arange(counts.shape[0], device=sigmas.device), counts,
+                                      output_size=n_samples)
+    # exclusive sum at each ray's first sample: inclusive - tau there, i.e. inclusive before it
+    before_ray = torch.cat([inclusive.new_zeros(1), inclusive])[torch.cumsum(counts, 0) - counts]
+    transmittance = torch.exp((before_ray[ray_ids] - inclusive).to(sigmas.dtype) + tau)  # e^-(exclusive)
+    weights = transmittance * -torch.expm1(-tau)  # [S]
+    mids = (t_starts + t_ends) * 0.5
+    per_sample = torch.cat([weights[:, None] * values, weights[:, None], (weights * mids)[:, None]], 1)
+    sums = torch.segment_reduce(per_sample, "sum", lengths=counts, unsafe=True)  # [N, C + 2]
+    channels = values.shape[1]
+    return sums[:, :channels], sums[:, channels], sums[:, channels + 1], weights
+
+
+# ---- hash_encode ----------------------------------------------------------------------------
+
+
+def hash_encode(
+    x: torch.Tensor,  # [N, 3] in [0, 1]
+    table: torch.Tensor,  # [L, T, F]
+    *,
+    n_min: float,
+    n_max: float,
+) -> torch.Tensor:  # [N, L * F]
+    """All 8 corners of every point on every level in one gather (rows of the flattened table,
+    int32 hashing: the low bits of a wrapped int32 product are those of the uint32 one), blended
+    with weights built from the per-axis (1 - w, w) pairs. Autograd scatters the table gradient
+    (the backward of index_select is one index_add)."""
+    n_levels, table_size, features = table.shape
+    resolutions = level_resolutions(n_levels, n_min, n_max)
+    device = x.device
+    res = torch.tensor(resolutions, dtype=x.dtype, device=device)  # [L]
+    pos = x.clamp(0, 1)[:, None, :] * res[:, None]  # [N, L, 3]
+    lower = torch.minimum(pos.floor(), (res - 1)[:, None])  # [N, L, 3]
+    frac = pos - lower
+    corner = lower.to(torch.int32)  # [N, L, 3]
+    # per axis: the (lower, upper) vertex coordinate and its weight (1 - w, w): [N, L, 3, 2]
+    coords = torch.stack([corner, corner + 1], -1)
+    weights = torch.stack([1 - frac, frac], -1)
+    wx, wy, wz = weights.unbind(2)  # [N, L, 2] each
+    blend = (wz[..., :, None, None] * wy[..., None, :, None] * wx[..., None, None, :]).flatten(2)  # [N, L, 8], corner (z, y, x)
+    side = torch.tensor([r + 1 for r in resolutions], dtype=torch.int32, device=device)[:, None]  # [L, 1]
+    dense = torch.tensor([is_dense(r, table_size) for r in resolutions], device=device)[:, None]  # [L, 1]
+    primes = [p if p < 2**31 else p - 2**32 for p in PRIMES]  # as int32
+    cx, cy, cz = coords.unbind(2)  # [N, L, 2]
+    dense_y, dense_z = cy * side, cz * side * side
+    hash_y, hash_z = cy * primes[1], cz * primes[2]
+    y_part = torch.where(dense, dense_y, hash_y)
+    z_part = torch.where(dense, dense_z, hash_z)
+    summed = z_part[..., :, None, None] + y_part[..., None, :, None] + cx[..., None, None, :]
+    hashed = z_part[..., :, None, None] ^ y_part[..., None, :, None] ^ cx[..., None, None, :]
+    rows = torch.where(dense[..., None, None], summed, hashed & (table_size - 1)).flatten(2)  # [N, L, 8]
+    rows = rows + (torch.arange(n_levels, dtype=torch.int32, device=device) * table_size)[:, None]
+    flat = table.reshape(n_levels * table_size, features)
+    values = flat.index_select(0, rows.flatten().long()).view(*rows.shape, features)  # [N, L, 8, F]
+    out = (blend[..., None] * values).sum(2)  # [N, L, F]
+    return out.reshape(x.shape[0], n_levels * features)
+
+
+# ---- freq_encode ----------------------------------------------------------------------------
+
+
+def freq_encode(x: torch.Tensor, n_freqs: int, *, include_input: bool = True) -> torch.Tensor:
+    """sin and cos of [N, n_freqs, D] written straight into the output's layout by one cat."""
+    scales = 2.0 ** torch.arange(n_freqs, dtype=x.dtype, device=x.device)
+    scaled = (x[:, None, :] * scales[:, None])  # [N, n_freqs, D]
+    waves = torch.cat([scaled.sin(), scaled.cos()], 2)  # [N, n_freqs, 2D]: sin block then cos block
+    waves = waves.reshape(x.shape[0], -1)
+    return torch.cat([x, waves], 1) if include_input else waves
+
+
+# ---- ray_aabb -------------------------------------------------------------------------------
+
+
+def ray_aabb(
+    rays_o: torch.Tensor,  # [N, 3]
+    rays_d: torch.Tensor,  # [N, 3]
+    aabb: torch.Tensor,  # [6]
+):
+    """(t_near [N], t_far [N], hit [N] bool): the slab method on [N, 3] at once; an axis the ray
+    runs parallel to is all-or-nothing (no division by zero, so no NaN), with scalar fills
+    instead of full-size infinity tensors."""
+    lo, hi = aabb[:3], aabb[3:]
+    parallel = rays_d == 0
+    safe_d = torch.where(parallel, 1.0, rays_d)
+    t_lo = (lo - rays_o) / safe_d
+    t_hi = (hi - rays_o) / safe_d
+    inside_slab = (rays_o >= lo) & (rays_o <= hi)
+    slab_open = torch.where(inside_slab, float("inf"), float("-inf"))  # parallel ray: all or nothing
+    t_enter = torch.where(parallel, -slab_open, torch.minimum(t_lo, t_hi)).amax(1).clamp_min(0.0)
+    t_exit = torch.where(parallel, slab_open, torch.maximum(t_lo, t_hi)).amin(1)
+    hit = (t_exit > t_enter) & t_exit.isfinite() & rays_o.isfinite().all(1) & rays_d.isfinite().all(1)
+    return torch.where(hit, t_enter, 0.0), torch.where(hit, t_exit, 0.0), hit
+
+
+# ---- march_rays -----------------------------------------------------------------------------
+
+
+def march_rays(
+    rays_o: torch.Tensor,  # [N, 3]
+    rays_d: torch.Tensor,  # [N, 3]
+    t_near: torch.Tensor,  # [N]
+    t_far: torch.Tensor,  # [N]
+    aabb: torch.Tensor,  # [6]
+    occupied: torch.Tensor,  # [Rx, Ry, Rz] bool
+    step_size: float,
+    offsets: torch.Tensor = None,  # [N] or None
+):
+    """(packed_info [N, 2] int64, t_starts [S], t_ends [S]): every candidate interval of every
+    ray at once (the spec's float32 operations, so the same intervals), one lookup in the
+    flattened grid, one compaction."""
+    n_rays, device = t_near.shape[0], t_near.device
+    step = torch.tensor(step_size, dtype=torch.float32, device=device)
+    t0 = t_near if offsets is None else t_near + offsets * step
+    counts = interval_counts(t0, t_far, step)  # [N] candidates per ray (exact rule)
+    total = int(counts.sum())
+    ray_ids = torch.repeat_interleave(torch.arange(n_rays, device=device), counts, output_size=total)
+    m = torch.arange(total, device=device) - (torch.cumsum(counts, 0) - counts)[ray_ids]
+    t0_s = t0[ray_ids]
+    starts = t0_s + m.float() * step
+    ends = torch.minimum(t0_s + (m + 1).float() * step, t_far[ray_ids])
+    mids = (starts + ends) * 0.5
+    cells = (rays_o[ray_ids] + rays_d[ray_ids] * mids[:, None] - aabb[:3]) * grid_scale(aabb, occupied.shape)
+    res = torch.tensor(occupied.shape, device=device)
+    inside = ((cells >= 0) & (cells < res.float())).all(1)
+    index = cells.long().clamp_(min=0)
+    index = torch.minimum(index, res - 1)
+    flat_index = (index[:, 0] * res[1] + index[:, 1]) * res[2] + index[:, 2]
+    keep = inside & occupied.reshape(-1)[flat_index]
+    kept = torch.bincount(ray_ids[keep], minlength=n_rays)
+    packed_info = torch.stack([torch.cumsum(kept, 0) - kept, kept], 1)
+    return packed_info, starts[keep], ends[keep]

@@ -1,0 +1,187 @@
+"""The training engine: minutes budgets resume exactly, torchrun data parallelism, devices, budgets."""
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fastnerf.data import DatasetError
+from fastnerf.data.dataset import Dataset
+from fastnerf.data.procedural import SCENES, make_scene
+from fastnerf.errors import UserError
+from fastnerf.train import engine, load_checkpoint, train_teacher
+from fastnerf.train.budget import Budget
+from fastnerf.train.devices import available_devices, resolve_device
+
+SMALL = dict(hash_levels=8, hash_log2_size=14, hash_min_res=4, hash_max_res=64, hidden=32, grid_resolution=16,
+             steps_per_diagonal=96, grid_warmup=16)
+FAST = dict(target_samples=4096, max_rays=512, grid_every=4, eval_every=0, progress=False, model_config=SMALL)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    return make_scene(SCENES[0], tmp_path_factory.mktemp("scene"), n_train=8, n_val=1, n_test=1, res=16, seed=0,
+                      samples_per_axis=1)
+
+
+@pytest.fixture
+def one_second_steps(monkeypatch):
+    """The engine's clock advances one second per step, so a minutes budget is decided the same way
+    every time: 3 steps measured, then 30 s / 1 s per step."""
+    ticks = itertools.count()
+    monkeypatch.setattr(engine, "clock", lambda: float(next(ticks)))  # tick, tock: 1 s a step
+
+
+def test_a_minutes_budget_becomes_steps_and_resumes_bitwise(scene, tmp_path, monkeypatch, one_second_steps):
+    straight = train_teacher(scene, tmp_path / "straight", minutes=0.5, seed=3, checkpoint_every=0, **FAST)
+    budget = load_checkpoint(tmp_path / "straight")["extra"]["engine"]["budget"]
+    assert budget["total_steps"] == straight["steps"] == 30 and budget["minutes"] == 0.5
+    real, calls = Dataset.sample_rays, []
+
+    def dies_in_step_20(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 20:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Dataset, "sample_rays", dies_in_step_20)
+    with pytest.raises(KeyboardInterrupt):
+        train_teacher(scene, tmp_path / "split", minutes=0.5, seed=3, checkpoint_every=10, **FAST)
+    monkeypatch.setattr(Dataset, "sample_rays", real)
+    assert load_checkpoint(tmp_path / "split")["step"] == 10
+    resumed = train_teacher(scene, tmp_path / "split", resume=True, progress=False)
+    assert resumed["steps"] == 30
+    a, b = straight["model"].state_dict(), resumed["model"].state_dict()
+    for key in a:  # the sub-ray switch and the LR follow the decided step count: bitwise equal
+        assert torch.equal(a[key], b[key]), key
+    # and a run given that step count from the start is the same run
+    by_steps = train_teacher(scene, tmp_path / "steps", steps=30, seed=3, checkpoint_every=0, **FAST)
+    for key in a:
+        assert torch.equal(a[key], by_steps["model"].state_dict()[key]), key
+
+
+def test_budget_decides_once_from_the_steps_after_the_first():
+    budget = Budget(minutes=1.0)
+    assert budget.total_steps is None and budget.running(10**6)
+    assert not budget.observe(1, 5.0)  # the first step (lazy initialisation) is not a rate sample
+    assert not budget.observe(2, 5.5)
+    assert budget.observe(3, 6.0)  # 10% of 60 s reached: 0.5 s per step -> 3 + 108 steps
+    assert budget.total_steps == 111 and not budget.running(111)
+    assert not budget.observe(4, 99.0) and budget.total_steps == 111  # decided once
+    assert Budget(minutes=1.0, steps=50).observe(3, 6.0) and Budget(steps=7).total_steps == 7
+    resumed = Budget.resumed(budget.state_dict(), minutes=2.0)
+    assert resumed.total_steps == 240  # a new time budget at the recorded 0.5 s per step
+    assert Budget.resumed(budget.state_dict()).total_steps == 111
+
+
+def test_devices_are_checked_against_the_machine():
+    assert resolve_device("cpu") == torch.device("cpu") and available_devices()[0] == "cpu"
+    assert resolve_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(UserError, match="not a device name"):
+        resolve_device("gpu7")
+    with pytest.raises(UserError, match="not supported"):
+        resolve_device("meta")
+    if not torch.cuda.is_available():
+        with pytest.raises(UserError, match="asked for CUDA.*devices here: cpu"):
+            resolve_device("cuda:0")
+
+
+def test_a_malformed_val_split_is_an_error_a_missing_one_falls_back(scene, tmp_path):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(scene, data)
+    (data / "transforms_val.json").unlink()
+    assert train_teacher(data, tmp_path / "a", steps=1, **FAST)["held_out_psnr"] is not None  # the test split
+    (data / "transforms_val.json").write_text('{"frames": 3}')
+    with pytest.raises(DatasetError, match="transforms_val.json"):
+        train_teacher(data, tmp_path / "b", steps=1, **FAST)
+
+
+def test_the_held_out_check_renders_a_bounded_subset_of_pixels(tmp_path):
+    data = make_scene(SCENES[0], tmp_path / "big", n_train=2, n_val=3, n_test=1, res=96, seed=0, samples_per_axis=1)
+    summary = train_teacher(data, tmp_path / "run", steps=2, eval_images=3, eval_pixels=1000,
+                            **{**FAST, "eval_every": 1})
+    assert [h["pixels"] for h in summary["history"]] == [1000, 1000]  # not 3 x 96 x 96
+
+
+def test_a_task_name_mismatch_on_resume_is_refused(scene, tmp_path):
+    train_teacher(scene, tmp_path / "run", steps=1, **FAST)
+
+    class Other(engine.Task):
+        name = "other"
+
+    with pytest.raises(UserError, match="'teacher' run, not 'other'"):
+        engine.train(Other(), tmp_path / "run", resume=True)
+
+
+def torchrun(*args, timeout=300):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "fastnerf", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch.distributed with gloo is needed")
+def test_torchrun_trains_checkpoints_and_resumes_on_two_processes(scene, tmp_path):
+    run = tmp_path / "run"
+    common = ["train", "teacher", "--data", str(scene), "--out", str(run), "--device", "cpu", "--quiet",
+              "--eval-every", "0", "--checkpoint-every", "2"]
+    done = torchrun(*common, "--steps", "4")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("trained 4 steps") == 1 and "on 2 processes" in done.stdout  # rank 0 alone prints
+    checkpoint = load_checkpoint(run)
+    engine_state = checkpoint["extra"]["engine"]
+    assert engine_state["world_size"] == 2 and checkpoint["train_args"]["target_samples"] == 1 << 14
+    states = checkpoint["rng"]["ranks"]
+    assert len(states) == 2 and not torch.equal(states[0], states[1])  # each rank draws its own rays
+    done = torchrun(*common, "--steps", "6", "--resume")
+    assert done.returncode == 0, done.stderr[-3000:]
+    resumed = load_checkpoint(run)
+    assert resumed["step"] == 6 and json.loads((run / "train.json").read_text())["world_size"] == 2
+    assert not torch.equal(resumed["model"]["position_encoding.table"], checkpoint["model"]["position_encoding.table"])
+
+
+def _replica(rank, world_size, port, results):
+    import torch.distributed as dist
+
+    from fastnerf.train.distributed import Distributed
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    try:
+        group = Distributed(torch.device("cpu"), rank, world_size)
+        param = torch.nn.Parameter(torch.zeros(3))
+        param.grad = torch.full((3,), float(rank + 1))
+        loss = torch.tensor(float("nan") if rank == 1 else 1.0)
+        mean_loss = group.average_gradients([param], loss)
+        grid = torch.tensor([float(rank), 5.0 - rank])
+        group.all_reduce_(grid, "max")
+        results[rank] = (param.grad.tolist(), bool(torch.isfinite(mean_loss)), grid.tolist(), group.broadcast_int(7 + rank),
+                         [int(s.sum()) for s in group.gather(torch.tensor([rank, rank]))])
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
+                    reason="torch.distributed with gloo is needed")
+def test_replicas_average_gradients_and_a_nan_on_one_rank_stops_all():
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    results = mp.Manager().dict()
+    mp.spawn(_replica, args=(2, port, results), nprocs=2, join=True)
+    for rank in (0, 1):
+        grads, finite, grid, broadcast, gathered = results[rank]
+        assert grads == [1.5, 1.5, 1.5]  # the mean of 1 and 2
+        assert not finite  # rank 1's NaN reaches rank 0, so both stop
+        assert grid == [1.0, 5.0]  # the occupancy EMA: a max over the ranks
+        assert broadcast == 7 and gathered == [0, 2]
