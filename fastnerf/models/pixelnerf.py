@@ -80,7 +80,7 @@ class PixelNeRF(nn.Module):
                  encoder_weights: str | None = None, hidden: int = 64, n_blocks: int = 5, combine_after: int = 3,
                  pos_freqs: int = 6, aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), near: float = 0.0, far: float = 100.0,
                  background=(1.0, 1.0, 1.0), train_samples: int = 32, dense_coarse: int = 64, dense_fine: int = 32,
-                 render_mode: str = "fast", grid_resolution: int = 24, march_steps: int = 96,
+                 render_mode: str = "fast", grid_resolution: int = 24, march_steps: int = 64,
                  density_threshold: float = 1.0, early_stop_eps: float = 1e-3):
         super().__init__()
         if encoder not in ("small", "resnet34"):
