@@ -29,3 +29,16 @@ def test_demo_which_defaults_to_students_and_rejects_unknown(capsys):
     assert args.which == "students" and args.quick is False
     assert main(["demo", "--out", "x", "--kinds", "teapot"]) == 2
     assert "unknown student kind" in capsys.readouterr().err
+
+
+def test_pixelnerf_demo_runs_through_the_shared_options(tmp_path, capsys):
+    from fastnerf.cli import main
+
+    code = main(["demo", "pixelnerf", "--out", str(tmp_path / "px"), "--steps", "2", "--res", "16",
+                 "--train-scenes", "2", "--test-scenes", "1", "--frames", "2", "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "PixelNeRF on 1 unseen scenes (16x16), 2 steps" in out
+    metrics = json.loads((tmp_path / "px" / "metrics.json").read_text())
+    assert set(metrics["views"]) == {"1", "2", "3"} and metrics["steps"] == 2
+    assert (tmp_path / "px" / "orbit_3_views.gif").stat().st_size > 0
