@@ -27,8 +27,15 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--dense-samples", type=int, default=None, metavar="N",
                         help="render as vanilla NeRF: N evenly spaced samples per ray, no occupancy grid, no "
                         "early termination (256 = NeRF's 64 coarse + 192 fine)")
+    parser.add_argument("--views", type=int, default=None, metavar="K",
+                        help="image-conditioned runs (pixelnerf): K source views per held-out scene (default 1)")
+    parser.add_argument("--source-views", default=None, metavar="I,J",
+                        help="pixelnerf: these view indices as sources (e.g. SRN 64,104; DTU 22,25,28)")
     parser.add_argument("--latency-renders", type=int, default=100, metavar="N",
                         help="timed renders for latency_ms (default 100; 5 for a renderer slower than 1 s)")
+    parser.add_argument("--onnx", default=None, metavar="FILE",
+                        help="also time FILE (`fastnerf export` of this run) in onnxruntime: onnx_latency_ms, "
+                        "same protocol as latency_ms")
     add_device_option(parser)
     add_supersample_option(parser)
     add_threads_option(parser)
@@ -39,6 +46,11 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     apply_threads(args)
     import torch
+
+    from ._pixelnerf import is_multi_scene_run, run_eval as run_multi_scene_eval
+
+    if args.views is not None or args.source_views is not None or is_multi_scene_run(args.run):
+        return run_multi_scene_eval(args)
 
     from ..rendering import model_device
     from ..timing import latency_ms
@@ -60,6 +72,12 @@ def run(args: argparse.Namespace) -> int:
 
         figures["psnr_vs_teacher"] = psnr_vs_teacher(teacher_run, result["images"], dataset.cameras[:result["n_images"]],
                                                      background=dataset.background, backend=args.backend)
+    if args.onnx:
+        from ..export import camera_inputs, onnx_latency_ms
+
+        figures["onnx_latency_ms"] = onnx_latency_ms(args.onnx, *camera_inputs(dataset.cameras[0]),
+                                                     repeats=args.latency_renders)
+        print(f"onnxruntime: {figures['onnx_latency_ms']:.2f} ms (mean of {args.latency_renders} runs of {args.onnx})")
     print(f"{args.split}: {result['n_images']} images of {dataset.width}x{dataset.height}  "
           f"PSNR {result['psnr']:.2f} dB  SSIM {result['ssim']:.4f}  latency {timing['latency_ms']:.2f} ms "
           f"(mean of {timing['renders']} renders on {figures['device']})  {result['samples_per_ray']:.1f} samples/ray"

@@ -198,7 +198,8 @@ class StudentTask(Task):
             else:
                 pool.render_views(min(self.args["initial_views"], pool.capacity), ctx.generator, progress=False)
         settings = {k: v for k, v in self.settings.items() if k not in ENGINE_SETTINGS}
-        return model.distill_loss(pool, ctx.generator, step=step, backend=ctx.backend, **settings)
+        return model.distill_loss(pool, ctx.generator, step=step, backend=ctx.backend, total_steps=ctx.total_steps,
+                                  **settings)
 
     def after_step(self, model, step: int, ctx) -> None:
         self.pool.refresh(ctx.generator)  # fresh views grow the pool to capacity, then replace the oldest
