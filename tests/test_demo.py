@@ -29,19 +29,6 @@ def test_demo_which_defaults_to_students():
     assert args.which == "students" and args.quick is False
 
 
-def test_demos_share_option_names_with_their_own_defaults(monkeypatch):
-    from fastnerf.cli import demo
-
-    parser = build_parser()  # every demo module declares its options; --out and --res are in both
-    monkeypatch.setattr(demo, "_module", lambda which: type("M", (), {"run": staticmethod(lambda args: 0)})())
-    args = parser.parse_args(["demo", "pixelnerf", "--res", "32"])
-    demo.run(args)
-    assert (args.out, args.res) == ("fastnerf-demo-pixelnerf", 32)
-    args = parser.parse_args(["demo", "--quick"])
-    demo.run(args)
-    assert (args.which, args.out, args.res, args.frames, args.quick) == ("students", "fastnerf-demo", 100, 30, True)
-
-
 def test_unknown_kind_is_a_user_error(capsys):
     assert main(["demo", "--out", "x", "--kinds", "teapot"]) == 2
     assert "unknown student kind" in capsys.readouterr().err

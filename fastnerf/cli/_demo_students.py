@@ -15,13 +15,7 @@ KIND_ORDER = ("pose", "hybrid", "shared")  # the report's order; kinds registere
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser  # the dispatcher's view of the demo parser (``cli/demo.py``)
-    group.add_argument("--out", default="fastnerf-demo", metavar="DIR", help="output folder (default fastnerf-demo)")
-    group.add_argument("--scene", default=None, help="built-in scene (default: the first of SCENES)")
-    group.add_argument("--res", type=int, default=100, metavar="R", help="image size R x R (default 100)")
-    group.add_argument("--frames", type=int, default=30, metavar="N", help="orbit GIF frames (default 30)")
-    group.add_argument("--minutes", type=float, default=None, metavar="M", help="teacher minutes (default 3; quick 1)")
-    group.add_argument("--steps", type=int, default=None, metavar="N", help="teacher steps instead of minutes")
+    group = parser.add_argument_group("students demo")
     group.add_argument("--encoding", choices=("hash", "frequency"), default="hash", help="the teacher's encoding")
     group.add_argument("--student-minutes", type=float, default=None, metavar="M",
                        help="minutes per student (default 1.25; quick 0.4)")
@@ -49,12 +43,14 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..train.denormals import flushed_denormals
 
-    res = args.res
+    res = args.res or 100
     scene = args.scene or SCENES[0]
     if scene not in SCENES:
         raise UserError(f"unknown scene {scene!r}; built-in scenes are: {', '.join(SCENES)}")
     if res < 16:
         raise UserError(f"--res must be at least 16, got {res}")
+    args.res = res
+    args.frames = args.frames or 30
     kinds = student_kinds(args.kinds)
     budget = BUDGETS["quick" if args.quick else "full"]
     out = Path(args.out)
