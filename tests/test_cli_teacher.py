@@ -67,7 +67,8 @@ def test_resume_continues_the_run_with_its_own_settings(trained, tmp_path, capsy
     assert main(common + ["--out", str(tmp_path / "straight"), "--steps", "4"]) == 0
     assert main(common + ["--out", str(tmp_path / "split"), "--steps", "2"]) == 0
     # --seed 9 would change every draw if --resume were ignored; the run keeps its own seed 0
-    assert main(common + ["--out", str(tmp_path / "split"), "--steps", "4", "--resume", "--seed", "9"]) == 0
+    resume = ["train", "teacher", "--quiet", "--out", str(tmp_path / "split"), "--resume"]  # no --data: the run's own
+    assert main(resume + ["--steps", "4", "--seed", "9"]) == 0
     assert "trained 4 steps" in capsys.readouterr().out
     straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
     resumed = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
@@ -86,6 +87,11 @@ def test_cuda_on_a_machine_without_it_is_a_user_error(trained, tmp_path, capsys)
     assert "asked for CUDA" in err and "devices here: cpu" in err and "Traceback" not in err
     assert main(["eval", str(run), "--device", "cuda:3"]) == 2
     assert main(["render", str(run), "--device", "tpu", "--out", str(tmp_path / "x.gif")]) == 2
+
+
+def test_a_new_run_needs_its_data(tmp_path, capsys):
+    assert main(["train", "teacher", "--out", str(tmp_path / "run"), "--steps", "1"]) == 2
+    assert "--data required (unless --resume" in capsys.readouterr().err
 
 
 def test_missing_dataset_exits_2_without_traceback(tmp_path, capsys):
