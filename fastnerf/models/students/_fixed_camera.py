@@ -84,3 +84,21 @@ class PoseToImage(nn.Module):
         feature_map = self.to_map(code).reshape(-1, self.channels, self.map_height, self.map_width)
         image = self.decoder(feature_map)[:, :, : self.height, : self.width]
         return image.permute(0, 2, 3, 1)
+
+
+class FixedCameraRendering:
+    """Inference shared by the students that map a pose to a whole image (``pose``, ``shared``):
+    ``self.net`` is their ``PoseToImage``; they render the one camera model they were trained for."""
+
+    def forward(self, c2w: torch.Tensor, *, backend=None) -> torch.Tensor:  # [B,4,4] -> [B,H,W,3]
+        return self.net.decode(self.net.code(c2w, backend=backend))
+
+    def export_forward(self, c2w: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
+        """``c2w [B,4,4]``, ``intrinsics [B,4]`` (fx, fy, cx, cy; ignored: fixed by training) -> ``rgb [B,H,W,3]``."""
+        return self.forward(c2w, backend="torch")
+
+    def render_camera(self, camera, *, backend=None, background=None, chunk: int = 8192) -> dict:
+        """``dict(rgb [H,W,3] or [B,H,W,3])``; ``UserError`` for another size or intrinsics."""
+        check_camera(self, camera)
+        rgb = self.forward(camera.batch().c2w.to(self.net.to_map.weight.device), backend=backend)
+        return {"rgb": rgb if camera.is_batch else rgb[0]}

@@ -5,16 +5,15 @@ only the camera (size and intrinsics) it was trained for."""
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import register_student
-from ._fixed_camera import PoseToImage, camera_config, check_camera, default_n_up, scene_frame
+from ._fixed_camera import FixedCameraRendering, PoseToImage, camera_config, default_n_up, scene_frame
 
 
 @register_student("pose", lr=5e-3, batch_views=4)
-class PoseStudent(nn.Module):
+class PoseStudent(FixedCameraRendering, nn.Module):
     """Pose -> image (see the module docstring).
 
     Args:
@@ -51,19 +50,6 @@ class PoseStudent(nn.Module):
     def config_for(cls, teacher, dataset, sampler, **overrides) -> dict:
         centre, scale = scene_frame(teacher, dataset)
         return {**camera_config(sampler.template), "centre": centre, "scale": scale, **overrides}
-
-    def forward(self, c2w: torch.Tensor, *, backend=None) -> torch.Tensor:  # [B,4,4] -> [B,H,W,3]
-        return self.net.decode(self.net.code(c2w, backend=backend))
-
-    def export_forward(self, c2w: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
-        """``c2w [B,4,4]``, ``intrinsics [B,4]`` (fx, fy, cx, cy; ignored: fixed by training) -> ``rgb [B,H,W,3]``."""
-        return self.forward(c2w, backend="torch")
-
-    def render_camera(self, camera, *, backend=None, background=None, chunk: int = 8192) -> dict:
-        """``dict(rgb [H,W,3] or [B,H,W,3])``; ``UserError`` for another size or intrinsics."""
-        check_camera(self, camera)
-        rgb = self.forward(camera.batch().c2w.to(self.net.to_map.weight.device), backend=backend)
-        return {"rgb": rgb if camera.is_batch else rgb[0]}
 
     def distill_loss(self, pool, generator, *, step: int, batch_views: int, backend=None, **settings):
         cameras, images = pool.draw_views(batch_views, generator)

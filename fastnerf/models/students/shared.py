@@ -22,11 +22,11 @@ from ...fields.occupancy import OccupancyGrid
 from ...volume import render_rays
 from ..nerf import ndc_rays
 from . import register_student
-from ._fixed_camera import PoseToImage, camera_config, check_camera, default_n_up, scene_frame
+from ._fixed_camera import FixedCameraRendering, PoseToImage, camera_config, default_n_up, scene_frame
 
 
 @register_student("shared", lr=5e-3, batch_views=4, nerf_rays=256, nerf_weight=0.5)
-class SharedStudent(nn.Module):
+class SharedStudent(FixedCameraRendering, nn.Module):
     """Shared-backbone student (see the module docstring).
 
     Args: as ``PoseStudent``, plus the NeRF branch's ``aabb``, ``ndc``, ``grid_resolution``
@@ -82,17 +82,6 @@ class SharedStudent(nn.Module):
         return True
 
     # ----------------------------------------------------------------------------- inference
-    def forward(self, c2w: torch.Tensor, *, backend=None) -> torch.Tensor:  # [B,4,4] -> [B,H,W,3]
-        return self.net.decode(self.net.code(c2w, backend=backend))
-
-    def export_forward(self, c2w: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
-        """``c2w [B,4,4]``, ``intrinsics [B,4]`` (ignored: fixed by training) -> ``rgb [B,H,W,3]``."""
-        return self.forward(c2w, backend="torch")
-
-    def render_camera(self, camera, *, backend=None, background=None, chunk: int = 8192) -> dict:
-        check_camera(self, camera)
-        rgb = self.forward(camera.batch().c2w.to(self.aabb.device), backend=backend)
-        return {"rgb": rgb if camera.is_batch else rgb[0]}
 
     # ----------------------------------------------------------------------------- the NeRF branch
     def nerf_render(self, code: torch.Tensor, rays_o: torch.Tensor, rays_d: torch.Tensor, *, generator=None,
