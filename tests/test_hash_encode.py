@@ -175,7 +175,9 @@ def test_gradcheck_float64(backend):
     def f(x, table):
         return hash_encode(x, table, n_min=2, n_max=8, backend=backend)
 
-    assert torch.autograd.gradcheck(f, (x, table), eps=1e-7, atol=1e-6)
+    # The Triton interpreter runs a kernel in ~0.2 s: full gradcheck (two calls per input element,
+    # 400 here) took 150 s; fast mode checks random projections of the Jacobian in a few calls.
+    assert torch.autograd.gradcheck(f, (x, table), eps=1e-7, atol=1e-6, fast_mode=backend == "triton")
 
 
 @pytest.mark.parametrize("backend", ["cpp"])
