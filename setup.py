@@ -50,6 +50,7 @@ setup(
     extras_require={
         "triton": ["triton>=3.0"],
         "test": ["pytest>=8", "hypothesis>=6.100", "expecttest", "triton>=3.0"],
+        "export": ["onnx>=1.16", "onnxscript>=0.2", "onnxruntime>=1.18"],
     },
     entry_points={"console_scripts": ["fastnerf=fastnerf.cli:main"]},
     zip_safe=False,

@@ -45,8 +45,9 @@ def cuda_sources():
 
 
 def headers():
-    """Every header under csrc/: a change to one rebuilds the extension (ninja then recompiles
-    only the files that include it)."""
+    """Every header under csrc/, for setuptools' up-to-date check when the build runs without
+    ninja (then a changed header rebuilds the extension; with ninja, torch always runs ninja,
+    which recompiles just the files that include it and relinks)."""
     return relative(glob.glob(os.path.join(CSRC, "**", "*.h"), recursive=True))
 
 

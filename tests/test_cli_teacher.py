@@ -67,7 +67,8 @@ def test_resume_continues_the_run_with_its_own_settings(trained, tmp_path, capsy
     assert main(common + ["--out", str(tmp_path / "straight"), "--steps", "4"]) == 0
     assert main(common + ["--out", str(tmp_path / "split"), "--steps", "2"]) == 0
     # --seed 9 would change every draw if --resume were ignored; the run keeps its own seed 0
-    assert main(common + ["--out", str(tmp_path / "split"), "--steps", "4", "--resume", "--seed", "9"]) == 0
+    resume = ["train", "teacher", "--quiet", "--out", str(tmp_path / "split"), "--resume"]  # no --data: the run's own
+    assert main(resume + ["--steps", "4", "--seed", "9"]) == 0
     assert "trained 4 steps" in capsys.readouterr().out
     straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
     resumed = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)
@@ -86,6 +87,11 @@ def test_cuda_on_a_machine_without_it_is_a_user_error(trained, tmp_path, capsys)
     assert "asked for CUDA" in err and "devices here: cpu" in err and "Traceback" not in err
     assert main(["eval", str(run), "--device", "cuda:3"]) == 2
     assert main(["render", str(run), "--device", "tpu", "--out", str(tmp_path / "x.gif")]) == 2
+
+
+def test_a_new_run_needs_its_data(tmp_path, capsys):
+    assert main(["train", "teacher", "--out", str(tmp_path / "run"), "--steps", "1"]) == 2
+    assert "--data required (unless --resume" in capsys.readouterr().err
 
 
 def test_missing_dataset_exits_2_without_traceback(tmp_path, capsys):
@@ -108,17 +114,6 @@ def test_bad_checkpoints_exit_2(trained, tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nothing")]) == 2
     assert main(["render", str(run), "--size", "big", "--out", str(tmp_path / "x.gif")]) == 2
     assert main(["render", str(run), "--frames", "2", "--out", str(tmp_path / "x.webm")]) == 2
-
-
-def test_demo_quick_mode(tmp_path, capsys):
-    code = main(["demo", "--out", str(tmp_path / "demo"), "--steps", "30", "--res", "32", "--frames", "2", "--quiet"])
-    assert code == 0
-    out = capsys.readouterr().out
-    assert "PSNR" in out and SCENES[0] in out
-    assert (tmp_path / "demo" / "orbit.gif").stat().st_size > 0
-    row = json.loads((tmp_path / "demo" / "demo.json").read_text())
-    assert row["steps"] == 30 and row["psnr"] > 5
-    assert len(list((tmp_path / "demo" / "test").glob("*.png"))) == 10
 
 
 @pytest.mark.parametrize("fmt", ["llff", "ngp"])

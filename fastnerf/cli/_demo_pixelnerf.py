@@ -1,6 +1,6 @@
 """``fastnerf demo pixelnerf``: random built-in scenes -> PixelNeRF trained on them -> 1-, 2- and
 3-view renders of scenes it never saw, a table against the nearest-source-view baseline, and an
-orbit GIF. ``add_arguments(parser)`` and ``demo(args)`` are what ``cli/demo.py`` dispatches to.
+orbit GIF. ``add_arguments(parser)`` and ``run(args)`` are what ``cli/demo.py`` dispatches to.
 """
 
 from __future__ import annotations
@@ -10,16 +10,15 @@ import json
 from pathlib import Path
 
 
+QUICK = {"train_scenes": 12, "test_scenes": 3, "minutes": 3.0}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``fastnerf demo pixelnerf`` (besides ``--threads``, ``--quiet``, ``--seed``)."""
-    parser.add_argument("--out", default="fastnerf-demo-pixelnerf", metavar="DIR")
-    parser.add_argument("--train-scenes", type=int, default=48, metavar="N", help="random training scenes (default 48)")
-    parser.add_argument("--test-scenes", type=int, default=6, metavar="N", help="unseen scenes to evaluate (default 6)")
-    parser.add_argument("--res", type=int, default=64, metavar="R", help="image size (default 64)")
-    budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=float, default=None, metavar="M", help="training time (default 20)")
-    budget.add_argument("--steps", type=int, default=None, metavar="N")
-    parser.add_argument("--frames", type=int, default=24, help="orbit GIF frames (default 24)")
+    """Options of this demo only (--out, --res, --minutes, --steps, --frames, --quick are demo.py's)."""
+    group = parser.add_argument_group("pixelnerf demo")
+    group.add_argument("--train-scenes", type=int, default=None, metavar="N",
+                       help="random training scenes (default 48; quick 12)")
+    group.add_argument("--test-scenes", type=int, default=None, metavar="N", help="unseen scenes (default 6; quick 3)")
 
 
 def _figure(rows, path: Path) -> None:
@@ -37,7 +36,7 @@ def _figure(rows, path: Path) -> None:
     imageio.imwrite(path, (canvas * 255 + 0.5).to(torch.uint8).numpy())
 
 
-def demo(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..data import load_scenes
@@ -49,16 +48,21 @@ def demo(args: argparse.Namespace) -> int:
     from .render import path_cameras, write_frames
 
     out = Path(args.out)
-    seed = getattr(args, "seed", 0)
+    seed = args.seed
+    args.res = args.res or 64
+    args.frames = args.frames or 24
+    args.train_scenes = args.train_scenes or (QUICK["train_scenes"] if args.quick else 48)
+    args.test_scenes = args.test_scenes or (QUICK["test_scenes"] if args.quick else 6)
     train_dir, test_dir = out / f"scenes-train-{args.res}", out / f"scenes-test-{args.res}"
     for folder, count, scene_seed in ((train_dir, args.train_scenes, seed), (test_dir, args.test_scenes, seed + 1)):
         if not (folder / f"scene_{count - 1:04d}" / "transforms_test.json").is_file():
             print(f"ray-tracing {count} random scenes at {args.res}x{args.res} into {folder} ...")
             make_random_scenes(count, folder, seed=scene_seed, res=args.res)
-    minutes = args.minutes if args.minutes is not None or args.steps is not None else 20.0
+    minutes = args.minutes if args.minutes is not None or args.steps is not None else (
+        QUICK["minutes"] if args.quick else 20.0)
     task = PixelNeRFTask(data=str(train_dir), eval_data=str(test_dir))
     summary = train(task, out / "run", steps=args.steps, minutes=minutes, seed=seed, eval_every=0,
-                    progress=not getattr(args, "quiet", False))
+                    progress=not args.quiet, device=args.device)
     model = summary["model"]
     test = load_scenes(test_dir, "test")
     table, rows = {}, []

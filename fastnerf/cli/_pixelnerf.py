@@ -2,7 +2,7 @@
 
 ``eval`` and ``render`` call ``run_eval`` / ``run_render`` here when the run was trained on a
 multi-scene dataset (its checkpoint says ``"multi_scene"``) or ``--views`` / ``--scene`` is given;
-``demo pixelnerf`` calls ``demo(args)``. The underscore keeps the dispatcher from registering it.
+``demo pixelnerf`` calls ``run(args)``. The underscore keeps the dispatcher from registering it.
 """
 
 from __future__ import annotations

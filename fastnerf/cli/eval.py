@@ -33,6 +33,9 @@ def add_parser(subparsers) -> None:
                         help="pixelnerf: these view indices as sources (e.g. SRN 64,104; DTU 22,25,28)")
     parser.add_argument("--latency-renders", type=int, default=100, metavar="N",
                         help="timed renders for latency_ms (default 100; 5 for a renderer slower than 1 s)")
+    parser.add_argument("--onnx", default=None, metavar="FILE",
+                        help="also time FILE (`fastnerf export` of this run) in onnxruntime: onnx_latency_ms, "
+                        "same protocol as latency_ms")
     add_device_option(parser)
     add_supersample_option(parser)
     add_threads_option(parser)
@@ -63,9 +66,22 @@ def run(args: argparse.Namespace) -> int:
                "n_images": result["n_images"], "samples_per_ray": result["samples_per_ray"],
                "step": checkpoint["step"], "device": str(model_device(model)), "threads": torch.get_num_threads(),
                "supersample": args.supersample or getattr(model, "supersample", 1), "dense_samples": args.dense_samples}
+    teacher_run = (checkpoint.get("dataset") or {}).get("teacher")  # students: also against their teacher
+    if teacher_run:
+        from ..distill.diagnostics import psnr_vs_teacher
+
+        figures["psnr_vs_teacher"] = psnr_vs_teacher(teacher_run, result["images"], dataset.cameras[:result["n_images"]],
+                                                     background=dataset.background, backend=args.backend)
+    if args.onnx:
+        from ..export import camera_inputs, onnx_latency_ms
+
+        figures["onnx_latency_ms"] = onnx_latency_ms(args.onnx, *camera_inputs(dataset.cameras[0]),
+                                                     repeats=args.latency_renders)
+        print(f"onnxruntime: {figures['onnx_latency_ms']:.2f} ms (mean of {args.latency_renders} runs of {args.onnx})")
     print(f"{args.split}: {result['n_images']} images of {dataset.width}x{dataset.height}  "
           f"PSNR {result['psnr']:.2f} dB  SSIM {result['ssim']:.4f}  latency {timing['latency_ms']:.2f} ms "
-          f"(mean of {timing['renders']} renders on {figures['device']})  {result['samples_per_ray']:.1f} samples/ray")
+          f"(mean of {timing['renders']} renders on {figures['device']})  {result['samples_per_ray']:.1f} samples/ray"
+          + (f"  PSNR vs teacher {figures['psnr_vs_teacher']:.2f} dB" if teacher_run else ""))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(figures, handle, indent=2)

@@ -25,8 +25,16 @@ def add_parser(subparsers) -> None:
         doc = (task.__doc__ or name).strip().splitlines()[0]
         sub = kinds.add_parser(name, help=doc, description=doc)
         task.add_arguments(sub)
+        # A resumed run takes its settings from the checkpoint: what a task requires is required
+        # only for a new run (checked in run()).
+        needed = []
+        for action in sub._actions:
+            if action.required and action.option_strings:
+                action.required = False
+                action.help = f"{action.help or ''} (required unless --resume)".strip()
+                needed.append((action.dest, action.option_strings[0]))
         _add_engine_arguments(sub)
-        sub.set_defaults(func=run, task_class=task)
+        sub.set_defaults(func=run, task_class=task, needed=needed)
 
 
 def _add_engine_arguments(parser) -> None:
@@ -48,11 +56,15 @@ def _add_engine_arguments(parser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     apply_threads(args)
+    from ..errors import UserError
     from ..train.engine import train
 
     minutes, steps = args.minutes, args.steps
     if minutes is None and steps is None and not args.resume:
         minutes = DEFAULT_MINUTES
+    missing = [flag for dest, flag in args.needed if getattr(args, dest) is None]
+    if missing and not args.resume:
+        raise UserError(f"train {args.model}: {', '.join(missing)} required (unless --resume continues a run)")
     task = None if args.resume else args.task_class.from_args(args)
     summary = train(task, args.out, steps=steps, minutes=minutes, seed=args.seed, resume=args.resume,
                     device=args.device, backend=args.backend, eval_every=args.eval_every,

@@ -25,11 +25,6 @@ import math
 import torch
 from torch import nn
 
-import math
-
-import torch
-from torch import nn
-
 from ..fields.frequency import FrequencyEncoding
 from ..fields.hash_grid import HashEncoding
 from ..fields.mlp import MLP, trunc_exp

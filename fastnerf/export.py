@@ -1,0 +1,229 @@
+"""Students that leave Python: ``torch.export`` programs (``.pt2``) and ONNX files.
+
+The exported graph is the student's ``export_forward``: it takes ``c2w [B,4,4]`` float32
+camera-to-world matrices in the world frame ``fastnerf.data.load`` gives (B dynamic) and, for
+models whose ``export_takes_intrinsics`` is true (``lightfield``), ``intrinsics [B,4]`` = fx, fy,
+cx, cy in pixels; it returns ``rgb [B,H,W,3]`` in [0, 1], the size fixed at export. Ray-based
+models and the ``hybrid`` (whose custom ops march a data-dependent number of samples per ray,
+which neither format can hold) are refused with a ``UserError``.
+
+ONNX uses PyTorch's dynamo exporter; onnx, onnxscript and onnxruntime come with
+``pip install fastnerf[export]``. ``onnx_latency_ms`` times a file in onnxruntime with the
+protocol of ``fastnerf eval``'s ``latency_ms`` (5 warm-ups, the mean of 100 runs at batch 1).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import UserError
+
+FORMATS = ("onnx", "pt2")
+MAX_BATCH = 4096  # the dynamic batch dimension's upper bound in the exported graph
+LATENCY_WARMUP, LATENCY_REPEATS = 5, 100
+_WHY_NOT = {"hybrid": "it renders its feature image through fastnerf's custom ops (march_rays, composite), "
+                      "whose sample count per ray depends on the data; neither torch.export nor ONNX can hold that",
+            "nerf": "it is a volume-rendering teacher (custom ops, data-dependent sample counts)"}
+
+
+class ExportedRenderer(nn.Module):
+    """``forward(c2w [B,4,4] (, intrinsics [B,4])) -> rgb [B,H,W,3]``: the graph that is exported."""
+
+    def __init__(self, model: nn.Module, width: int, height: int):
+        super().__init__()
+        self.model = model
+        self.width, self.height = int(width), int(height)
+        self.takes_intrinsics = bool(getattr(model, "export_takes_intrinsics", False))
+
+    def forward(self, c2w: torch.Tensor, intrinsics: torch.Tensor | None = None) -> torch.Tensor:
+        if self.takes_intrinsics:
+            return self.model.export_forward(c2w, intrinsics, height=self.height, width=self.width)
+        return self.model.export_forward(c2w, intrinsics)
+
+
+def _check_exportable(model: nn.Module) -> str:
+    kind = getattr(model, "kind", type(model).__name__)
+    if kind in _WHY_NOT:
+        raise UserError(f"export: a {kind!r} model cannot be exported: {_WHY_NOT[kind]}; "
+                        "export a pose, shared or lightfield student")
+    if not hasattr(model, "export_forward"):
+        raise UserError(f"export: a {kind!r} model has no export_forward; exportable kinds: pose, shared, lightfield")
+    return kind
+
+
+def native_size(model: nn.Module) -> tuple[int, int]:
+    """``(width, height)`` a model renders by default: its ``image_width``/``image_height`` config."""
+    config = model.config() if hasattr(model, "config") else {}
+    if "image_width" in config and "image_height" in config:
+        return int(config["image_width"]), int(config["image_height"])
+    if "width" in config and "height" in config:
+        return int(config["width"]), int(config["height"])
+    raise UserError(f"export: cannot tell the image size of a {getattr(model, 'kind', '?')!r} model; give --size WxH")
+
+
+def camera_inputs(camera) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(c2w [B,4,4], intrinsics [B,4])`` of a single or batch ``fastnerf.cameras.Camera``: an exported graph's inputs."""
+    batch = camera.batch()
+    return batch.c2w, torch.stack([batch.fx, batch.fy, batch.cx, batch.cy], dim=-1)
+
+
+def example_inputs(width: int, height: int, batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(c2w [batch,4,4], intrinsics [batch,4])``: cameras 4 units from the origin looking at it, 50-degree field of view."""
+    from .cameras import look_at
+
+    angles = torch.arange(batch, dtype=torch.float32) * (2 * math.pi / max(batch, 3))
+    eyes = torch.stack([4 * torch.cos(angles), 4 * torch.sin(angles), torch.full_like(angles, 1.5)], -1)
+    c2w = look_at(eyes, torch.zeros_like(eyes))
+    focal = 0.5 * width / math.tan(math.radians(25.0))
+    intrinsics = torch.tensor([[focal, focal, width / 2, height / 2]] * batch)
+    return c2w, intrinsics
+
+
+def renderer_for(model: nn.Module, size: tuple[int, int] | None = None) -> ExportedRenderer:
+    """The ``ExportedRenderer`` of ``model`` at ``size = (width, height)`` (default: its own).
+
+    Raises UserError for a model that cannot be exported, or a size a fixed-size student cannot render.
+    """
+    kind = _check_exportable(model)
+    width, height = size if size is not None else native_size(model)
+    renderer = ExportedRenderer(model.eval(), width, height).eval()
+    if not renderer.takes_intrinsics:
+        c2w, intrinsics = (t.to(_device(model)) for t in example_inputs(width, height, batch=1))
+        with torch.no_grad():
+            produced = tuple(renderer(c2w, intrinsics).shape[1:3])
+        if produced != (height, width):
+            raise UserError(f"export: a {kind!r} student renders {produced[1]}x{produced[0]} images only, "
+                            f"not {width}x{height}; drop --size or use a lightfield student")
+    return renderer
+
+
+def _device(model: nn.Module) -> torch.device:
+    """Where ``model``'s tensors live (example inputs are made there)."""
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _inputs(renderer: ExportedRenderer, c2w, intrinsics) -> tuple:
+    return (c2w, intrinsics) if renderer.takes_intrinsics else (c2w,)
+
+
+def export_model(model: nn.Module, path, *, format: str = "onnx", size: tuple[int, int] | None = None) -> dict:
+    """Write ``model`` (a student) to ``path`` as ``format`` (``"onnx"`` or ``"pt2"``).
+
+    Returns ``dict(path, format, kind, width, height, inputs)``. The file is written to a
+    temporary name in the same folder and renamed, so a failed export leaves no partial file.
+    """
+    if format not in FORMATS:
+        raise UserError(f"export: format must be one of {FORMATS}, got {format!r}")
+    renderer = renderer_for(model, size)
+    c2w, intrinsics = (t.to(_device(model)) for t in example_inputs(renderer.width, renderer.height))
+    inputs = _inputs(renderer, c2w, intrinsics)
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    dynamic = {"c2w": {0: batch}, "intrinsics": {0: batch}} if renderer.takes_intrinsics else {"c2w": {0: batch}}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{format}")
+    os.close(handle)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporters' deprecation and "torchvision missing" chatter
+            if format == "pt2":
+                program = torch.export.export(renderer, inputs, dynamic_shapes=dynamic)
+                torch.export.save(program, temporary)
+            else:
+                _require_onnx()
+                names = ["c2w", "intrinsics"] if renderer.takes_intrinsics else ["c2w"]
+                torch.onnx.export(renderer, inputs, temporary, input_names=names, output_names=["rgb"],
+                                  dynamic_shapes=dynamic, dynamo=True, verbose=False,
+                                  external_data=False)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return {"path": str(path), "format": format, "kind": model.kind, "width": renderer.width,
+            "height": renderer.height,
+            "inputs": ["c2w [B,4,4]", "intrinsics [B,4]"] if renderer.takes_intrinsics else ["c2w [B,4,4]"]}
+
+
+def _require_onnx():
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError as error:
+        raise UserError(f"export: ONNX export needs onnx and onnxscript ({error}); "
+                        "pip install 'fastnerf[export]'") from None
+
+
+def export_run(run, path, *, format: str = "onnx", size: tuple[int, int] | None = None) -> dict:
+    """``export_model`` of the student in run folder (or checkpoint) ``run``."""
+    from .train import load_run
+
+    model, _ = load_run(run)
+    return export_model(model, path, format=format, size=size)
+
+
+# ------------------------------------------------------------------------------ running exported files
+def onnx_session(path, *, threads: int | None = None):
+    """An onnxruntime CPU session for ``path`` (``threads``: intra-op threads, default torch's)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UserError("onnxruntime is not installed; pip install 'fastnerf[export]'") from None
+    if not Path(path).is_file():
+        raise UserError(f"ONNX file {str(path)!r} does not exist")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = int(threads or torch.get_num_threads())
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _feeds(session, c2w: torch.Tensor, intrinsics: torch.Tensor | None) -> dict:
+    feeds = {}
+    for spec in session.get_inputs():
+        if spec.name == "c2w":
+            feeds["c2w"] = c2w.detach().to(torch.float32).cpu().contiguous().numpy()
+        elif spec.name == "intrinsics":
+            if intrinsics is None:
+                raise UserError("this ONNX file takes intrinsics [B,4] (fx, fy, cx, cy) as well as c2w")
+            feeds["intrinsics"] = intrinsics.detach().to(torch.float32).cpu().contiguous().numpy()
+        else:
+            raise UserError(f"ONNX file has an input {spec.name!r}; fastnerf exports take c2w (and intrinsics)")
+    return feeds
+
+
+def run_onnx(session_or_path, c2w: torch.Tensor, intrinsics: torch.Tensor | None = None) -> torch.Tensor:
+    """``rgb [B,H,W,3]`` from an ONNX file (or session) for ``c2w [B,4,4]`` (and ``intrinsics [B,4]``)."""
+    session = session_or_path if hasattr(session_or_path, "run") else onnx_session(session_or_path)
+    return torch.from_numpy(session.run(["rgb"], _feeds(session, c2w, intrinsics))[0])
+
+
+def run_pt2(path, c2w: torch.Tensor, intrinsics: torch.Tensor | None = None) -> torch.Tensor:
+    """``rgb [B,H,W,3]`` from a ``.pt2`` program written by ``export_model``."""
+    program = torch.export.load(str(path)).module()
+    inputs = [spec for spec in program.graph.nodes if spec.op == "placeholder"]
+    with torch.no_grad():
+        return program(c2w, intrinsics) if len(inputs) > 1 else program(c2w)
+
+
+def onnx_latency_ms(path, c2w: torch.Tensor, intrinsics: torch.Tensor | None = None, *,
+                    threads: int | None = None, warmup: int = LATENCY_WARMUP, repeats: int = LATENCY_REPEATS) -> float:
+    """Mean wall time (ms) of one onnxruntime run of ``path`` on ``c2w [1,4,4]`` (``intrinsics [1,4]``)
+    after ``warmup`` runs: ``latency_ms``'s protocol (first test camera, batch 1, 100 runs)."""
+    session = onnx_session(path, threads=threads)
+    feeds = _feeds(session, c2w, intrinsics)
+    for _ in range(warmup):
+        session.run(["rgb"], feeds)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        session.run(["rgb"], feeds)
+    return 1000.0 * (time.perf_counter() - start) / repeats
