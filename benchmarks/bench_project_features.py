@@ -1,6 +1,7 @@
 """project_features: points projected into V source views, C-channel feature maps sampled
 bilinearly (PixelNeRF's per-sample image features); forward and forward+backward (features),
-every backend beside the reference and the copy-bandwidth floor.
+every backend beside the reference and the copy-bandwidth floor. The fast_torch baseline is the
+reference itself: projection plus ``grid_sample``, what a user would write.
 python -m benchmarks.bench_project_features [--device cuda]"""
 
 import math
@@ -9,6 +10,7 @@ import torch
 
 from fastnerf.cameras import look_at
 from fastnerf.ops import project_features
+from fastnerf.reference.project_features import project_features as grid_sample_projection
 
 from . import harness
 
@@ -40,16 +42,17 @@ def case_for(n_points, n_views, channels, side) -> harness.Case:
 
 
 def calls_for(backend, inputs):
+    run_op = harness.op_for(backend, project_features, grid_sample_projection)
     points, c2w, intrinsics, features = inputs
     leaf = features.clone().requires_grad_()
     cotangent = torch.rand(features.shape[0], points.shape[0], features.shape[1], device=features.device)
 
     def forward():
         with torch.no_grad():
-            return project_features(points, c2w, intrinsics, features, backend=backend)
+            return run_op(points, c2w, intrinsics, features)
 
     def forward_backward():
-        project_features(points, c2w, intrinsics, leaf, backend=backend).backward(cotangent)
+        run_op(points, c2w, intrinsics, leaf).backward(cotangent)
 
     return {"fwd": forward, "fwd+bwd": forward_backward}
 

@@ -7,6 +7,8 @@ import torch
 import triton
 import triton.language as tl
 
+from ._common import is_finite
+
 MIN_DEPTH = 1e-6
 
 
@@ -16,9 +18,14 @@ def _taps(points_ptr, c2w_ptr, intrinsics_ptr, view, point, mask, height, width,
     m = c2w_ptr + view * 16
     k = intrinsics_ptr + view * 4
     row = point.to(tl.int64) * 3
-    dx = tl.load(points_ptr + row, mask=mask, other=0.0) - tl.load(m + 3)
-    dy = tl.load(points_ptr + row + 1, mask=mask, other=0.0) - tl.load(m + 7)
-    dz = tl.load(points_ptr + row + 2, mask=mask, other=0.0) - tl.load(m + 11)
+    px = tl.load(points_ptr + row, mask=mask, other=0.0)
+    py = tl.load(points_ptr + row + 1, mask=mask, other=0.0)
+    pz = tl.load(points_ptr + row + 2, mask=mask, other=0.0)
+    finite = is_finite(px) & is_finite(py) & is_finite(pz)  # non-finite points sample nothing
+    mask = mask & finite
+    dx = tl.where(finite, px, 0.0) - tl.load(m + 3)
+    dy = tl.where(finite, py, 0.0) - tl.load(m + 7)
+    dz = tl.where(finite, pz, 0.0) - tl.load(m + 11)
     qx = tl.load(m + 0) * dx + tl.load(m + 4) * dy + tl.load(m + 8) * dz
     qy = tl.load(m + 1) * dx + tl.load(m + 5) * dy + tl.load(m + 9) * dz
     depth = -(tl.load(m + 2) * dx + tl.load(m + 6) * dy + tl.load(m + 10) * dz)

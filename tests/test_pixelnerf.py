@@ -136,3 +136,25 @@ def test_task_trains_checkpoints_and_evaluates(tmp_path):
 
     with pytest.raises(UserError, match="source views"):
         render(model, scene.cameras[4])
+
+
+def test_cli_train_eval_render(tmp_path, capsys):
+    import json
+
+    from fastnerf.cli import main
+
+    data = make_scene_folder(tmp_path / "scenes")
+    run = tmp_path / "run"
+    assert main(["train", "pixelnerf", "--data", str(data), "--out", str(run), "--steps", "2", "--quiet",
+                 "--hidden", "16", "--scenes-per-step", "1", "--rays-per-scene", "16", "--threads", "1"]) == 0
+    assert main(["eval", str(run), "--split", "test", "--views", "2", "--json", str(tmp_path / "e.json")]) == 0
+    figures = json.loads((tmp_path / "e.json").read_text())
+    assert figures["views"] == 2 and figures["n_targets"] == 4 and "latency_ms" in figures
+    assert main(["eval", str(run), "--split", "test", "--source-views", "3,1", "--json", str(tmp_path / "s.json")]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["views"] == [3, 1]
+    assert main(["render", str(run), "--scene", str(data / "scene_0001"), "--source-views", "0,2", "--frames", "2",
+                 "--out", str(tmp_path / "orbit.gif")]) == 0
+    assert (tmp_path / "orbit.gif").is_file()
+    assert main(["render", str(run), "--frames", "2", "--out", str(tmp_path / "x.gif")]) == 2
+    assert "--scene" in capsys.readouterr().err
+    assert main(["eval", str(run), "--split", "test", "--source-views", "9"]) == 2

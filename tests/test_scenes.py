@@ -222,3 +222,15 @@ def test_parse_source_views_and_unknown_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no multi-scene dataset"):
         load_scenes(tmp_path / "empty", "train")
+
+
+def test_random_scenes_vary_and_fit_their_box():
+    from fastnerf.data.procedural.random_scenes import random_scene
+
+    scenes = [random_scene(seed) for seed in range(40)]
+    assert len({len(scene.objects) for scene in scenes}) >= 4  # 1 to 5 objects plus the plinth
+    assert len({type(o.shape).__name__ for scene in scenes for o in scene.objects}) >= 3
+    assert len({scene.key_direction for scene in scenes}) == 40
+    for scene in scenes:
+        aabb = scene.aabb
+        assert min(aabb[:2]) >= -1.1 and max(aabb[3:5]) <= 1.1 and aabb[2] >= -0.5 and aabb[5] <= 1.1, aabb

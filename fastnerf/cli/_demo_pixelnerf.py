@@ -70,10 +70,8 @@ def run(args: argparse.Namespace) -> int:
         table[views] = evaluate_scenes(model, test, n_views=views)
         scene = test[0]
         sources, targets = scene.choose_views(views)
-        encoded = model.encode_views(scene.images[sources], scene.cameras[sources])
         rendered = render(model, scene.cameras[targets[0]], views=(scene.images[sources], scene.cameras[sources]))
         rows.append((scene.images[sources], rendered["rgb"].cpu(), scene.images[targets[0]]))
-        del encoded
     _figure(rows, out / "views_1_2_3.png")
     scene = test[0]
     sources, _ = scene.choose_views(3)
