@@ -64,18 +64,25 @@ def test_a_minutes_budget_becomes_steps_and_resumes_bitwise(scene, tmp_path, mon
         assert torch.equal(a[key], by_steps["model"].state_dict()[key]), key
 
 
-def test_budget_decides_once_from_the_steps_after_the_first():
+def test_budget_decides_once_from_the_later_steps():
     budget = Budget(minutes=1.0)
     assert budget.total_steps is None and budget.running(10**6)
-    assert not budget.observe(1, 5.0)  # the first step (lazy initialisation) is not a rate sample
-    assert not budget.observe(2, 5.5)
-    assert budget.observe(3, 6.0)  # 10% of 60 s reached: 0.5 s per step -> 3 + 108 steps
-    assert budget.total_steps == 111 and not budget.running(111)
-    assert not budget.observe(4, 99.0) and budget.total_steps == 111  # decided once
-    assert Budget(minutes=1.0, steps=50).observe(3, 6.0) and Budget(steps=7).total_steps == 7
+    # a slow first step (3 s: lazy initialisation, grid warm-up), then 0.5 s per step
+    seconds = {step: 3.0 + 0.5 * (step - 1) for step in range(1, 40)}
+    decided = [step for step in range(1, 40) if budget.observe(step, seconds[step])]
+    assert decided == [25]  # 25% of 60 s trained
+    assert budget.seconds_per_step == 0.5  # the later half of the window: the slow start is not counted
+    assert budget.total_steps == 25 + 90 and not budget.running(115)
+    assert not budget.observe(26, 99.0) and budget.total_steps == 115  # decided once
+    capped = Budget(minutes=1.0, steps=50)
+    assert any(capped.observe(step, seconds[step]) for step in range(1, 40)) and capped.total_steps == 50
+    assert Budget(steps=7).total_steps == 7
     resumed = Budget.resumed(budget.state_dict(), minutes=2.0)
     assert resumed.total_steps == 240  # a new time budget at the recorded 0.5 s per step
-    assert Budget.resumed(budget.state_dict()).total_steps == 111
+    assert Budget.resumed(budget.state_dict()).total_steps == 115
+    fresh = Budget.resumed({"minutes": 1.0, "total_steps": None})  # killed before deciding
+    assert not fresh.observe(30, 40.0) and not fresh.observe(31, 40.5)  # needs 3 steps of this session
+    assert fresh.observe(32, 41.0) and fresh.total_steps == 32 + 38
 
 
 def test_devices_are_checked_against_the_machine():

@@ -4,9 +4,12 @@ Every schedule (learning rate, the switch to sub-rays, a student's fine-tuning p
 the step and the total step count only, never on the clock, so a run killed and resumed ends
 bitwise equal to one that never stopped. A minutes budget is therefore turned into a step count
 once, early in the run: after ``CALIBRATION_SHARE`` of the budget (at most ``CALIBRATION_MAX_S``
-seconds) the time per step so far, without the first step (lazy initialisation), decides how
-many steps fit. The count is recorded in the checkpoint; under torchrun rank 0 decides and
-broadcasts it, so every rank runs the same number of steps. The clock is read only to decide.
+seconds) the time per step over the second half of that window decides how many steps fit. The
+second half, because a run's first steps are slower than the rest (lazy initialisation; the
+teacher's occupancy-grid warm-up evaluates every cell): timing them from the start undercounted
+a 3-minute teacher by 30%. The count is recorded in the checkpoint; under torchrun rank 0
+decides and broadcasts it, so every rank runs the same number of steps. The clock is read only
+to decide.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import math
 
 from ..errors import UserError
 
-CALIBRATION_SHARE = 0.1
-CALIBRATION_MAX_S = 30.0
+CALIBRATION_SHARE = 0.25
+CALIBRATION_MAX_S = 60.0
 MIN_CALIBRATION_STEPS = 3
 
 
@@ -40,7 +43,7 @@ class Budget:
         self.minutes = None if minutes is None else float(minutes)
         self.seconds_per_step = seconds_per_step
         self.total_steps = total_steps if total_steps is not None else (self.steps if self.minutes is None else None)
-        self._first_step_seconds = None
+        self._clock = []  # (step, train_seconds) of this session while the count is undecided
 
     def running(self, step: int) -> bool:
         return self.total_steps is None or step < self.total_steps
@@ -50,15 +53,13 @@ class Budget:
         time to (``broadcast(int) -> int`` shares rank 0's decision). True when it was decided now."""
         if self.total_steps is not None:
             return False
-        if step == 1:
-            self._first_step_seconds = train_seconds
+        self._clock.append((step, train_seconds))
         budget_s = self.minutes * 60.0
-        ready = step >= MIN_CALIBRATION_STEPS and (
+        ready = len(self._clock) >= MIN_CALIBRATION_STEPS and (
             train_seconds >= min(CALIBRATION_SHARE * budget_s, CALIBRATION_MAX_S) or train_seconds >= budget_s)
         decision = -1
         if ready:
-            first = self._first_step_seconds if self._first_step_seconds is not None else 0.0
-            per_step = max((train_seconds - first) / max(step - 1, 1), 1e-9)
+            per_step = self._recent_seconds_per_step()
             total = step + max(0, math.floor((budget_s - train_seconds) / per_step))
             if self.steps is not None:
                 total = min(total, self.steps)
@@ -70,6 +71,15 @@ class Budget:
             return False
         self.total_steps = decision
         return True
+
+    def _recent_seconds_per_step(self) -> float:
+        """Seconds per step over the later half of the (step, seconds) pairs seen so far."""
+        (first_step, first_s), (step, seconds) = self._clock[0], self._clock[-1]
+        middle = (first_s + seconds) / 2
+        step_mid, seconds_mid = next((s, t) for s, t in self._clock if t >= middle)
+        if step_mid >= step:  # one long step: fall back to the whole window
+            step_mid, seconds_mid = first_step, first_s
+        return max((seconds - seconds_mid) / max(step - step_mid, 1), 1e-9)
 
     def state_dict(self) -> dict:
         return {"steps": self.steps, "minutes": self.minutes, "total_steps": self.total_steps,
