@@ -20,13 +20,15 @@ fi
 . .venv/bin/activate
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-if ! python -c "import torch" 2>/dev/null; then
+# Presence checks by find_spec and metadata: importing torch only to see that it is there would
+# cost seconds on every run. (`import fastnerf` would succeed from the checkout uninstalled.)
+installed() { python -c "import importlib.util as u, sys; sys.exit(not all(u.find_spec(m) for m in sys.argv[1:]))" "$@"; }
+if ! installed torch; then
   pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 fi
-# `import fastnerf` alone would succeed from the checkout without any install: ask pip's metadata.
-if ! python -c "import importlib.metadata as m, triton, hypothesis, setuptools, ninja; m.distribution('fastnerf')" 2>/dev/null; then
+if ! installed triton hypothesis setuptools ninja onnx onnxscript onnxruntime || ! python -c "import importlib.metadata as m; m.distribution('fastnerf')" 2>/dev/null; then
   pip install -q setuptools wheel ninja
-  FASTNERF_SKIP_EXT=1 pip install -q --no-build-isolation -e ".[test]"
+  FASTNERF_SKIP_EXT=1 pip install -q --no-build-isolation -e ".[test,export]"
 fi
 
 set +e

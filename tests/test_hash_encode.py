@@ -287,3 +287,75 @@ def test_double_backward_torch_only():
         out = hash_encode(x, table, n_min=2, n_max=8, backend=backend)
         with pytest.raises(RuntimeError, match="double backward"):
             torch.autograd.grad(out.sum(), x, create_graph=True)
+
+
+# ---- the CPU kernels' blocks, prefetch path, threads and skipped gradients (issue 15) -------------
+
+
+@pytest.mark.parametrize("features", [2, 3])
+def test_cpp_blocks_and_large_tables_match_the_reference(features):
+    # 700 points: two full 256-point blocks and a partial one. T = 2^17 rows of F floats is over
+    # 512 KB per level, so the kernels take their prefetching path; N = 16 and 35 are dense, 80
+    # is hashed. Outside-range and on-vertex coordinates are mixed in.
+    _skip_unless_available("cpp")
+    g = torch.Generator().manual_seed(15)
+    x = torch.rand(700, 3, generator=g)
+    x[::7, 0] = -0.2
+    x[::11, 1] = 1.3
+    x[::13, 2] = torch.floor(x[::13, 2] * 40) / 40
+    table = torch.randn(3, 2**17, features, generator=g)
+    fast_x, fast_t = x.clone().requires_grad_(), table.clone().requires_grad_()
+    ref_x, ref_t = x.clone().requires_grad_(), table.clone().requires_grad_()
+    fast = hash_encode(fast_x, fast_t, n_min=16, n_max=80, backend="cpp")
+    ref = reference.hash_encode(ref_x, ref_t, n_min=16, n_max=80)
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+    cotangent = torch.randn(ref.shape, generator=g)
+    for got, want in zip(torch.autograd.grad(fast, (fast_x, fast_t), cotangent),
+                         torch.autograd.grad(ref, (ref_x, ref_t), cotangent)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * max(1.0, float(want.abs().max())))
+
+
+def test_cpp_results_do_not_depend_on_the_thread_count():
+    # The forward and x gradient split points, the table gradient splits levels between threads:
+    # every sum keeps its order, so 1 and 2 threads give the same bits.
+    _skip_unless_available("cpp")
+    g = torch.Generator().manual_seed(16)
+    x = torch.rand(3000, 3, generator=g)
+    table = torch.randn(5, 2**12, 2, generator=g)
+    cotangent = torch.randn(3000, 10, generator=g)
+    before = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            x_g, t_g = x.clone().requires_grad_(), table.clone().requires_grad_()
+            out = hash_encode(x_g, t_g, n_min=4, n_max=300, backend="cpp")
+            results.append((out.detach(), *torch.autograd.grad(out, (x_g, t_g), cotangent)))
+    finally:
+        torch.set_num_threads(before)
+    for one, two in zip(*results):
+        assert torch.equal(one, two)
+    assert results[0][2].abs().sum() > 0 and results[0][1].abs().sum() > 0
+
+
+def test_cpp_frozen_table_gets_no_table_gradient():
+    # A frozen table (a student's backbone): only x's gradient is computed, and it is the one
+    # the full backward gives.
+    _skip_unless_available("cpp")
+    g = torch.Generator().manual_seed(17)
+    x = (torch.rand(50, 3, generator=g, dtype=torch.float64) * 0.9 + 0.05).requires_grad_()
+    table = torch.randn(3, 64, 2, generator=g, dtype=torch.float64)
+    out = hash_encode(x, table, n_min=2, n_max=8, backend="cpp")
+    (grad_x,) = torch.autograd.grad(out.square().sum(), x)
+    ref_x = x.detach().clone().requires_grad_()
+    (want,) = torch.autograd.grad(reference.hash_encode(ref_x, table, n_min=2, n_max=8).square().sum(), ref_x)
+    torch.testing.assert_close(grad_x, want, rtol=1e-9, atol=1e-9)
+
+    grad_out = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    resolutions = reference.level_resolutions(3, 2, 8)
+    op = torch.ops.fastnerf.hash_encode_bwd
+    gx_skip, gt_skip = op(grad_out, x.detach(), table, resolutions, True, False)
+    gx_full, gt_full = op(grad_out, x.detach(), table, resolutions, True, True)
+    assert gt_skip.numel() == 0 and gt_full.shape == table.shape and gt_full.abs().sum() > 0
+    assert torch.equal(gx_skip, gx_full)
+    torch.library.opcheck(op.default, (grad_out, x.detach(), table, resolutions, True, False))

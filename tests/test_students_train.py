@@ -44,8 +44,8 @@ def teacher(request, tmp_path_factory):
 
 
 def student_task(teacher, kind, **options):
-    return StudentTask(teacher=str(teacher), kind=kind, model=TINY[kind], settings=SETTINGS[kind], pool_size=4,
-                       initial_views=2, fresh_ratio=0.5, eval_views=1, **options)
+    pool = {"pool_size": 4, "initial_views": 2, "fresh_ratio": 0.5, "eval_views": 1, **options}
+    return StudentTask(teacher=str(teacher), kind=kind, model=TINY[kind], settings=SETTINGS[kind], **pool)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -103,3 +103,19 @@ def test_bad_student_options_are_user_errors(tmp_path, capsys):
     assert main(["train", "student", "--teacher", str(tmp_path / "none"), "--kind", "pose", "--out",
                  str(tmp_path / "s"), "--steps", "1", "--quiet"]) == 2
     assert "no checkpoint found" in capsys.readouterr().err
+
+
+def test_a_saved_pool_starts_a_run_and_a_resume_needs_it_no_more(tmp_path):
+    from fastnerf.distill import ViewPool, sampler_for
+
+    teacher = teacher_run(tmp_path, "blender")
+    model, checkpoint = load_run(teacher, device="cpu")
+    data = load(checkpoint["dataset"]["path"], "train")
+    pool = ViewPool(model, sampler_for(data), data, capacity=3)
+    pool.fill(torch.Generator().manual_seed(0))
+    path = pool.save(tmp_path / "pool.pt")
+    summary = train(student_task(teacher, "pose", pool_file=str(path), fresh_ratio=0.0), tmp_path / "pose", steps=2, progress=False, eval_every=0)
+    assert summary["teacher_views_rendered"] == 3 and summary["pool_views"] == 3  # the file's views, none new
+    path.unlink()
+    resumed = train(None, tmp_path / "pose", steps=3, resume=True, progress=False, eval_every=0)
+    assert resumed["steps"] == 3 and resumed["pool_views"] == 3

@@ -157,7 +157,7 @@ inline void dispatch_features(int64_t features, const Fn& fn) {
 }
 
 // CUDA launchers (hash_encode_cuda.cu); `stream` is a cudaStream_t. Return 0 or a cudaError_t.
-// grad_x may be null (x needs no gradient).
+// grad_x / grad_table may be null (that input needs no gradient).
 template <typename scalar_t>
 int hash_encode_forward_cuda(const HashEncodeArgs<scalar_t>& args, scalar_t* out, void* stream);
 template <typename scalar_t>

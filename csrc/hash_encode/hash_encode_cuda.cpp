@@ -15,10 +15,10 @@ at::Tensor hash_encode_cuda(const at::Tensor& x, const at::Tensor& table, at::In
 
 std::tuple<at::Tensor, at::Tensor> hash_encode_bwd_cuda(const at::Tensor& grad_out, const at::Tensor& x,
                                                         const at::Tensor& table, at::IntArrayRef resolutions,
-                                                        bool x_requires_grad) {
+                                                        bool x_requires_grad, bool table_requires_grad) {
   const c10::cuda::CUDAGuard guard(x.device());
   return hash_encode_backward_impl(
-      grad_out, x, table, resolutions, x_requires_grad,
+      grad_out, x, table, resolutions, x_requires_grad, table_requires_grad,
       [](const auto& args, const auto* grad_out_ptr, auto* grad_table, auto* grad_x) {
         check_launch(hash_encode_backward_cuda(args, grad_out_ptr, grad_table, grad_x, current_stream()),
                      "hash_encode_bwd");

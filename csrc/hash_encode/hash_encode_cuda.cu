@@ -1,5 +1,6 @@
 // hash_encode: CUDA kernels and launchers, one thread per (point, level) running the shared
-// per-point math; grid.y is the level. Table (and x) gradients by atomicAdd.
+// per-point math; grid.y is the level. Table (and x) gradients by atomicAdd; either may be null
+// (not required).
 // No torch headers: nvcc compiles this on any machine.
 #include <cuda_runtime.h>
 
@@ -35,7 +36,7 @@ __global__ void hash_backward_kernel(const HashEncodeArgs<scalar_t> args, const 
   const int64_t point = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const int level = int(blockIdx.y);
   if (point >= args.n_points || level >= args.n_levels) return;
-  hash_backward_table_point_level<kFeatures, AtomicAdd>(args, grad_out, point, level, grad_table);
+  if (grad_table != nullptr) hash_backward_table_point_level<kFeatures, AtomicAdd>(args, grad_out, point, level, grad_table);
   if (grad_x != nullptr) {
     scalar_t sum[3] = {scalar_t(0), scalar_t(0), scalar_t(0)};
     hash_backward_x_point_level<kFeatures>(args, grad_out, point, level, sum);

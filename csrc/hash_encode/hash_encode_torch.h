@@ -66,11 +66,13 @@ at::Tensor hash_encode_forward_impl(const at::Tensor& x, const at::Tensor& table
 }
 
 // launch: a generic callable taking `(const HashEncodeArgs<scalar_t>&, const scalar_t* grad_out,
-// scalar_t* grad_table [L, T, F] (zeroed), scalar_t* grad_x [N, 3] (zeroed) or nullptr)`.
+// scalar_t* grad_table [L, T, F] (zeroed) or nullptr, scalar_t* grad_x [N, 3] (zeroed) or nullptr)`.
+// A gradient that is not required is not computed: grad_x is then zeros, grad_table an empty [0].
 template <typename Launch>
 std::tuple<at::Tensor, at::Tensor> hash_encode_backward_impl(const at::Tensor& grad_out, const at::Tensor& x,
                                                              const at::Tensor& table, at::IntArrayRef resolutions,
-                                                             bool x_requires_grad, const Launch& launch) {
+                                                             bool x_requires_grad, bool table_requires_grad,
+                                                             const Launch& launch) {
   const auto in = check_hash_encode_inputs(x, table, resolutions);
   const int64_t N = in.x.size(0), L = in.table.size(0), F = in.table.size(2);
   TORCH_CHECK(grad_out.dim() == 2 && grad_out.size(0) == N && grad_out.size(1) == L * F,
@@ -78,12 +80,13 @@ std::tuple<at::Tensor, at::Tensor> hash_encode_backward_impl(const at::Tensor& g
   TORCH_CHECK(grad_out.device() == in.x.device(), "grad_out must be on ", in.x.device());
   check_float(grad_out, "grad_out", in.x.scalar_type());
   const at::Tensor grad_out_c = grad_out.contiguous();
-  auto grad_table = at::zeros_like(in.table);
+  auto grad_table = table_requires_grad ? at::zeros_like(in.table) : at::empty({0}, in.table.options());
   auto grad_x = at::zeros_like(in.x);
-  if (N == 0) return {grad_x, grad_table};
+  if (N == 0 || !(x_requires_grad || table_requires_grad)) return {grad_x, grad_table};
   AT_DISPATCH_FLOATING_TYPES(in.x.scalar_type(), "hash_encode_bwd", [&] {
     launch(hash_encode_args<scalar_t>(in, resolutions), grad_out_c.data_ptr<scalar_t>(),
-           grad_table.data_ptr<scalar_t>(), x_requires_grad ? grad_x.data_ptr<scalar_t>() : nullptr);
+           table_requires_grad ? grad_table.data_ptr<scalar_t>() : nullptr,
+           x_requires_grad ? grad_x.data_ptr<scalar_t>() : nullptr);
   });
   return {grad_x, grad_table};
 }

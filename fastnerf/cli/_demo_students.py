@@ -8,8 +8,6 @@ import json
 import time
 from pathlib import Path
 
-import torch
-
 # Minutes of training: the teacher, then each student (its teacher views included).
 BUDGETS = {"full": {"teacher": 3.0, "student": 1.25, "pool": 48},
            "quick": {"teacher": 1.0, "student": 0.4, "pool": 24}}
@@ -17,13 +15,14 @@ KIND_ORDER = ("pose", "hybrid", "shared")  # the report's order; kinds registere
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("students demo")
+    group = parser  # the dispatcher's view of the demo parser (``cli/demo.py``)
+    group.add_argument("--out", default="fastnerf-demo", metavar="DIR", help="output folder (default fastnerf-demo)")
     group.add_argument("--scene", default=None, help="built-in scene (default: the first of SCENES)")
     group.add_argument("--res", type=int, default=100, metavar="R", help="image size R x R (default 100)")
-    group.add_argument("--frames", type=int, default=30, help="orbit GIF frames (default 30)")
-    group.add_argument("--encoding", choices=("hash", "frequency"), default="hash", help="the teacher's encoding")
+    group.add_argument("--frames", type=int, default=30, metavar="N", help="orbit GIF frames (default 30)")
     group.add_argument("--minutes", type=float, default=None, metavar="M", help="teacher minutes (default 3; quick 1)")
     group.add_argument("--steps", type=int, default=None, metavar="N", help="teacher steps instead of minutes")
+    group.add_argument("--encoding", choices=("hash", "frequency"), default="hash", help="the teacher's encoding")
     group.add_argument("--student-minutes", type=float, default=None, metavar="M",
                        help="minutes per student (default 1.25; quick 0.4)")
     group.add_argument("--student-steps", type=int, default=None, metavar="N", help="steps per student instead")
@@ -50,11 +49,12 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import UserError
     from ..train.denormals import flushed_denormals
 
+    res = args.res
     scene = args.scene or SCENES[0]
     if scene not in SCENES:
         raise UserError(f"unknown scene {scene!r}; built-in scenes are: {', '.join(SCENES)}")
-    if args.res < 16:
-        raise UserError(f"--res must be at least 16, got {args.res}")
+    if res < 16:
+        raise UserError(f"--res must be at least 16, got {res}")
     kinds = student_kinds(args.kinds)
     budget = BUDGETS["quick" if args.quick else "full"]
     out = Path(args.out)
@@ -74,12 +74,15 @@ def run(args: argparse.Namespace) -> int:
         rows = _compare(args, teacher, students, train, test, out)
         frames = _orbit(args, scene, teacher, students, out)
     rows["teacher"].update(steps=teacher_summary["steps"])
+    truth_flicker = frames.pop("truth")
     for name, flick in frames.items():
         rows[name]["flicker"] = flick
     total = time.perf_counter() - started
     (out / "demo.json").write_text(json.dumps({"scene": scene, "res": args.res, "seconds": round(total, 1),
-                                               "rows": rows}, indent=2))
+                                               "truth_flicker": truth_flicker, "rows": rows}, indent=2))
     _print_table(scene, rows)
+    print(f"flicker: mean absolute change between consecutive orbit frames ({args.frames}); the truth's own is "
+          f"{truth_flicker:.4f}")
     print(f"wrote {out / 'orbit.gif'} (truth | teacher | {' | '.join(kinds)}), {out / 'test_view.png'}, "
           f"test renders in {out / 'test'}, runs in {out}; {total / 60:.1f} minutes in all")
     return 0
@@ -97,6 +100,8 @@ def _train_teacher(args, data, run_dir, budget):
 
 
 def _render_pool(args, teacher, data, path, n_views):
+    import torch
+
     from ..data import load
     from ..distill import ViewPool, sampler_for
 
@@ -126,6 +131,7 @@ def _train_student(args, kind, out, pool_file, budget):
 # ------------------------------------------------------------------------------ figures
 def _compare(args, teacher, students, train, test, out):
     import imageio.v2 as imageio
+    import torch
 
     from .. import metrics
     from ..distill.diagnostics import nearest_view_baseline
@@ -162,6 +168,7 @@ def _compare(args, teacher, students, train, test, out):
 def _orbit(args, scene, teacher, students, out):
     """Side-by-side orbit GIF (truth | teacher | students); returns each renderer's flicker."""
     import imageio.v2 as imageio
+    import torch
 
     from ..cameras import orbit_path
     from ..data.procedural import CAMERA_RADIUS, FOV_X, TEST_ELEVATION_DEG
@@ -179,14 +186,16 @@ def _orbit(args, scene, teacher, students, out):
     names = list(frames)
     gif = [_labelled(torch.stack([frames[n][i] for n in names]), names) for i in range(args.frames)]
     imageio.mimsave(out / "orbit.gif", gif, duration=1000.0 / 12, loop=0)
-    return {name: round(flicker(images), 4) for name, images in frames.items() if name != "truth"}
+    return {name: round(flicker(images), 4) for name, images in frames.items()}
 
 
-def _to_uint8(image: torch.Tensor):
+def _to_uint8(image):  # [..., 3] float tensor in [0, 1] -> uint8 array
+    import torch
+
     return (image.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
 
 
-def _labelled(panels: torch.Tensor, names: list[str]):
+def _labelled(panels, names: list[str]):
     """``panels [P,H,W,3]`` side by side under a strip with their names -> uint8 ``[H+12, P*W, 3]``."""
     import numpy as np
     from PIL import Image, ImageDraw

@@ -27,6 +27,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--dense-samples", type=int, default=None, metavar="N",
                         help="render as vanilla NeRF: N evenly spaced samples per ray, no occupancy grid, no "
                         "early termination (256 = NeRF's 64 coarse + 192 fine)")
+    parser.add_argument("--views", type=int, default=None, metavar="K",
+                        help="image-conditioned runs (pixelnerf): K source views per held-out scene (default 1)")
+    parser.add_argument("--source-views", default=None, metavar="I,J",
+                        help="pixelnerf: these view indices as sources (e.g. SRN 64,104; DTU 22,25,28)")
     parser.add_argument("--latency-renders", type=int, default=100, metavar="N",
                         help="timed renders for latency_ms (default 100; 5 for a renderer slower than 1 s)")
     parser.add_argument("--onnx", default=None, metavar="FILE",
@@ -42,6 +46,11 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     apply_threads(args)
     import torch
+
+    from ._pixelnerf import is_multi_scene_run, run_eval as run_multi_scene_eval
+
+    if args.views is not None or args.source_views is not None or is_multi_scene_run(args.run):
+        return run_multi_scene_eval(args)
 
     from ..rendering import model_device
     from ..timing import latency_ms

@@ -24,6 +24,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--size", default=None, metavar="WxH", help="image size (default: the run's)")
     parser.add_argument("--data", default=None, metavar="DIR", help="dataset for the cameras (default: the run's)")
     parser.add_argument("--downscale", type=int, default=None, metavar="K", help="default: the run's")
+    parser.add_argument("--scene", default=None, metavar="DIR",
+                        help="pixelnerf: the scene whose source views condition the render")
+    parser.add_argument("--source-views", default=None, metavar="I,J", help="pixelnerf: source view indices (default 0)")
     parser.add_argument("--fps", type=float, default=12.0)
     parser.add_argument("--out", required=True, metavar="FILE.gif|FILE.mp4|DIR")
     parser.add_argument("--backend", default=None)
@@ -99,6 +102,11 @@ def write_frames(frames: torch.Tensor, out: Path, fps: float) -> None:
 def run(args: argparse.Namespace) -> int:
     apply_threads(args)
     from ..rendering import render
+
+    from ._pixelnerf import is_multi_scene_run, run_render as run_scene_render
+
+    if args.scene is not None or is_multi_scene_run(args.run):
+        return run_scene_render(args)
 
     model, _, dataset, _, _ = load_run_and_data(args, "test" if args.path == "test" else "train")
     config = model.config()

@@ -5,6 +5,7 @@ from .composite import CompositeResult, composite
 from .freq_encode import freq_encode
 from .hash_encode import hash_encode
 from .march_rays import march_rays
+from .project_features import project_features
 from .ray_aabb import ray_aabb
 
-__all__ = ["CompositeResult", "composite", "freq_encode", "hash_encode", "march_rays", "ray_aabb"]
+__all__ = ["CompositeResult", "composite", "freq_encode", "hash_encode", "march_rays", "project_features", "ray_aabb"]

@@ -77,8 +77,9 @@ def _fake_forward(x, table, resolutions):
     return table.new_empty(x.shape[0], table.shape[0] * table.shape[2])
 
 
-def _fake_backward(grad_out, x, table, resolutions, x_requires_grad):
-    return x.new_empty(x.shape), table.new_empty(table.shape)
+def _fake_backward(grad_out, x, table, resolutions, x_requires_grad, table_requires_grad=True):
+    # A table gradient that is not required is not computed: an empty [0] stands in for it.
+    return x.new_empty(x.shape), table.new_empty(table.shape if table_requires_grad else (0,))
 
 
 def _setup_context(ctx, inputs, output):
@@ -97,14 +98,17 @@ def _refuse_double_backward():
         )
 
 
-def _autograd_with(backward_op):
+def _autograd_with(backward_op, *, skips_table=False):
     # First order only: the backward ops are not themselves differentiable (double backward,
-    # e.g. an eikonal loss trained through the table, needs backend="torch").
+    # e.g. an eikonal loss trained through the table, needs backend="torch"). skips_table: the op
+    # takes table_requires_grad and leaves out the table gradient (a frozen table) when False.
     def backward(ctx, grad_out):
         _refuse_double_backward()
         x, table = ctx.saved_tensors
-        grad_x, grad_table = backward_op(grad_out.contiguous(), x, table, ctx.resolutions, ctx.needs_input_grad[0])
-        return (grad_x if ctx.needs_input_grad[0] else None), grad_table, None
+        x_needs, table_needs = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        flags = (x_needs, table_needs) if skips_table else (x_needs,)
+        grad_x, grad_table = backward_op(grad_out.contiguous(), x, table, ctx.resolutions, *flags)
+        return (grad_x if x_needs else None), (grad_table if table_needs else None), None
 
     return backward
 
@@ -114,7 +118,9 @@ def _register_native():
     torch.library.register_fake("fastnerf::hash_encode")(_fake_forward)
     torch.library.register_fake("fastnerf::hash_encode_bwd")(_fake_backward)
     torch.library.register_autograd(
-        "fastnerf::hash_encode", _autograd_with(torch.ops.fastnerf.hash_encode_bwd), setup_context=_setup_context
+        "fastnerf::hash_encode",
+        _autograd_with(torch.ops.fastnerf.hash_encode_bwd, skips_table=True),
+        setup_context=_setup_context,
     )
 
 

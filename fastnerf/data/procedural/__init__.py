@@ -28,20 +28,20 @@ NEAR, FAR = 2.0, 6.0
 TEST_ELEVATION_DEG = 30.0
 
 
-def random_sphere_cameras(n: int, res: int, generator: torch.Generator) -> Camera:
-    """``n`` cameras at distance 4 looking at the origin, directions uniform over the band
+def random_sphere_cameras(n: int, res: int, generator: torch.Generator, radius: float = CAMERA_RADIUS) -> Camera:
+    """``n`` cameras at distance ``radius`` looking at the origin, directions uniform over the band
     from -10 to 80 degrees elevation."""
     azimuth = torch.rand(n, generator=generator, dtype=torch.float64) * 2 * math.pi
     low, high = math.sin(math.radians(-10)), math.sin(math.radians(80))
     height = low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
     ring = torch.sqrt(1 - height**2)
-    eye = CAMERA_RADIUS * torch.stack([ring * torch.cos(azimuth), ring * torch.sin(azimuth), height], -1)
+    eye = radius * torch.stack([ring * torch.cos(azimuth), ring * torch.sin(azimuth), height], -1)
     return Camera.from_fov(look_at(eye, (0.0, 0.0, 0.0)), res, res, FOV_X)
 
 
 def write_scene(scene: Scene, out_dir: Path, *, n_train: int, n_val: int, n_test: int, res: int, seed: int,
-                samples_per_axis: int = 3) -> Path:
-    """Render ``scene`` from train / val / test cameras into ``out_dir`` (Blender format)."""
+                samples_per_axis: int = 3, radius: float = CAMERA_RADIUS, near: float = NEAR, far: float = FAR) -> Path:
+    """Render ``scene`` from train / val / test cameras at distance ``radius`` into ``out_dir`` (Blender format)."""
     for name, count in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test), ("res", res)):
         if isinstance(count, bool) or not isinstance(count, int) or count < (1 if name in ("n_train", "res") else 0):
             raise UserError(f"{name} must be a {'positive' if name in ('n_train', 'res') else 'non-negative'} integer, got {count!r}")
@@ -49,15 +49,15 @@ def write_scene(scene: Scene, out_dir: Path, *, n_train: int, n_val: int, n_test
     out_dir.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(seed)
     splits = {
-        "train": random_sphere_cameras(n_train, res, generator),
-        "val": random_sphere_cameras(n_val, res, generator) if n_val else None,
-        "test": orbit_path(n_test, CAMERA_RADIUS, TEST_ELEVATION_DEG, res, res, FOV_X) if n_test else None,
+        "train": random_sphere_cameras(n_train, res, generator, radius),
+        "val": random_sphere_cameras(n_val, res, generator, radius) if n_val else None,
+        "test": orbit_path(n_test, radius, TEST_ELEVATION_DEG, res, res, FOV_X) if n_test else None,
     }
     for split, cameras in splits.items():
         if cameras is None:
             continue
         images = render(scene, cameras, samples_per_axis=samples_per_axis)
-        write_blender(out_dir, split, images, cameras, aabb=scene.aabb, near=NEAR, far=FAR)
+        write_blender(out_dir, split, images, cameras, aabb=scene.aabb, near=near, far=far)
     return out_dir
 
 
@@ -79,8 +79,10 @@ def make_random_scenes(n: int, out_dir, *, seed: int, n_train: int = 24, n_val: 
     """Write ``n`` randomised scenes (``out_dir/scene_0000``, ...) for multi-scene models (PixelNeRF).
 
     Scene k is drawn from ``seed`` and k alone, so adding scenes never changes earlier ones.
+    Cameras are closer than for the named scenes (``random_scenes.CAMERA_RADIUS``), so the
+    objects fill the small images.
     """
-    from .random_scenes import random_scene
+    from .random_scenes import CAMERA_RADIUS as RANDOM_RADIUS, FAR as RANDOM_FAR, NEAR as RANDOM_NEAR, random_scene
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise UserError(f"the number of random scenes must be a positive integer, got {n!r}")
@@ -89,7 +91,8 @@ def make_random_scenes(n: int, out_dir, *, seed: int, n_train: int = 24, n_val: 
     for k in range(n):
         scene_seed = seed * 100_003 + k
         paths.append(write_scene(random_scene(scene_seed), out_dir / f"scene_{k:04d}", n_train=n_train, n_val=n_val,
-                                 n_test=n_test, res=res, seed=scene_seed, samples_per_axis=samples_per_axis))
+                                 n_test=n_test, res=res, seed=scene_seed, samples_per_axis=samples_per_axis,
+                                 radius=RANDOM_RADIUS, near=RANDOM_NEAR, far=RANDOM_FAR))
     return paths
 
 

@@ -144,13 +144,17 @@ class HybridStudent(nn.Module):
     def density(self, positions: torch.Tensor, *, backend=None) -> torch.Tensor:  # [S,3] -> [S]
         return self._geometry(positions, backend)[0]
 
-    def field(self, positions: torch.Tensor, directions: torch.Tensor, *, backend=None):
-        """``(sigma [S], features [S,M])`` at ``positions [S,3]`` seen along ``directions [S,3]``."""
-        sigmas, geo = self._geometry(positions, backend)
+    def features(self, geo: torch.Tensor, directions: torch.Tensor, *, backend=None) -> torch.Tensor:
+        """``features [S,M]`` (the first 3 a colour in [0, 1]) from geometry ``geo [S,G]`` seen along ``directions [S,3]``."""
         directions = directions / directions.norm(dim=-1, keepdim=True).clamp(min=1e-12)
         view = self.direction_encoding(directions, backend=backend)
         features = self.feature_mlp(torch.cat([geo, view], dim=-1))
-        return sigmas, torch.cat([torch.sigmoid(features[:, :3]), features[:, 3:]], dim=1)
+        return torch.cat([torch.sigmoid(features[:, :3]), features[:, 3:]], dim=1)
+
+    def field(self, positions: torch.Tensor, directions: torch.Tensor, *, backend=None):
+        """``(sigma [S], features [S,M])`` at ``positions [S,3]`` seen along ``directions [S,3]``."""
+        sigmas, geo = self._geometry(positions, backend)
+        return sigmas, self.features(geo, directions, backend=backend)
 
     @torch.no_grad()
     def update_grid(self, *, step: int, generator=None, reduce=None, backend=None) -> None:
@@ -168,9 +172,15 @@ class HybridStudent(nn.Module):
         def field(positions, directions):
             return self.field(positions, directions, backend=backend)
 
+        def geometry(positions):  # inference: features only where a sample is visible
+            return self._geometry(positions, backend)
+
+        def features(geo, directions):
+            return self.features(geo, directions, backend=backend)
+
         dense = self.samples if self.sampling == "dense" else None
         out = render_rays(field, rays_o, rays_d, self.grid, step_size=self.step_size, train=train, generator=generator,
-                          backend=backend, dense_samples=dense)
+                          backend=backend, dense_samples=dense, stages=(geometry, features))
         return out["values"] + (1.0 - out["opacity"][:, None]) * self.background_feature
 
     def feature_camera(self, camera: Camera) -> Camera:

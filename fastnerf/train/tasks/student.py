@@ -170,8 +170,6 @@ class StudentTask(Task):
                              fresh_ratio=self.args["fresh_ratio"], real_fraction=self.args["real_fraction"],
                              render_batch=self.args["render_batch"], supersample=self.args["teacher_supersample"],
                              backend=ctx.backend, device=ctx.device)
-        if self.args["pool_file"]:
-            self.pool.load(self.args["pool_file"])
         if self._pending_pool_state is not None:
             self.pool.load_state_dict(self._pending_pool_state)
             self._pending_pool_state = None
@@ -194,8 +192,11 @@ class StudentTask(Task):
 
     def loss(self, model, step: int, ctx):
         pool = self.pool
-        if len(pool) == 0:  # the first step renders the initial views (counted in the budget)
-            pool.render_views(min(self.args["initial_views"], pool.capacity), ctx.generator, progress=False)
+        if len(pool) == 0:  # the first step (not a resumed one) fills it, counted in the budget
+            if self.args["pool_file"]:
+                pool.load(self.args["pool_file"])
+            else:
+                pool.render_views(min(self.args["initial_views"], pool.capacity), ctx.generator, progress=False)
         settings = {k: v for k, v in self.settings.items() if k not in ENGINE_SETTINGS}
         return model.distill_loss(pool, ctx.generator, step=step, backend=ctx.backend, total_steps=ctx.total_steps,
                                   **settings)

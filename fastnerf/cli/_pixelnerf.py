@@ -1,0 +1,113 @@
+"""The multi-scene side of ``fastnerf eval`` / ``render`` / ``demo`` (PixelNeRF runs).
+
+``eval`` and ``render`` call ``run_eval`` / ``run_render`` here when the run was trained on a
+multi-scene dataset (its checkpoint says ``"multi_scene"``) or ``--views`` / ``--scene`` is given;
+``demo pixelnerf`` calls ``demo(args)``. The underscore keeps the dispatcher from registering it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+
+
+def is_multi_scene_run(run) -> bool:
+    from ..train.checkpoint import load_checkpoint
+
+    return bool(load_checkpoint(run, map_location="cpu").get("dataset", {}).get("multi_scene"))
+
+
+def _eval_one(model, dataset, args, views, source_views, mode) -> dict:
+    from ..train.scene_eval import evaluate_scenes
+
+    return evaluate_scenes(model, dataset, n_views=views, source_views=source_views, backend=args.backend,
+                           mode=mode, max_targets=getattr(args, "max_targets", None), progress=True)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """``fastnerf eval RUN --data SCENES --split test --views K [--source-views I,J] [--json F]``."""
+    from ..data import load_scenes
+    from ..data.scenes import parse_source_views
+    from ..train import load_run
+
+    model, checkpoint = load_run(args.run, device=getattr(args, "device", None))
+    if not hasattr(model, "encode_views"):
+        raise UserError(f"{args.run}: --views and --source-views apply to image-conditioned runs (pixelnerf); "
+                        f"this is a {checkpoint['model_kind']!r} run")
+    info = checkpoint.get("dataset", {})
+    data = args.data or info.get("path")
+    downscale = args.downscale or info.get("downscale", 1)
+    dataset = load_scenes(data, args.split, downscale=downscale)
+    source_views = parse_source_views(getattr(args, "source_views", None))
+    views = getattr(args, "views", None) or 1
+    mode = "dense" if getattr(args, "dense_samples", None) else None
+    start = time.perf_counter()
+    result = _eval_one(model, dataset, args, views, source_views, mode)
+    figures = {"run": str(args.run), "kind": checkpoint["model_kind"], "data": str(data), "split": args.split,
+               "format": dataset.format, "downscale": downscale, "step": checkpoint["step"],
+               "threads": torch.get_num_threads(), "seconds": round(time.perf_counter() - start, 2), **result}
+    masked = result["psnr_masked"]
+    print(f"{args.split}: {result['n_scenes']} scenes, {result['n_targets']} targets, views {result['views']}  "
+          f"PSNR {result['psnr']:.2f} dB" + (f" (object {masked:.2f})" if masked is not None else "")
+          + (f"  SSIM {result['ssim']:.4f}" if result["ssim"] is not None else "")
+          + f"  nearest-source baseline {result['baseline_psnr']:.2f} dB  latency {result['latency_ms']:.1f} ms"
+          f"  {result['evals_per_pixel']:.1f} field evaluations / pixel")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+    return 0
+
+
+def run_render(args: argparse.Namespace) -> int:
+    """``fastnerf render RUN --scene DIR --source-views 0,3 --path orbit --out FILE.gif``."""
+    from ..cli.render import path_cameras, write_frames
+    from ..data import load
+    from ..data.scenes import load_scenes, parse_source_views
+    from ..rendering import render
+    from ..train import load_run
+
+    if args.scene is None:
+        raise UserError(f"{args.run} renders from source views: give --scene DIR (and --source-views I,J)")
+    model, checkpoint = load_run(args.run, device=getattr(args, "device", None))
+    if not hasattr(model, "encode_views"):
+        raise UserError(f"{args.run}: --scene applies to image-conditioned runs (pixelnerf)")
+    downscale = args.downscale or checkpoint.get("dataset", {}).get("downscale", 1)
+    scene_path = Path(args.scene)
+    if (scene_path / "transforms_train.json").is_file():  # one Blender scene
+        train = load(scene_path, "train", downscale=downscale)
+        images, cameras, test = train.images, train.cameras, None
+        try:
+            test = load(scene_path, "test", downscale=downscale)
+        except UserError:
+            pass
+    else:  # one SRN instance or DTU scan: the first scene of what load_scenes finds there
+        scene = load_scenes(scene_path, "test", downscale=downscale)[0]
+        images, cameras, train, test = scene.images, scene.cameras, None, None
+    source_views = parse_source_views(args.source_views) or [0]
+    bad = [v for v in source_views if not 0 <= v < images.shape[0]]
+    if bad:
+        raise UserError(f"--source-views {bad} out of range: {args.scene} has views 0..{images.shape[0] - 1}")
+    if args.path == "test":
+        if test is None:
+            raise UserError(f"{args.scene}: no test split to render --path test")
+        targets = test.cameras
+    else:
+        reference = train if train is not None else _as_dataset(images, cameras)
+        config = model.config()
+        targets = path_cameras(reference, args.path, args.frames, torch.tensor(config["aabb"]))
+    frames = render(model, targets, backend=args.backend, views=(images[source_views], cameras[source_views]))["rgb"]
+    write_frames(frames, Path(args.out), args.fps)
+    print(f"wrote {frames.shape[0]} frames of {targets.width}x{targets.height} from source views {source_views} "
+          f"to {args.out}")
+    return 0
+
+
+def _as_dataset(images, cameras):
+    from ..data import Dataset
+
+    return Dataset(images, cameras)
