@@ -181,3 +181,14 @@ def test_flicker_and_checkerboard_numbers():
     assert checkerboard_energy(target + 0.1 * noise, target) < 0.3
     smooth = torch.linspace(0, 1, 16)[None, :, None].expand(16, 16, 3)
     assert checkerboard_energy(target + 0.1 * torch.sin(6.28 * smooth), target) < 0.05
+
+
+def test_rays_earn_fresh_views_by_the_view_not_by_the_ray():
+    _, pool = make_pool(capacity=4, real_fraction=0.0, fresh_ratio=0.5)
+    generator = torch.Generator().manual_seed(0)
+    pool.fill(generator)
+    credit = pool.credit
+    pool.draw_rays(4 * SIZE * SIZE, generator)  # four views' worth of pixels
+    assert pool.credit - credit == pytest.approx(0.5 * 4)  # not 0.5 per ray
+    pool.draw_views(4, generator)
+    assert pool.credit - credit == pytest.approx(0.5 * 8)

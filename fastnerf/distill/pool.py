@@ -134,8 +134,9 @@ class ViewPool:
             self.rendered += 1
 
     # ----------------------------------------------------------------------------- drawing
-    def _picks(self, n: int, generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(is_real [n] bool, index [n] long)``: which views the draw uses."""
+    def _picks(self, n: int, generator, per_view: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(is_real [n] bool, index [n] long)``: which views the draw uses. Each pick of a pool view
+        earns ``per_view`` of a view's fresh-render credit (a pixel is 1/(W*H) of a view)."""
         if self.count == 0 and self.real_images is None:
             raise UserError("view pool: empty, and no real images to draw instead; call fill() first")
         draw_device = generator.device if generator is not None else torch.device("cpu")
@@ -145,7 +146,7 @@ class ViewPool:
         n_real = 0 if self.real_images is None else self.real_images.shape[0]
         index = torch.where(is_real, (v * n_real).long().clamp(max=max(n_real - 1, 0)),
                             (v * self.count).long().clamp(max=max(self.count - 1, 0)))
-        self.credit += self.fresh_ratio * int((~is_real).sum())
+        self.credit += self.fresh_ratio * per_view * int((~is_real).sum())
         return is_real, index
 
     def _camera_rows(self, is_real, index) -> torch.Tensor:  # -> [n, 20]: c2w (16) + fx, fy, cx, cy
@@ -175,7 +176,7 @@ class ViewPool:
     def draw_rays(self, n: int, generator: torch.Generator | None = None) -> dict:
         """``dict(origins [n,3], directions [n,3], rgb [n,3])``: rays through the centres of ``n``
         pixels, each of a view drawn as in ``draw_views``."""
-        is_real, index = self._picks(n, generator)
+        is_real, index = self._picks(n, generator, per_view=1.0 / (self.width * self.height))
         draw_device = generator.device if generator is not None else torch.device("cpu")
         pixel = torch.randint(self.width * self.height, (n,), generator=generator, device=draw_device).to(self.device)
         rows, cols = pixel // self.width, pixel % self.width
