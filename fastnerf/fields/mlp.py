@@ -67,3 +67,18 @@ def _linear(h: torch.Tensor, layer: nn.Linear) -> torch.Tensor:  # [N, in] -> [N
     if missing == 0 or h.device.type != "cpu":
         return layer(h)
     return F.linear(F.pad(h, (0, missing)), F.pad(layer.weight, (0, missing)), layer.bias)
+
+
+class ResidualBlock(nn.Module):
+    """``h + W2 relu(W1 relu(h))`` (pixelNeRF's ResnetBlockFC, R2L's block); W2 starts at zero, so
+    a deep stack starts as the identity. Used by PixelNeRF and the light-field student."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.inner = nn.Linear(width, width)
+        self.outer = nn.Linear(width, width)
+        nn.init.zeros_(self.outer.weight)
+        nn.init.zeros_(self.outer.bias)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # [N, width] -> [N, width]
+        return h + self.outer(torch.relu(self.inner(torch.relu(h))))

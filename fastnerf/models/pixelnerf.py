@@ -29,6 +29,7 @@ from torch import nn
 
 from .. import ops
 from ..fields.image_encoder import ResNetEncoder
+from ..fields.mlp import ResidualBlock
 from ..volume import render_rays as march_and_composite
 from . import register_model
 from .pixelnerf_sampling import (
@@ -40,20 +41,6 @@ from .pixelnerf_sampling import (
 )
 
 RENDER_MODES = ("fast", "dense")
-
-
-class ResidualBlock(nn.Module):
-    """``x + W2 relu(W1 relu(x))``, the second layer zero-initialised (pixelNeRF's ResnetBlockFC)."""
-
-    def __init__(self, width: int):
-        super().__init__()
-        self.fc0 = nn.Linear(width, width)
-        self.fc1 = nn.Linear(width, width)
-        nn.init.zeros_(self.fc1.weight)
-        nn.init.zeros_(self.fc1.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, width] -> [N, width]
-        return x + self.fc1(torch.relu(self.fc0(torch.relu(x))))
 
 
 @register_model("pixelnerf")

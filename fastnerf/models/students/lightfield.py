@@ -37,23 +37,10 @@ from torch import nn
 
 from ...cameras import Camera
 from ...errors import UserError
+from ...fields.mlp import ResidualBlock
 from ...fields.ray_encoding import RAY_ENCODINGS, RayEncoding
 from ..nerf import ndc_rays
 from . import register_student
-
-
-class ResidualBlock(nn.Module):
-    """``h + W2 relu(W1 relu(h))``; W2 starts at zero so a deep stack starts as the identity."""
-
-    def __init__(self, width: int):
-        super().__init__()
-        self.inner = nn.Linear(width, width)
-        self.outer = nn.Linear(width, width)
-        nn.init.zeros_(self.outer.weight)
-        nn.init.zeros_(self.outer.bias)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:  # [N,width] -> [N,width]
-        return h + self.outer(torch.relu(self.inner(torch.relu(h))))
 
 
 class ResidualUpsampler(nn.Module):
