@@ -139,6 +139,10 @@ class NeRF(nn.Module):
         h = self.geometry_mlp(encoded)
         return trunc_exp(h[:, 0] + self.density_shift), h[:, 1:]
 
+    def geometry(self, positions: torch.Tensor, *, backend=None):
+        """``(sigma [S], features [S,F])`` at ``positions [S,3]``: density and the colour MLP's geometry input."""
+        return self._features(positions, backend)
+
     def density(self, positions: torch.Tensor, *, backend=None) -> torch.Tensor:
         """Density ``sigma [S]`` at ``positions [S,3]`` (in the marched space: world, or NDC)."""
         return self._features(positions, backend)[0]

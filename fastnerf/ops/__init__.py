@@ -1,6 +1,7 @@
 """Public ops. Each validates its inputs, picks a backend (see fastnerf.backends) and carries
 autograd. Every op takes `backend=None` as a keyword. Contracts: ARCHITECTURE.md section 3."""
 
+from .baked_render import BakedRenderResult, baked_render
 from .composite import CompositeResult, composite
 from .freq_encode import freq_encode
 from .hash_encode import hash_encode
@@ -8,4 +9,4 @@ from .march_rays import march_rays
 from .project_features import project_features
 from .ray_aabb import ray_aabb
 
-__all__ = ["CompositeResult", "composite", "freq_encode", "hash_encode", "march_rays", "project_features", "ray_aabb"]
+__all__ = ["BakedRenderResult", "CompositeResult", "baked_render", "composite", "freq_encode", "hash_encode", "march_rays", "project_features", "ray_aabb"]

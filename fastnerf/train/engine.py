@@ -45,6 +45,7 @@ class Context:
     backend: str | None  # op backend (None: the fastest for the device)
     distributed: Distributed = field(repr=False)
     log: object = print
+    resuming: bool = False  # build_model: the checkpoint's weights follow (skip costly initialisation)
 
     def all_reduce_(self, tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
         return self.distributed.all_reduce_(tensor, op)
@@ -110,7 +111,8 @@ class _Run:
         device = dist.device
         self.ctx = Context(device=device, rank=dist.rank, world_size=dist.world_size,
                            generator=rank_generator(device, self.seed, dist.rank), total_steps=self.budget.total_steps,
-                           backend=backend, distributed=dist, log=self._write)
+                           backend=backend, distributed=dist, log=self._write,
+                           resuming=self.checkpoint is not None)
         torch.manual_seed(self.seed)  # the same initial weights on every rank
         self.model = task.build_model(self.ctx).to(device)
         self.optimizer = task.make_optimizer(self.model)

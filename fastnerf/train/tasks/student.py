@@ -164,7 +164,7 @@ class StudentTask(Task):
         except TypeError as error:
             raise UserError(f"student {self.args['kind']!r}: bad model option ({error})") from None
         model = model.to(ctx.device)
-        if self.args["teacher_init"] and hasattr(model, "init_from_teacher"):
+        if self.args["teacher_init"] and hasattr(model, "init_from_teacher") and not ctx.resuming:
             model.init_from_teacher(teacher)
         self.pool = ViewPool(teacher, sampler, dataset, capacity=self.args["pool_size"],
                              fresh_ratio=self.args["fresh_ratio"], real_fraction=self.args["real_fraction"],

@@ -1,0 +1,210 @@
+"""``baked``: the teacher baked into a sparse grid and rendered by deferred shading (after SNeRG).
+
+At inference each pixel casts one ray. One fused op, ``fastnerf.ops.baked_render``, marches it
+through the grid's occupied cells, interpolates the baked density and F features trilinearly
+and composites the features with early termination (no per-sample tensor is made); then one
+small MLP per pixel turns the composited features, divided by the opacity, and the view
+direction's spherical harmonics into a colour, laid over the background by the opacity:
+
+    rgb = opacity * sigmoid(MLP([features / opacity, SH(d)])) + (1 - opacity) * background
+
+The bake (``_baking.py``) stores the hash teacher's density and its geometry features (the
+input of its colour MLP) at the grid's vertices, and the MLP starts as the teacher's colour MLP,
+so the baked model renders the teacher's picture from the start (exactly where one surface
+sample dominates a pixel). Fine-tuning then fits the grid values and the MLP to teacher renders
+at the teacher's own sub-rays (one ray per pixel learns the anti-aliased picture) and to the
+real images; only the grid rows the rays touched are updated (``row_sparse`` parameter group).
+
+Forward-facing (NDC) teachers are followed into NDC, as the hybrid does.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...cameras import Camera
+from ...errors import UserError
+from ...fields.mlp import MLP
+from ...fields.spherical_harmonics import SphericalHarmonicsEncoding
+from ...ops import baked_render, ray_aabb
+from ..nerf import ndc_rays
+from . import register_student
+from ._baking import bake
+
+MIN_OPACITY = 1e-3  # features are divided by max(opacity, this): a fainter pixel shows its background
+SKIP_OPACITY = 1e-4  # inference: pixels this transparent get no MLP evaluation
+
+
+@register_student("baked", lr=2e-3, grid_lr=1e-2, rays=4096, batch_views=1, ema_decay=None, lr_half_life=1000)
+class BakedStudent(nn.Module):
+    """A baked sparse grid + a per-pixel colour MLP (module docstring).
+
+    Args:
+        aabb: the baked box (marched space: world, or NDC); set by the bake.
+        resolution: cells per axis ``(Rx, Ry, Rz)``; n_vertices: stored vertices (set by the bake).
+        features: F, feature channels per vertex (the teacher's ``geo_features``).
+        ndc: ``None`` or the teacher's NDC transform.
+        step_size: marching step (default: the teacher's).
+        early_stop_eps: a ray stops once its transmittance falls below this.
+        hidden, color_layers, sh_degree: the colour MLP (the teacher's layout).
+        max_resolution, memory_mb, threshold: the bake (``_baking.bake``): cells along the longest
+            side at most, the grid's memory limit, and the per-step opacity below which a cell is empty.
+        background: the colour a transparent pixel shows.
+    """
+
+    kind = "baked"
+
+    def __init__(self, *, aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), resolution=(2, 2, 2), n_vertices: int = 0,
+                 features: int = 15, ndc=None, step_size: float = 0.01, early_stop_eps: float = 1e-4,
+                 hidden: int = 64, color_layers: int = 2, sh_degree: int = 4, max_resolution: int = 256,
+                 memory_mb: float = 256.0, threshold: float = 1e-3, background=(1.0, 1.0, 1.0)):
+        super().__init__()
+        resolution = [int(r) for r in resolution]
+        if len(resolution) != 3 or min(resolution) < 1:
+            raise ValueError(f"baked: resolution must be three positive ints, got {resolution}")
+        if features < 1:
+            raise ValueError(f"baked: features must be positive, got {features}")
+        if not 0.0 <= early_stop_eps < 1.0:
+            raise ValueError(f"baked: early_stop_eps must lie in [0, 1), got {early_stop_eps}")
+        self._config = dict(aabb=[float(v) for v in aabb], resolution=resolution, n_vertices=int(n_vertices),
+                            features=int(features), ndc=None if ndc is None else {k: float(v) for k, v in ndc.items()},
+                            step_size=float(step_size), early_stop_eps=float(early_stop_eps), hidden=int(hidden),
+                            color_layers=int(color_layers), sh_degree=int(sh_degree),
+                            max_resolution=int(max_resolution), memory_mb=float(memory_mb),
+                            threshold=float(threshold), background=[float(v) for v in background])
+        self.register_buffer("aabb", torch.tensor(self._config["aabb"]))
+        self.register_buffer("background", torch.tensor(self._config["background"]))
+        self.register_buffer("occupied", torch.zeros(resolution, dtype=torch.bool))
+        self.register_buffer("index", torch.full([r + 1 for r in resolution], -1, dtype=torch.int32))
+        self.values = nn.Parameter(torch.zeros(int(n_vertices), 1 + int(features)))
+        self.direction_encoding = SphericalHarmonicsEncoding(sh_degree)
+        self.color_mlp = MLP(features + self.direction_encoding.out_dim, 3, width=hidden, n_hidden=color_layers,
+                             bias=False)
+
+    def config(self) -> dict:
+        return {k: dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v
+                for k, v in self._config.items()}
+
+    @classmethod
+    def config_for(cls, teacher, dataset, sampler, **overrides) -> dict:
+        t = teacher.config()
+        if t.get("encoding") != "hash":
+            raise UserError("baked: only a hash-encoding teacher can be baked (its colour is a small MLP of "
+                            "geometry features, which the bake stores); this teacher uses "
+                            f"{t.get('encoding')!r} encoding, whose 128-wide features would not fit a grid")
+        config = {"aabb": t["aabb"], "ndc": t.get("ndc"), "features": t["geo_features"], "hidden": t["hidden"],
+                  "color_layers": t["color_layers"], "sh_degree": t["sh_degree"], "step_size": teacher.step_size,
+                  "background": t.get("background", [1.0, 1.0, 1.0])}
+        return {**config, **overrides}
+
+    # ----------------------------------------------------------------------------- bake
+    def init_from_teacher(self, teacher, *, log=None) -> bool:
+        """Bake ``teacher`` (a hash ``NeRF``) into this model's grid and copy its colour MLP."""
+        if not hasattr(teacher, "geometry") or self.color_mlp.in_dim != teacher.color_mlp.in_dim:
+            return False
+        device = self.values.device
+        c = self._config
+        grid = bake(lambda x: teacher.geometry(x), teacher.grid.aabb.to(device),
+                    teacher.grid.occupied.to(device), step_size=c["step_size"], max_resolution=c["max_resolution"],
+                    memory_mb=c["memory_mb"], threshold=c["threshold"], channels=1 + c["features"])
+        self.set_grid(grid.aabb, grid.occupied, grid.index, grid.values)
+        self.color_mlp.load_state_dict(teacher.color_mlp.state_dict())
+        (log or print)(grid.describe())
+        return True
+
+    @torch.no_grad()
+    def set_grid(self, aabb, occupied, index, values) -> None:
+        """Replace the baked grid (the ``values`` Parameter keeps its identity, so an optimizer
+        built before still holds it)."""
+        if tuple(index.shape) != tuple(r + 1 for r in occupied.shape):
+            raise ValueError(f"baked: index must have one more vertex than occupied has cells per axis, "
+                             f"got {tuple(index.shape)} and {tuple(occupied.shape)}")
+        if index.numel() and int(index.max()) >= values.shape[0]:
+            raise ValueError(f"baked: index names row {int(index.max())} of only {values.shape[0]} values")
+        self.aabb.copy_(aabb)
+        self.occupied = occupied.to(self.aabb.device).contiguous()
+        self.index = index.to(self.aabb.device, torch.int32).contiguous()
+        self.values.data = values.to(self.aabb.device, torch.float32).contiguous()
+        self._config.update(aabb=[float(v) for v in self.aabb.tolist()], resolution=list(self.occupied.shape),
+                            n_vertices=int(self.values.shape[0]))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # A checkpoint's grid has its own size: take it (a resumed run does not bake again).
+        shapes = {name: state_dict.get(prefix + name) for name in ("occupied", "index", "values", "aabb")}
+        if all(t is not None for t in shapes.values()):
+            self.set_grid(shapes["aabb"], shapes["occupied"].bool(), shapes["index"], shapes["values"])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def grid_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.occupied, self.index, self.values))
+
+    # ----------------------------------------------------------------------------- rendering
+    def _marched(self, rays_o, rays_d):
+        ndc = self._config["ndc"]
+        if ndc is None:
+            return rays_o, rays_d
+        return ndc_rays(rays_o, rays_d, fx_ratio=ndc["fx_ratio"], fy_ratio=ndc["fy_ratio"], near=ndc["near"])
+
+    def render_rays(self, rays_o: torch.Tensor, rays_d: torch.Tensor, *, backend=None, background=None,
+                    offsets: torch.Tensor | None = None) -> dict:
+        """``dict(rgb [N,3], depth [N], opacity [N])`` of world rays ``[N,3]`` (one ray per pixel).
+        ``offsets [N]`` in [0, 1): marching jitter (training)."""
+        rays_o, rays_d = self._marched(rays_o.float(), rays_d.float())
+        rays_o, rays_d = rays_o.contiguous(), rays_d.contiguous()
+        t_near, t_far, _ = ray_aabb(rays_o, rays_d, self.aabb, backend=backend)
+        out = baked_render(rays_o, rays_d, t_near, t_far, (self.aabb, self.occupied), self.index, self.values,
+                           self._config["step_size"], offsets=offsets,
+                           early_stop_eps=self._config["early_stop_eps"], backend=backend)
+        opacity = out.opacity
+        features = out.features / opacity.clamp_min(MIN_OPACITY)[:, None]
+        if torch.is_grad_enabled():
+            colour = self._shade(features, rays_d, backend)
+        else:  # transparent pixels need no MLP
+            colour = features.new_zeros(features.shape[0], 3)
+            visible = (opacity > SKIP_OPACITY).nonzero().squeeze(1)
+            colour[visible] = self._shade(features[visible], rays_d[visible], backend)
+        bg = self.background if background is None else torch.as_tensor(background, dtype=colour.dtype,
+                                                                          device=colour.device)
+        rgb = opacity[:, None] * colour + (1.0 - opacity[:, None]) * bg
+        return {"rgb": rgb, "depth": out.depth, "opacity": opacity}
+
+    def _shade(self, features, directions, backend):  # [M,F], [M,3] -> [M,3]
+        directions = directions / directions.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+        view = self.direction_encoding(directions, backend=backend)
+        return torch.sigmoid(self.color_mlp(torch.cat([features, view], dim=-1)))
+
+    def render_camera(self, camera: Camera, *, backend=None, background=None, chunk: int = 8192) -> dict:
+        """``dict(rgb, depth, opacity)`` (``[H,W,...]`` or ``[B,H,W,...]``) of any camera, one ray per
+        pixel, ``chunk`` rays at a time."""
+        if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+            raise UserError(f"baked: chunk must be a positive integer, got {chunk!r}")
+        origins, directions = camera.to(self.aabb.device).rays()
+        shape = origins.shape[:-1]
+        rays_o, rays_d = origins.reshape(-1, 3), directions.reshape(-1, 3)
+        parts = [self.render_rays(rays_o[i:i + chunk], rays_d[i:i + chunk], backend=backend, background=background)
+                 for i in range(0, rays_o.shape[0], chunk)]
+        if not parts:
+            parts = [self.render_rays(rays_o, rays_d, backend=backend, background=background)]
+        return {key: torch.cat([p[key] for p in parts]).reshape(*shape, *parts[0][key].shape[1:])
+                for key in ("rgb", "depth", "opacity")}
+
+    # ----------------------------------------------------------------------------- training
+    def distill_loss(self, pool, generator, *, step: int, rays: int, backend=None, **settings):
+        """One step: ``rays`` pixels of pool views (teacher renders at its sub-rays) and real images,
+        one jittered ray through each pixel's centre."""
+        draw = pool.draw_rays(int(rays), generator)
+        origins, directions = draw["origins"], draw["directions"]
+        draw_device = generator.device if generator is not None else torch.device("cpu")
+        offsets = torch.rand(origins.shape[0], generator=generator, device=draw_device).to(origins.device)
+        offsets = offsets.clamp_max(1.0 - 2**-24)
+        rgb = self.render_rays(origins, directions, backend=backend, offsets=offsets)["rgb"]
+        loss = F.mse_loss(rgb, draw["rgb"])
+        return loss, {"mse": float(loss.detach()), "n_rays": float(origins.shape[0])}
+
+    def param_groups(self, lr: float, *, grid_lr: float = 1e-2, **settings) -> list:
+        """The colour MLP at ``lr``; the grid at ``grid_lr``, updated only where rays touched it."""
+        return [{"params": [self.values], "base_lr": grid_lr, "row_sparse": True},
+                {"params": list(self.color_mlp.parameters()), "base_lr": lr}]
+
