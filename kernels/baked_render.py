@@ -215,8 +215,9 @@ def _backward_kernel(
             g = tl.sum(grad_features * features, axis=1) + grad_opacity + grad_depth * mid.to(dtype)
             prefix += w * g
             transmittance *= 1.0 + neg_alpha
-            # dL/dsigma_i = dt_i (T_{i+1} g_i - sum_{j > i} w_j g_j); through max(v0, 0) where v0 > 0
-            grad_density = tl.where(density > 0.0, dt * (transmittance * g - (total - prefix)), 0.0)
+            # dL/dsigma_i = dt_i (T_{i+1} g_i - sum_{j > i} w_j g_j), through max(v0, 0) where v0 >= 0
+            # (as torch's clamp_min passes it in the reference, and the C++ and CUDA kernels)
+            grad_density = tl.where(density >= 0.0, dt * (transmittance * g - (total - prefix)), 0.0)
             grad_feature = w[:, None] * grad_features
             for k in tl.static_range(8):
                 row, present, weight = _corner(index_ptr, n_rows, ix, iy, iz, fx, fy, fz, gy, gz, keep,
