@@ -20,7 +20,7 @@ T as a running product, so a sample whose T lies within rounding of the threshol
 way: the result differs by at most ``early_stop_eps`` times the largest feature.
 
 Differentiable in ``values`` (gradients reach the 8 corner rows of every composited sample;
-the density's through ``max(., 0)`` only where v[0] > 0). Positions, the march and the
+the density's through ``max(., 0)`` where v[0] >= 0, as clamp_min passes it). Positions, the march and the
 interpolation weights are float32 whatever ``values``' dtype; the weights are cast to it.
 """
 

@@ -24,12 +24,14 @@ MIN_CALIBRATION_STEPS = 3
 
 
 def check_budget(steps, minutes, *, where: str = "train") -> None:
-    """At least one of ``steps``/``minutes``, each positive, or a UserError naming it."""
+    """At least one of ``steps``/``minutes``, minutes positive, steps >= 0 (0: build and initialise
+    the model, e.g. bake it, and save it untrained), or a UserError naming it."""
     if steps is None and minutes is None:
         raise UserError(f"{where}: give a budget, steps or minutes")
-    for name, value in (("steps", steps), ("minutes", minutes)):
-        if value is not None and (isinstance(value, bool) or not value > 0):
-            raise UserError(f"{where}: {name} must be positive, got {value!r}")
+    if minutes is not None and (isinstance(minutes, bool) or not minutes > 0):
+        raise UserError(f"{where}: minutes must be positive, got {minutes!r}")
+    if steps is not None and (isinstance(steps, bool) or not steps >= 0):
+        raise UserError(f"{where}: steps must be 0 or more, got {steps!r}")
     if steps is not None and int(steps) != steps:
         raise UserError(f"{where}: steps must be a whole number, got {steps!r}")
 

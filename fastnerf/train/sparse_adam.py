@@ -43,7 +43,7 @@ class RowSparseAdam(torch.optim.Optimizer):
                 correction1, correction2 = 1 - beta1 ** step, 1 - beta2 ** step
                 grad, exp_avg, exp_avg_sq = param.grad, state["exp_avg"], state["exp_avg_sq"]
                 if group["row_sparse"] and param.dim() >= 1:
-                    rows = grad.reshape(grad.shape[0], -1).ne(0).any(1).nonzero().squeeze(1)
+                    rows = grad.reshape(grad.shape[0], -1).any(1).nonzero().squeeze(1)
                     grad = grad[rows]
                     m = exp_avg[rows].mul_(beta1).add_(grad, alpha=1 - beta1)
                     v = exp_avg_sq[rows].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
