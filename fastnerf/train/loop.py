@@ -1,4 +1,4 @@
-"""Pieces shared by training loops: errors, LR schedule, RNG state, held-out evaluation."""
+"""Pieces common to the training loops: errors, LR schedule, RNG state, held-out evaluation."""
 
 from __future__ import annotations
 
