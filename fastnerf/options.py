@@ -245,7 +245,8 @@ def add_shared_flags(parser, owners: dict, *, title: str, dest_prefix: str, othe
         if others:
             rest = ", ".join(f"{o.name}={o.default}" for o in options if not o.flag)
             parts.append(f"{others} {rest}" if rest else "")
-        text = "; ".join(part for part in parts if part) or "no options of its own"
+        text = "; ".join(part for part in parts if part) or (
+            f"none declared ({others} NAME=VALUE sets any constructor parameter)" if others else "none")
         lines.append(textwrap.fill(f"{owner}: {text}", width=78, initial_indent="  ", subsequent_indent="      "))
         for option in options:
             if option.flag:
