@@ -2,10 +2,11 @@
 
 The exported graph is the student's ``export_forward``: it takes ``c2w [B,4,4]`` float32
 camera-to-world matrices in the world frame ``fastnerf.data.load`` gives (B dynamic) and, for
-models whose ``export_takes_intrinsics`` is true (``lightfield``), ``intrinsics [B,4]`` = fx, fy,
-cx, cy in pixels; it returns ``rgb [B,H,W,3]`` in [0, 1], the size fixed at export. Ray-based
-models and the ``hybrid`` (whose custom ops march a data-dependent number of samples per ray,
-which neither format can hold) are refused with a ``UserError``.
+models whose ``export_takes_intrinsics`` is true, ``intrinsics [B,4]`` = fx, fy, cx, cy in
+pixels; it returns ``rgb [B,H,W,3]`` in [0, 1], the size fixed at export. Whether a kind exports
+is its own declaration (``fastnerf.models.registry``: ``no_export`` says why not; without it, a
+class with ``export_forward`` exports): a kind that does not is refused with a ``UserError``
+giving its reason, before anything is built (``check_kind_exports``).
 
 ONNX uses PyTorch's dynamo exporter; onnx, onnxscript and onnxruntime come with
 ``pip install fastnerf[export]``. ``onnx_latency_ms`` times a file in onnxruntime with the
@@ -29,9 +30,6 @@ from .errors import UserError
 FORMATS = ("onnx", "pt2")
 MAX_BATCH = 4096  # the dynamic batch dimension's upper bound in the exported graph
 LATENCY_WARMUP, LATENCY_REPEATS = 5, 100
-_WHY_NOT = {"hybrid": "it renders its feature image through fastnerf's custom ops (march_rays, composite), "
-                      "whose sample count per ray depends on the data; neither torch.export nor ONNX can hold that",
-            "nerf": "it is a volume-rendering teacher (custom ops, data-dependent sample counts)"}
 
 
 class ExportedRenderer(nn.Module):
@@ -49,14 +47,41 @@ class ExportedRenderer(nn.Module):
         return self.model.export_forward(c2w, intrinsics)
 
 
+def exportable_kinds() -> list[str]:
+    """The registered kinds that export."""
+    from .models import kinds
+
+    return [kind.name for kind in kinds() if kind.exports]
+
+
+def check_kind_exports(name: str) -> None:
+    """A UserError with the kind's own reason unless kind ``name`` exports (nothing is built)."""
+    from .models import KINDS, discover
+
+    if name not in KINDS:
+        discover()
+    kind = KINDS.get(name)
+    reason = kind.why_not_export() if kind is not None else None
+    if reason:
+        raise UserError(f"export: a {name!r} model cannot be exported: {reason}; "
+                        f"kinds that export: {', '.join(exportable_kinds())}")
+
+
 def _check_exportable(model: nn.Module) -> str:
     kind = getattr(model, "kind", type(model).__name__)
-    if kind in _WHY_NOT:
-        raise UserError(f"export: a {kind!r} model cannot be exported: {_WHY_NOT[kind]}; "
-                        "export a pose, shared or lightfield student")
+    check_kind_exports(kind)
     if not hasattr(model, "export_forward"):
-        raise UserError(f"export: a {kind!r} model has no export_forward; exportable kinds: pose, shared, lightfield")
+        raise UserError(f"export: a {kind!r} model has no export_forward; "
+                        f"kinds that export: {', '.join(exportable_kinds())}")
     return kind
+
+
+def _any_size_kinds() -> list[str]:
+    """The kinds whose exported graph takes intrinsics, so renders any size."""
+    from .models import kinds
+
+    return [kind.name for kind in kinds()
+            if kind.exports and getattr(kind.model_class, "export_takes_intrinsics", False)]
 
 
 def native_size(model: nn.Module) -> tuple[int, int]:
@@ -101,7 +126,8 @@ def renderer_for(model: nn.Module, size: tuple[int, int] | None = None) -> Expor
             produced = tuple(renderer(c2w, intrinsics).shape[1:3])
         if produced != (height, width):
             raise UserError(f"export: a {kind!r} student renders {produced[1]}x{produced[0]} images only, "
-                            f"not {width}x{height}; drop --size or use a lightfield student")
+                            f"not {width}x{height}; drop --size, or use a kind that renders any size "
+                            f"({', '.join(_any_size_kinds())})")
     return renderer
 
 
@@ -140,7 +166,7 @@ def export_model(model: nn.Module, path, *, format: str = "onnx", size: tuple[in
                 program = torch.export.export(renderer, inputs, dynamic_shapes=dynamic)
                 torch.export.save(program, temporary)
             else:
-                _require_onnx()
+                require_onnx()
                 names = ["c2w", "intrinsics"] if renderer.takes_intrinsics else ["c2w"]
                 torch.onnx.export(renderer, inputs, temporary, input_names=names, output_names=["rgb"],
                                   dynamic_shapes=dynamic, dynamo=True, verbose=False,
@@ -154,7 +180,8 @@ def export_model(model: nn.Module, path, *, format: str = "onnx", size: tuple[in
             "inputs": ["c2w [B,4,4]", "intrinsics [B,4]"] if renderer.takes_intrinsics else ["c2w [B,4,4]"]}
 
 
-def _require_onnx():
+def require_onnx():
+    """A UserError unless the ONNX exporter's packages (onnx, onnxscript) are installed."""
     try:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401
@@ -163,23 +190,43 @@ def _require_onnx():
                         "pip install 'fastnerf[export]'") from None
 
 
-def export_run(run, path, *, format: str = "onnx", size: tuple[int, int] | None = None) -> dict:
-    """``export_model`` of the student in run folder (or checkpoint) ``run``."""
-    from .train import load_run
+def load_exportable(run, *, format: str = "onnx"):
+    """``(model, checkpoint)`` of run folder (or checkpoint) ``run``, after the checks that need no
+    model: the format, its packages, and whether the run's kind exports."""
+    from .train.checkpoint import load_checkpoint, model_from_checkpoint
 
-    model, _ = load_run(run)
+    if format not in FORMATS:
+        raise UserError(f"export: format must be one of {FORMATS}, got {format!r}")
+    if format == "onnx":
+        require_onnx()
+    checkpoint = load_checkpoint(run, map_location="cpu")
+    check_kind_exports(checkpoint["model_kind"])
+    return model_from_checkpoint(checkpoint, device="cpu"), checkpoint
+
+
+def export_run(run, path, *, format: str = "onnx", size: tuple[int, int] | None = None) -> dict:
+    """``export_model`` of the student in run folder (or checkpoint) ``run`` (``load_exportable``)."""
+    model, _ = load_exportable(run, format=format)
     return export_model(model, path, format=format, size=size)
 
 
 # ------------------------------------------------------------------------------ running exported files
-def onnx_session(path, *, threads: int | None = None):
-    """An onnxruntime CPU session for ``path`` (``threads``: intra-op threads, default torch's)."""
+def check_onnx_file(path) -> None:
+    """A UserError unless onnxruntime is installed and ``path`` is a file (checks that cost nothing,
+    made before a command's long work)."""
     try:
-        import onnxruntime
+        import onnxruntime  # noqa: F401
     except ImportError:
         raise UserError("onnxruntime is not installed; pip install 'fastnerf[export]'") from None
     if not Path(path).is_file():
         raise UserError(f"ONNX file {str(path)!r} does not exist")
+
+
+def onnx_session(path, *, threads: int | None = None):
+    """An onnxruntime CPU session for ``path`` (``threads``: intra-op threads, default torch's)."""
+    check_onnx_file(path)
+    import onnxruntime
+
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = int(threads or torch.get_num_threads())
     options.inter_op_num_threads = 1

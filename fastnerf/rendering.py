@@ -4,8 +4,8 @@
 
 One protocol (``fastnerf.models.base``): a model that renders whole cameras itself
 (``render_camera``: the students) gets the camera, the background and the chunk size; any other
-model is ray-based (``render_rays``: the teacher, PixelNeRF) and is rendered here in batches of
-at most ``chunk`` rays, generated per batch, so peak memory beyond the output image does not
+model is ray-based (``render_rays``: the teacher, image-conditioned fields) and is rendered here
+in batches of at most ``chunk`` rays, generated per batch, so peak memory beyond the image does not
 grow with the resolution; a model trained on area-averaged pixels (``model.supersample = s``) is
 rendered with ``s x s`` rays per pixel, averaged (``supersampling.py``). Either way the model is
 put in eval mode under no_grad for the call, and the camera moves to the model's device.
@@ -29,22 +29,23 @@ def render(model, camera: Camera, *, backend=None, chunk: int = DEFAULT_CHUNK, b
     """Render ``model`` from ``camera`` (single or batch).
 
     Args:
-        model: any ``fastnerf.models`` model (teacher, students, pixelnerf).
+        model: any ``fastnerf.models`` model (every registered kind).
         camera: a ``fastnerf.cameras.Camera``, any resolution and intrinsics, single or batch.
         backend: op backend (``None``: fastest available for the model's device).
         chunk: rays rendered at a time; bounds the memory a render needs.
         background: ``[3]`` colour (default: the model's own).
-        views: ``(images [V,H,W,3], cameras)`` source views for an image-conditioned model (pixelnerf).
+        views: ``(images [V,H,W,3], cameras)`` source views for an image-conditioned model.
         supersample: rays per pixel side, averaged (default: the model's ``supersample``, the
             factor it was trained with; 1 renders centre rays only, ``s^2`` times fewer rays).
-        dense_samples: render as vanilla NeRF does: this many evenly spaced samples on every ray,
-            no occupancy grid, no early termination (256 = NeRF's 64 coarse + 192 fine).
+        dense_samples: render as the original volume renderer does (Mildenhall et al. 2020): this
+            many evenly spaced samples on every ray, no occupancy grid, no early termination (256 =
+            its 64 coarse + 192 fine).
     Returns:
         ``dict(rgb [H,W,3] or [B,H,W,3], depth, opacity, n_samples, n_rays)`` (``depth``/``opacity``
         where the model has them; sample and ray counts for ray-based models).
     Raises:
-        UserError: a camera with a singular / non-rigid pose, an option the model does not take,
-            or a camera the model cannot render (the message says what it can).
+        UserError: a camera with a singular / non-rigid camera-to-world matrix, an option the model
+            does not take, or a camera the model cannot render (the message says what it can).
     """
     if not isinstance(camera, Camera):
         raise UserError(f"render: camera must be a fastnerf.cameras.Camera, got {type(camera).__name__}")
@@ -52,11 +53,11 @@ def render(model, camera: Camera, *, backend=None, chunk: int = DEFAULT_CHUNK, b
         raise UserError(f"render: chunk must be a positive integer, got {chunk!r}")
     c2w = camera.c2w if camera.is_batch else camera.c2w[None]
     if not torch.isfinite(c2w).all():
-        raise UserError("render: camera pose contains NaN or infinity")
+        raise UserError("render: camera-to-world matrix contains NaN or infinity")
     problems = rigid_transform_problems(c2w)
     if problems:
         index, reason = problems[0]
-        raise UserError(f"render: camera {index} has a singular or non-rigid pose: {reason}")
+        raise UserError(f"render: camera {index} has a singular or non-rigid camera-to-world matrix: {reason}")
     if dense_samples is not None and (isinstance(dense_samples, bool) or not isinstance(dense_samples, int)
                                       or dense_samples < 1):
         raise UserError(f"render: dense_samples must be a positive integer, got {dense_samples!r}")

@@ -25,12 +25,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--backend", default=None)
     parser.add_argument("--dense-samples", type=int, default=None, metavar="N",
-                        help="render as vanilla NeRF: N evenly spaced samples per ray, no occupancy grid, no "
-                        "early termination (256 = NeRF's 64 coarse + 192 fine)")
+                        help="render as the original volume renderer (Mildenhall et al. 2020): N evenly spaced "
+                        "samples per ray, no occupancy grid, no early termination (256 = its 64 coarse + 192 fine)")
     parser.add_argument("--views", type=int, default=None, metavar="K",
-                        help="image-conditioned runs (pixelnerf): K source views per held-out scene (default 1)")
+                        help="image-conditioned runs: K source views per held-out scene (default 1)")
     parser.add_argument("--source-views", default=None, metavar="I,J",
-                        help="pixelnerf: these view indices as sources (e.g. SRN 64,104; DTU 22,25,28)")
+                        help="image-conditioned runs: these view indices as sources (e.g. SRN 64,104; DTU 22,25,28)")
     parser.add_argument("--latency-renders", type=int, default=100, metavar="N",
                         help="timed renders for latency_ms (default 100; 5 for a renderer slower than 1 s)")
     parser.add_argument("--onnx", default=None, metavar="FILE",
@@ -45,6 +45,10 @@ def add_parser(subparsers) -> None:
 @with_flushed_denormals  # denormal weights slow CPU inference several times
 def run(args: argparse.Namespace) -> int:
     apply_threads(args)
+    if args.onnx:  # before minutes of evaluation, not after
+        from ..export import check_onnx_file
+
+        check_onnx_file(args.onnx)
     import torch
 
     from ._pixelnerf import is_multi_scene_run, run_eval as run_multi_scene_eval

@@ -25,8 +25,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--data", default=None, metavar="DIR", help="dataset for the cameras (default: the run's)")
     parser.add_argument("--downscale", type=int, default=None, metavar="K", help="default: the run's")
     parser.add_argument("--scene", default=None, metavar="DIR",
-                        help="pixelnerf: the scene whose source views condition the render")
-    parser.add_argument("--source-views", default=None, metavar="I,J", help="pixelnerf: source view indices (default 0)")
+                        help="image-conditioned runs: the scene whose source views condition the render")
+    parser.add_argument("--source-views", default=None, metavar="I,J",
+                        help="image-conditioned runs: source view indices (default 0)")
     parser.add_argument("--fps", type=float, default=12.0)
     parser.add_argument("--out", required=True, metavar="FILE.gif|FILE.mp4|DIR")
     parser.add_argument("--backend", default=None)

@@ -17,13 +17,14 @@ DEFAULT_MINUTES = 5.0
 def add_parser(subparsers) -> None:
     from ..train.tasks import discover_tasks
 
-    parser = subparsers.add_parser("train", help="train a model (teacher, students, pixelnerf)",
+    parser = subparsers.add_parser("train", help="train a model (one sub-command per training task)",
                                    description="Train a model on the training engine; checkpoints, train.json "
                                    "and progress go to RUN. Runs resume exactly (--resume), also under torchrun.")
     kinds = parser.add_subparsers(dest="model", required=True, metavar="MODEL")
     for name, task in sorted(discover_tasks().items()):
         doc = (task.__doc__ or name).strip().splitlines()[0]
-        sub = kinds.add_parser(name, help=doc, description=doc)
+        sub = kinds.add_parser(name, help=doc, description=doc,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)  # keeps one line per kind
         task.add_arguments(sub)
         # A resumed run takes its settings from the checkpoint: what a task requires is required
         # only for a new run (checked in run()).

@@ -50,7 +50,8 @@ def ndc_rays(rays_o, rays_d, *, fx_ratio: float, fy_ratio: float, near: float = 
     return o_ndc, d_ndc
 
 
-@register_model("nerf")
+@register_model("nerf", task="teacher",
+                no_export="it is a volume-rendering teacher (custom ops, data-dependent sample counts)")
 class NeRF(nn.Module):
     """Radiance field teacher (see the module docstring).
 

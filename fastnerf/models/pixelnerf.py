@@ -31,6 +31,7 @@ from .. import ops
 from ..fields.image_encoder import ResNetEncoder
 from ..fields.mlp import ResidualBlock
 from ..volume import render_rays as march_and_composite
+from ..options import Option
 from . import register_model
 from .pixelnerf_sampling import (
     importance_points,
@@ -41,9 +42,19 @@ from .pixelnerf_sampling import (
 )
 
 RENDER_MODES = ("fast", "dense")
+ENCODERS = ("small", "resnet34")
+OPTIONS = (  # the options of `fastnerf train pixelnerf` (the task adds its own)
+    Option("hidden", 64, "MLP width (pixelNeRF: 512)", flag=True),
+    Option("encoder", "small", "image encoder: small (CPU-sized) or resnet34 (pixelNeRF's)", choices=ENCODERS,
+           flag=True),
+    Option("encoder_weights", None, "torchvision ResNet-34 state dict for --encoder resnet34", type=str, flag=True,
+           metavar="FILE"),
+)
 
 
-@register_model("pixelnerf")
+@register_model("pixelnerf", task="pixelnerf", options=OPTIONS,
+                no_export="it marches data-dependent sample counts through fastnerf's custom ops, conditioned "
+                "on source views; neither torch.export nor ONNX can hold that")
 class PixelNeRF(nn.Module):
     """Image-conditioned radiance field (see the module docstring).
 
@@ -63,14 +74,15 @@ class PixelNeRF(nn.Module):
     kind = "pixelnerf"
     needs_views = True  # fastnerf.render: a render without views=(images, cameras) is an error
 
-    def __init__(self, *, encoder: str = "small", encoder_widths=(32, 32, 64, 128), encoder_blocks=(1, 1, 1),
-                 encoder_weights: str | None = None, hidden: int = 64, n_blocks: int = 5, combine_after: int = 3,
+    # encoder, encoder_weights, hidden: defaults from OPTIONS (the registration above)
+    def __init__(self, *, encoder: str, encoder_widths=(32, 32, 64, 128), encoder_blocks=(1, 1, 1),
+                 encoder_weights: str | None, hidden: int, n_blocks: int = 5, combine_after: int = 3,
                  pos_freqs: int = 6, aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), near: float = 0.0, far: float = 100.0,
                  background=(1.0, 1.0, 1.0), train_samples: int = 32, dense_coarse: int = 64, dense_fine: int = 32,
                  render_mode: str = "fast", grid_resolution: int = 24, march_steps: int = 64,
                  density_threshold: float = 1.0, early_stop_eps: float = 1e-3):
         super().__init__()
-        if encoder not in ("small", "resnet34"):
+        if encoder not in ENCODERS:
             raise ValueError(f"PixelNeRF: encoder must be 'small' or 'resnet34', got {encoder!r}")
         if render_mode not in RENDER_MODES:
             raise ValueError(f"PixelNeRF: render_mode must be one of {RENDER_MODES}, got {render_mode!r}")

@@ -1,4 +1,4 @@
-"""Pieces shared by training loops: errors, LR schedule, RNG state, held-out evaluation."""
+"""Pieces common to the training loops: errors, LR schedule, RNG state, held-out evaluation."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def make_adam(param_groups, *, lr: float) -> torch.optim.Adam:
     """Adam as Instant-NGP uses it: betas (0.9, 0.99), eps 1e-15; the fused kernel where torch
     has one for the parameters' device (one pass over each tensor instead of six: the hash
     table's update went from 15 ms to 1.6 ms per step on the 2-core CPU). Groups marked
-    ``row_sparse=True`` (a baked grid) make it ``RowSparseAdam``, which updates touched rows only."""
+    ``row_sparse=True`` (a large grid of stored values) make it ``RowSparseAdam``, which updates touched rows only."""
     if any(group.get("row_sparse") for group in param_groups):
         from .sparse_adam import RowSparseAdam
 

@@ -1,4 +1,4 @@
-"""Multi-scene evaluation of an image-conditioned model (PixelNeRF): for every held-out scene,
+"""Multi-scene evaluation of an image-conditioned model: for every held-out scene,
 encode K source views once, render each target view, and score it.
 
 Scores per target image, averaged over all targets of all scenes: PSNR, PSNR inside the object
@@ -64,7 +64,7 @@ def evaluate_scenes(model, dataset, *, n_views: int | None = 1, source_views=Non
 
     Args:
         n_views: K, the first K views of each scene's source pool (ignored with ``source_views``).
-        source_views: explicit view indices, e.g. ``[22, 25, 28]`` (pixelNeRF's DTU protocol).
+        source_views: explicit view indices, e.g. ``[22, 25, 28]`` (the DTU protocol of Yu et al. 2021).
         max_targets, max_scenes: evaluate fewer (quick checks).
         mode: the model's render mode (``"fast"`` or ``"dense"``; default its own).
     Returns:

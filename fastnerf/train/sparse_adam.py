@@ -1,7 +1,7 @@
 """``RowSparseAdam``: Adam that updates only the rows of a large table that received a gradient.
 
-A baked grid holds millions of values and one training step's rays touch a few percent of its
-rows; a dense Adam step would read and write every value and its two moments each step (the
+A grid of stored values (millions of them) sees a few percent of its rows touched by one training
+step's rays; a dense Adam step would read and write every value and its two moments each step (the
 step's largest cost on a CPU). Parameter groups with ``row_sparse=True`` get lazy Adam, as
 ``torch.optim.SparseAdam`` does for sparse gradients: the moments and the value of a row change
 only on steps whose gradient is non-zero in that row, with the bias correction of the

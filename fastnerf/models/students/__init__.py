@@ -1,9 +1,9 @@
 """The students: fast renderers distilled from a NeRF teacher (``fastnerf train student``).
 
-A student kind is a model class registered twice, as a model (``build_model(kind, ...)``) and as
-a student (``STUDENT_KINDS[kind]``, with its default training settings), by
-``@register_student(kind, **settings)``. The training task (``fastnerf.train.tasks.student``)
-knows no kind by name; it asks the class for:
+A student kind is a model class registered once, by ``@register_student(kind, **settings)``, in
+the registry of kinds (``fastnerf.models.registry``): ``build_model(kind, ...)`` builds it and
+``STUDENT_KINDS[kind]`` gives its class, default training settings and options. The training
+task (``fastnerf.train.tasks.student``) knows no kind by name; it asks the class for:
 
 - ``config_for(teacher, dataset, sampler) -> dict`` (classmethod): the model config for this
   teacher, its training ``Dataset`` and the distillation camera ``sampler`` (size, intrinsics);
@@ -15,35 +15,31 @@ knows no kind by name; it asks the class for:
 
 Settings every kind has (the task's options override them): ``lr``, ``batch_views``,
 ``ema_decay``, ``lr_half_life``; a kind may add its own (passed to ``distill_loss``).
+
+Model options and command-line flags: ``register_student(kind, options=(Option(...), ...), **settings)``
+declares the options a user may set (``fastnerf.options.Option``: name, default, help; the
+constructor takes its defaults from there). ``flag=True`` gives one a flag of
+``fastnerf train student`` (``Option("factor", 4, "upsampling factor", flag=True)`` is
+``--factor F``, listed under the kind in ``--help``); every other constructor parameter is set
+with ``--option KEY=VALUE``. ``no_export="why"`` says why ``fastnerf export`` refuses the kind
+(without it, a class with ``export_forward`` exports). See ``fastnerf.models.registry``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from .. import register_model
+from ..registry import Kind, KindView, register_kind
 
 COMMON_SETTINGS = {"lr": 1e-3, "batch_views": 4, "ema_decay": 0.99, "lr_half_life": 500}
+TASK = "student"  # the fastnerf train task every student kind is trained by
+
+StudentKind = Kind  # a student kind: ``model_class``, ``settings`` (COMMON_SETTINGS, then the kind's own), ``options``
+STUDENT_KINDS = KindView(task=TASK)  # {kind: Kind}, read-only (register_student writes)
 
 
-@dataclass(frozen=True)
-class StudentKind:
-    model_class: type
-    settings: dict = field(default_factory=dict)  # defaults: COMMON_SETTINGS, then the kind's own
-
-
-STUDENT_KINDS: dict[str, StudentKind] = {}
-
-
-def register_student(kind: str, **settings):
-    """Class decorator: register a student model class as ``kind`` (model registry and ``STUDENT_KINDS``)."""
-
-    def decorate(cls):
-        register_model(kind)(cls)
-        STUDENT_KINDS[kind] = StudentKind(cls, {**COMMON_SETTINGS, **settings})
-        return cls
-
-    return decorate
+def register_student(kind: str, *, options=(), no_export: str | None = None, **settings):
+    """Class decorator: register a student model class as ``kind`` (see the module docstring)."""
+    return register_kind(kind, task=TASK, options=options, settings={**COMMON_SETTINGS, **settings},
+                         no_export=no_export)
 
 
 def _discover() -> None:

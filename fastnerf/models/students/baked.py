@@ -37,7 +37,9 @@ MIN_OPACITY = 1e-3  # features are divided by max(opacity, this): a fainter pixe
 SKIP_OPACITY = 1e-4  # inference: pixels this transparent get no MLP evaluation
 
 
-@register_student("baked", lr=2e-3, grid_lr=1e-2, rays=4096, batch_views=1, ema_decay=None, lr_half_life=1000)
+@register_student("baked", lr=2e-3, grid_lr=1e-2, rays=4096, batch_views=1, ema_decay=None, lr_half_life=1000,
+                  no_export="it marches its grid with fastnerf's baked_render op, whose sample count per ray "
+                  "depends on the data; neither torch.export nor ONNX can hold that")
 class BakedStudent(nn.Module):
     """A baked sparse grid + a per-pixel colour MLP (module docstring).
 

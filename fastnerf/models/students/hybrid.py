@@ -36,15 +36,27 @@ from ...fields.hash_grid import HashEncoding
 from ...fields.mlp import MLP, trunc_exp
 from ...fields.occupancy import OccupancyGrid
 from ...fields.spherical_harmonics import SphericalHarmonicsEncoding
-from ...fields.upsampling import UpsamplingDecoder, check_upsampler
+from ...fields.upsampling import UPSAMPLERS, UpsamplingDecoder, check_upsampler
+from ...options import Option
 from ...volume import render_rays
 from ..nerf import ndc_rays
 from . import register_student
 
 SAMPLINGS = ("march", "dense")
+OPTIONS = (
+    Option("factor", 4, "upsampling factor (a power of two)", flag=True, metavar="F", minimum=1),
+    Option("sampling", "march", "samples along rays: march (occupancy grid) or dense", choices=SAMPLINGS, flag=True),
+    Option("samples", 32, "samples per ray (dense) or steps per box diagonal (march)", flag=True, metavar="N",
+           minimum=1),
+    Option("upsampler", "bilinear", "decoder upsampling", choices=UPSAMPLERS, flag=True),
+    Option("features", 128, "rendered feature channels M (the first 3 a colour)", minimum=3),
+    Option("decoder_channels", 64, "decoder channels after its stem", minimum=1),
+)
 
 
-@register_student("hybrid", lr=2e-3, field_lr=1e-2, batch_views=4, grid_every=16)
+@register_student("hybrid", lr=2e-3, field_lr=1e-2, batch_views=4, grid_every=16, options=OPTIONS,
+                  no_export="it renders its feature image through fastnerf's custom ops (march_rays, composite), "
+                  "whose sample count per ray depends on the data; neither torch.export nor ONNX can hold that")
 class HybridStudent(nn.Module):
     """Feature field + volume rendering at low resolution + upsampling decoder (module docstring).
 
@@ -64,9 +76,9 @@ class HybridStudent(nn.Module):
     def __init__(self, *, aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), ndc=None, grid_resolution: int = 64,
                  hash_levels: int = 16, hash_features: int = 2, hash_log2_size: int = 15, hash_min_res: int = 16,
                  hash_max_res: int = 256, hidden: int = 64, geo_features: int = 15, sh_degree: int = 4,
-                 color_layers: int = 2, features: int = 128, factor: int = 4, sampling: str = "march",
-                 samples: int = 32, upsampler: str = "bilinear", decoder_channels: int = 64, min_channels: int = 16,
-                 background=(1.0, 1.0, 1.0)):
+                 color_layers: int = 2, features: int, factor: int, sampling: str, samples: int, upsampler: str,
+                 decoder_channels: int, min_channels: int = 16, background=(1.0, 1.0, 1.0)):
+        # features, factor, sampling, samples, upsampler, decoder_channels: defaults from OPTIONS
         super().__init__()
         if factor < 1 or factor & (factor - 1):
             raise ValueError(f"hybrid: factor must be a power of two, got {factor}")

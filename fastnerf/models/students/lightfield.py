@@ -39,6 +39,7 @@ from ...cameras import Camera
 from ...errors import UserError
 from ...fields.mlp import ResidualBlock
 from ...fields.ray_encoding import RAY_ENCODINGS, RayEncoding
+from ...options import Option
 from ..nerf import ndc_rays
 from . import register_student
 
@@ -104,7 +105,18 @@ def camera_intrinsics(camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
 # Settings measured on tabletop (docs/lightfield.md): 2 views a step at lr 3e-3 beat 8 views at 2e-3 in
 # equal time on the CPU (more, cheaper steps); `rays` applies to bundle = 1. The model defaults (points,
 # bundle 8, hidden 64) matched bundle 4 / hidden 128 within 0.2 dB at 2-4x less render time.
-@register_student("lightfield", lr=3e-3, batch_views=2, rays=4096, finetune=0.2, ema_decay=0.99)
+OPTIONS = (
+    Option("encoding", "points", "ray encoding: points along the ray in the box, or Pluecker coordinates",
+           choices=RAY_ENCODINGS),
+    Option("bundle", 8, "1 (an MLP run per pixel) or a power of two (a ray bundle that much sparser + upsampler)",
+           minimum=1),
+    Option("hidden", 64, "MLP width", minimum=1),
+    Option("n_blocks", 4, "residual blocks of the MLP (two layers each)", minimum=0),
+    Option("channels", 16, "feature channels of the upsampler (bundle > 1)", minimum=1),
+)
+
+
+@register_student("lightfield", lr=3e-3, batch_views=2, rays=4096, finetune=0.2, ema_decay=0.99, options=OPTIONS)
 class LightField(nn.Module):
     """Ray-to-colour student (see the module docstring).
 
@@ -123,9 +135,9 @@ class LightField(nn.Module):
     export_takes_intrinsics = True  # fastnerf.export: the graph takes intrinsics [B,4] as well as c2w
 
     def __init__(self, *, aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), ndc=None, background=(1.0, 1.0, 1.0),
-                 encoding: str = "points", n_points: int = 8, n_freqs: int = 8, hidden: int = 64,
-                 n_blocks: int = 4, bundle: int = 8, channels: int = 16, image_width: int = 100,
-                 image_height: int = 100):
+                 encoding: str, n_points: int = 8, n_freqs: int = 8, hidden: int, n_blocks: int, bundle: int,
+                 channels: int, image_width: int = 100, image_height: int = 100):
+        # encoding, hidden, n_blocks, bundle, channels: defaults from OPTIONS
         super().__init__()
         if encoding not in RAY_ENCODINGS:
             raise UserError(f"lightfield: encoding must be one of {RAY_ENCODINGS}, got {encoding!r}")

@@ -8,11 +8,20 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
+from ...fields.upsampling import UPSAMPLERS
+from ...options import Option
 from . import register_student
 from ._fixed_camera import FixedCameraRendering, PoseToImage, camera_config, default_n_up, scene_frame
 
 
-@register_student("pose", lr=5e-3, batch_views=4)
+OPTIONS = (
+    Option("upsampler", "bilinear", "decoder upsampling", choices=UPSAMPLERS, flag=True),
+    Option("channels", 64, "feature-map channels", minimum=1),
+    Option("hidden", 256, "pose MLP width", minimum=1),
+)
+
+
+@register_student("pose", lr=5e-3, batch_views=4, options=OPTIONS)
 class PoseStudent(FixedCameraRendering, nn.Module):
     """Pose -> image (see the module docstring).
 
@@ -28,9 +37,10 @@ class PoseStudent(FixedCameraRendering, nn.Module):
     kind = "pose"
 
     def __init__(self, *, width: int, height: int, fx: float, fy: float, cx: float, cy: float, centre=(0.0, 0.0, 0.0),
-                 scale: float = 1.0, position_freqs: int = 6, rotation_freqs: int = 4, hidden: int = 256,
-                 n_hidden: int = 3, code_dim: int = 256, channels: int = 64, n_up: int | None = None,
-                 upsampler: str = "bilinear", min_channels: int = 16):
+                 scale: float = 1.0, position_freqs: int = 6, rotation_freqs: int = 4, hidden: int,
+                 n_hidden: int = 3, code_dim: int = 256, channels: int, n_up: int | None = None,
+                 upsampler: str, min_channels: int = 16):
+        # hidden, channels, upsampler: defaults from OPTIONS
         super().__init__()
         n_up = default_n_up(width, height) if n_up is None else int(n_up)
         self.camera = {"width": int(width), "height": int(height), "fx": float(fx), "fy": float(fy),

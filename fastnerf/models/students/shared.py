@@ -21,11 +21,21 @@ from ...fields.mlp import MLP, trunc_exp
 from ...fields.occupancy import OccupancyGrid
 from ...volume import render_rays
 from ..nerf import ndc_rays
+from ...fields.upsampling import UPSAMPLERS
+from ...options import Option
 from . import register_student
 from ._fixed_camera import FixedCameraRendering, PoseToImage, camera_config, default_n_up, scene_frame
 
 
-@register_student("shared", lr=5e-3, batch_views=4, nerf_rays=256, nerf_weight=0.5)
+OPTIONS = (
+    Option("upsampler", "bilinear", "decoder upsampling", choices=UPSAMPLERS, flag=True),
+    Option("channels", 64, "feature-map channels", minimum=1),
+    Option("hidden", 256, "pose MLP width", minimum=1),
+    Option("nerf_samples", 64, "the radiance-field branch's marching steps per box diagonal", minimum=1),
+)
+
+
+@register_student("shared", lr=5e-3, batch_views=4, nerf_rays=256, nerf_weight=0.5, options=OPTIONS)
 class SharedStudent(FixedCameraRendering, nn.Module):
     """Shared-backbone student (see the module docstring).
 
@@ -37,11 +47,12 @@ class SharedStudent(FixedCameraRendering, nn.Module):
     kind = "shared"
 
     def __init__(self, *, width: int, height: int, fx: float, fy: float, cx: float, cy: float, centre=(0.0, 0.0, 0.0),
-                 scale: float = 1.0, position_freqs: int = 6, rotation_freqs: int = 4, hidden: int = 256,
-                 n_hidden: int = 3, code_dim: int = 256, channels: int = 64, n_up: int | None = None,
-                 upsampler: str = "bilinear", min_channels: int = 16, aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), ndc=None,
+                 scale: float = 1.0, position_freqs: int = 6, rotation_freqs: int = 4, hidden: int,
+                 n_hidden: int = 3, code_dim: int = 256, channels: int, n_up: int | None = None,
+                 upsampler: str, min_channels: int = 16, aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), ndc=None,
                  grid_resolution: int = 64, nerf_freqs: int = 6, nerf_hidden: int = 128, nerf_layers: int = 3,
-                 nerf_samples: int = 64):
+                 nerf_samples: int):
+        # hidden, channels, upsampler, nerf_samples: defaults from OPTIONS
         super().__init__()
         n_up = default_n_up(width, height) if n_up is None else int(n_up)
         self.camera = {"width": int(width), "height": int(height), "fx": float(fx), "fy": float(fy),

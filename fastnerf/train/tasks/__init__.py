@@ -1,9 +1,16 @@
-"""Training tasks: what one model kind tells the engine (``fastnerf.train.engine``).
+"""Training tasks: what the engine (``fastnerf.train.engine``) is told about training a model kind.
 
 A task builds its model, draws a batch and computes the loss, updates its own state and says
 what to checkpoint; the engine does everything else. ``@register_task("name")`` makes a task
-``fastnerf train name``; every module in this package is discovered, so a new kind is one new
-file here (plus its model in ``fastnerf.models``), with no edit elsewhere.
+``fastnerf train name``; every module in this package is discovered, so a new task is one new
+file here (plus its model kinds in ``fastnerf.models``, registered with ``task="name"``), with no
+edit elsewhere.
+
+A task declares its options once (``Task.options``, ``fastnerf.options``): its constructor's
+defaults and checks, the ``train_args`` a checkpoint saves and its ``fastnerf train name`` flags
+all come from that declaration. The flagged options of the kinds it trains (the registry,
+``fastnerf.models.registry``) are added to its command line too and land in its
+``model_option`` (the overrides of the model's config).
 """
 
 from __future__ import annotations
@@ -14,8 +21,10 @@ import pkgutil
 import torch
 
 from ...errors import UserError
+from ...options import Options, add_shared_flags, shared_flags_given
 
 TASKS: dict = {}
+MODEL_FLAG_DEST = "model_option_"  # argparse dest prefix of the kinds' flags (apart from the task's own)
 
 
 def register_task(name: str):
@@ -47,32 +56,65 @@ def task_from_checkpoint(checkpoint: dict):
 
 
 class Task:
-    """One model kind's part of training (see the module docstring). Override what applies.
+    """What training one model kind takes (see the module docstring). Override what applies.
 
-    Construction takes plain keyword values only: ``type(task)(**task.train_args())`` must
-    rebuild the same task, which is how a run resumes with its own settings.
+    Construction takes plain keyword values only, checked against ``options`` (defaults filled
+    in) into ``self.args``: ``type(task)(**task.train_args())`` rebuilds the same task, which is
+    how a run resumes with its own settings.
     """
 
     name = "task"
     ema_decay: float | None = 0.998  # averaged weights for evaluation and the returned model; None: off
+    options = Options()  # the task's own options (fastnerf.options)
+    model_option: str | None = None  # the option holding overrides of the model config (the kinds' flags go there)
+    unflagged_model_options: str | None = None  # how --help says a kind's other options are set, e.g. "--option"
+
+    def __init__(self, **values):
+        self.args = self.options.resolve(values, self.name)
 
     # ----------------------------------------------------------------------- construction and CLI
     def train_args(self) -> dict:
         """Plain values that rebuild this task (stored in checkpoints)."""
-        raise NotImplementedError
+        return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
+                for k, v in self.args.items()}
 
     @classmethod
     def from_train_args(cls, args: dict) -> "Task":
-        return cls(**args)
+        """The task a checkpoint's ``train_args`` describe; names this release does not declare
+        (older runs also stored their seed there) are dropped, missing ones take their defaults."""
+        return cls(**{k: v for k, v in args.items() if k in cls.options})
+
+    @classmethod
+    def model_kinds(cls) -> dict:
+        """``{kind name: its options}`` of the model kinds this task trains (the registry)."""
+        from ...models import kinds
+
+        return {kind.name: kind.options for kind in kinds(task=cls.name)}
 
     @classmethod
     def add_arguments(cls, parser) -> None:
-        """Add this task's own options to its ``fastnerf train NAME`` parser."""
+        """Add this task's flags to its ``fastnerf train NAME`` parser: its own options', then those
+        of the kinds it trains (one group, each kind's options listed)."""
+        cls.options.add_arguments(parser)
+        if cls.model_option is not None:
+            add_shared_flags(parser, cls.model_kinds(), title="options of the model kinds", dest_prefix=MODEL_FLAG_DEST,
+                             others=cls.unflagged_model_options)
 
     @classmethod
     def from_args(cls, args) -> "Task":
         """The task from parsed ``fastnerf train NAME`` arguments."""
-        raise NotImplementedError
+        return cls(**cls.values_from_args(args))
+
+    @classmethod
+    def values_from_args(cls, args) -> dict:
+        """Constructor values from parsed arguments: the task's flags given, and the kinds' flags
+        given in ``model_option``."""
+        values = cls.options.given(args)
+        if cls.model_option is not None:
+            model = shared_flags_given(args, cls.model_kinds(), dest_prefix=MODEL_FLAG_DEST)
+            if model:
+                values[cls.model_option] = {**values.get(cls.model_option, {}), **model}
+        return values
 
     # ----------------------------------------------------------------------- training
     def build_model(self, ctx) -> torch.nn.Module:

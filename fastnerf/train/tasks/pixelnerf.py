@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ...errors import UserError
+from ...options import REQUIRED, Option, Options
 from . import Task, register_task
 
 EMA_DECAY = 0.995
@@ -59,50 +59,28 @@ class PixelNeRFTask(Task):
     """
 
     ema_decay = EMA_DECAY
+    model_option = "model_config"  # the kind's flags (--hidden, --encoder, --encoder-weights) go there
+    options = Options(
+        Option("data", REQUIRED, "multi-scene dataset: a folder of Blender scenes, SRN/ShapeNet, or DTU", type=Path,
+               flag=True, metavar="SCENES"),
+        Option("eval_data", None, "held-out scenes for the periodic check", type=Path, flag=True, metavar="SCENES"),
+        Option("downscale", 1, "shrink images by K", flag=True, metavar="K", minimum=1),
+        Option("max_scenes", None, "use at most N training scenes", type=int, flag=True, metavar="N", minimum=1),
+        Option("scenes_per_step", 4, "scenes per step", flag=True, metavar="N", minimum=1),
+        Option("rays_per_scene", 128, "rays per scene and step", flag=True, metavar="N", minimum=1),
+        Option("max_views", 3, "source views drawn from 1..K", flag=True, metavar="K", minimum=1),
+        Option("lr", 1e-3, "Adam learning rate", flag=True, minimum=0),
+        Option("eval_scenes", 2, "held-out scenes of the periodic check", minimum=1),
+        Option("eval_pixels", 2048, "pixels the periodic check renders", minimum=1),
+        Option("model_config", {}, "overrides of the model config (e.g. {\"hidden\": 128})"),
+    )
 
-    def __init__(self, *, data, eval_data=None, downscale: int = 1, max_scenes: int | None = None,
-                 scenes_per_step: int = 4, rays_per_scene: int = 128, max_views: int = 3, lr: float = 1e-3,
-                 eval_scenes: int = 2, eval_pixels: int = 2048, model_config: dict | None = None):
-        for name, value in (("scenes_per_step", scenes_per_step), ("rays_per_scene", rays_per_scene),
-                            ("max_views", max_views), ("downscale", downscale)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"pixelnerf: {name} must be a positive integer, got {value!r}")
-        self.args = {"data": str(Path(data).resolve()), "eval_data": None if eval_data is None else str(Path(eval_data).resolve()),
-                     "downscale": int(downscale), "max_scenes": max_scenes, "scenes_per_step": int(scenes_per_step),
-                     "rays_per_scene": int(rays_per_scene), "max_views": int(max_views), "lr": float(lr),
-                     "eval_scenes": int(eval_scenes), "eval_pixels": int(eval_pixels),
-                     "model_config": dict(model_config or {})}
-        self._train = self._held_out = None
-
-    def train_args(self) -> dict:
-        return dict(self.args)
-
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        parser.add_argument("--data", required=True, metavar="SCENES",
-                            help="multi-scene dataset: a folder of Blender scenes, SRN/ShapeNet, or DTU")
-        parser.add_argument("--eval-data", default=None, metavar="SCENES", help="held-out scenes for the periodic check")
-        parser.add_argument("--downscale", type=int, default=1, metavar="K", help="shrink images by K (default 1)")
-        parser.add_argument("--max-scenes", type=int, default=None, metavar="N", help="use at most N training scenes")
-        parser.add_argument("--scenes-per-step", type=int, default=4, metavar="N")
-        parser.add_argument("--rays-per-scene", type=int, default=128, metavar="N")
-        parser.add_argument("--max-views", type=int, default=3, metavar="K", help="source views drawn from 1..K")
-        parser.add_argument("--lr", type=float, default=1e-3)
-        parser.add_argument("--hidden", type=int, default=None, help="MLP width (default 64; pixelNeRF: 512)")
-        parser.add_argument("--encoder", choices=("small", "resnet34"), default=None,
-                            help="image encoder (default small; resnet34 is pixelNeRF's)")
-        parser.add_argument("--encoder-weights", default=None, metavar="FILE",
-                            help="torchvision ResNet-34 state dict for --encoder resnet34")
-
-    @classmethod
-    def from_args(cls, args) -> "PixelNeRFTask":
-        model_config = {key: value for key, value in (("hidden", args.hidden), ("encoder", args.encoder),
-                                                      ("encoder_weights", args.encoder_weights)) if value is not None}
-        if "encoder_weights" in model_config:
+    def __init__(self, **values):
+        super().__init__(**values)
+        model_config = self.args["model_config"]
+        if model_config.get("encoder_weights"):  # weights are for the ResNet-34 encoder
             model_config.setdefault("encoder", "resnet34")
-        return cls(data=args.data, eval_data=args.eval_data, downscale=args.downscale, max_scenes=args.max_scenes,
-                   scenes_per_step=args.scenes_per_step, rays_per_scene=args.rays_per_scene,
-                   max_views=args.max_views, lr=args.lr, model_config=model_config)
+        self._train = self._held_out = None
 
     # ----------------------------------------------------------------------- data
     def _datasets(self):

@@ -2,8 +2,9 @@
 
 The teacher run is loaded with ``load_run``; its dataset (the checkpoint's ``dataset``) gives the
 real training images and the cameras the distillation views are sampled around
-(``fastnerf.distill``). The student kind comes from ``STUDENT_KINDS``
-(``fastnerf.models.students``): the task knows no kind by name. Each step draws from a
+(``fastnerf.distill``). The student kind comes from the registry (``STUDENT_KINDS``,
+``fastnerf.models.students``): the task knows no kind by name, and the kinds' own flags reach the
+command line through their declared options (``fastnerf.models.registry``). Each step draws from a
 ``ViewPool`` of teacher renders (filled on the first step, refreshed after every step) mixed with
 the real images; the pool is part of the task state, so a resumed run continues exactly.
 """
@@ -16,13 +17,13 @@ from pathlib import Path
 import torch
 
 from ...errors import UserError
+from ...options import REQUIRED, Option, Options
 from . import Task, register_task
 from .teacher import load_held_out
 
 LR_HALF_LIFE = 500
 ENGINE_SETTINGS = ("lr", "ema_decay", "lr_half_life")  # settings the task applies; the rest go to the model
-TASK_DEFAULTS = {"pool_size": 128, "initial_views": 32, "fresh_ratio": 0.1, "real_fraction": 0.3,
-                 "render_batch": 8, "eval_views": 3}
+TEACHER_TASK = "teacher"  # the task whose runs a student distils
 
 
 def parse_size(text: str | None):
@@ -51,11 +52,12 @@ def _parse_option(text: str) -> tuple[str, object]:
 class StudentTask(Task):
     """Distil ``teacher`` (a run folder) into a student of ``kind`` (see the module docstring).
 
-    Args:
+    Args (declared in ``options``):
         teacher: the teacher's run folder or checkpoint.
         kind: a key of ``STUDENT_KINDS``.
         size: ``(width, height)`` the student trains at (default: the dataset's).
-        model: overrides of the student's model config (plain values).
+        model: overrides of the student's model config (plain values; the kind's declared options
+            are checked by their declaration, the rest against its constructor).
         settings: overrides of the kind's training settings (``lr``, ``batch_views``, ...).
         pool_size, initial_views, fresh_ratio, real_fraction, render_batch: the ``ViewPool``
             (``initial_views`` are rendered before the first step; the pool then grows to
@@ -63,82 +65,93 @@ class StudentTask(Task):
         teacher_supersample: teacher rays per pixel side for the pool (default: the teacher's own).
         pool_file: start from a pool saved with ``ViewPool.save`` instead of rendering one.
         teacher_init: let the student copy what it can from the teacher (``init_from_teacher``).
+        eval_views: held-out views of the periodic check.
     """
 
-    def __init__(self, *, teacher: str, kind: str, size=None, model: dict | None = None, settings: dict | None = None,
-                 pool_size: int = TASK_DEFAULTS["pool_size"], initial_views: int = TASK_DEFAULTS["initial_views"],
-                 fresh_ratio: float = TASK_DEFAULTS["fresh_ratio"], real_fraction: float = TASK_DEFAULTS["real_fraction"],
-                 render_batch: int = TASK_DEFAULTS["render_batch"], teacher_supersample: int | None = None,
-                 pool_file: str | None = None, teacher_init: bool = True, eval_views: int = TASK_DEFAULTS["eval_views"]):
-        from ...models.students import STUDENT_KINDS
+    model_option = "model"  # the kinds' flags (e.g. --factor) go there, as --option KEY=VALUE does
+    unflagged_model_options = "--option"
+    options = Options(
+        Option("teacher", REQUIRED, "the teacher's run folder", type=Path, flag=True, metavar="RUN"),
+        Option("kind", REQUIRED, "student kind (its options: below)", type=str, flag=True, metavar="KIND"),
+        Option("size", None, "training image size (default: the data's)", type=list, flag=True, metavar="WxH",
+               parse=parse_size),
+        Option("model", {}, "overrides of the student's model config"),
+        Option("settings", {}, "overrides of the kind's training settings"),
+        Option("pool_size", 128, "teacher views kept in memory", flag=True, metavar="V", minimum=1),
+        Option("initial_views", 32, "teacher views rendered before the first step", flag=True, metavar="V",
+               minimum=1),
+        Option("fresh_ratio", 0.1, "new teacher views rendered per pool view trained on", flag=True, metavar="R",
+               minimum=0),
+        Option("real_fraction", 0.3, "share of real training images in each batch", flag=True, metavar="P",
+               minimum=0, maximum=1),
+        Option("render_batch", 8, "teacher views rendered at a time", minimum=1),
+        Option("teacher_supersample", None, "teacher rays per pixel side for its views (default: its own)", type=int,
+               flag=True, metavar="S", minimum=1),
+        Option("pool_file", None, "start from a saved view pool", type=Path, flag=True, metavar="FILE"),
+        Option("teacher_init", True, "copy what the student can of the teacher's field", flag=True),
+        Option("eval_views", 3, "held-out views of the periodic check", minimum=0),
+    )
 
-        if kind not in STUDENT_KINDS:
-            raise UserError(f"unknown student kind {kind!r}; known kinds: {', '.join(sorted(STUDENT_KINDS))}")
-        self.student_kind = STUDENT_KINDS[kind]
-        unknown = set(settings or {}) - set(self.student_kind.settings)
+    def __init__(self, **values):
+        from ...models import get_kind
+
+        super().__init__(**values)
+        kind = self.args["kind"]
+        self.student_kind = get_kind(kind, task=self.name, what="student kind")
+        self.args["model"] = self.student_kind.check_config(self.args["model"], f"student {kind!r}")
+        unknown = set(self.args["settings"]) - set(self.student_kind.settings)
         if unknown:
             raise UserError(f"student {kind!r} has no setting {', '.join(sorted(unknown))}; "
                             f"its settings: {', '.join(sorted(self.student_kind.settings))}")
-        self.args = {"teacher": str(Path(teacher).resolve()), "kind": kind, "size": None if size is None else list(size),
-                     "model": dict(model or {}), "settings": dict(settings or {}), "pool_size": int(pool_size),
-                     "initial_views": int(initial_views), "fresh_ratio": float(fresh_ratio),
-                     "real_fraction": float(real_fraction), "render_batch": int(render_batch),
-                     "teacher_supersample": teacher_supersample, "pool_file": pool_file,
-                     "teacher_init": bool(teacher_init), "eval_views": int(eval_views)}
+        _check_teacher_run(self.args["teacher"])
         self.settings = {**self.student_kind.settings, **self.args["settings"]}
         self.ema_decay = self.settings.get("ema_decay")
         self.pool, self.held_out, self.teacher_info = None, None, {}
         self._pending_pool_state = None
 
     # ----------------------------------------------------------------------------- construction
-    def train_args(self) -> dict:
-        return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
-                for k, v in self.args.items()}
-
     @classmethod
     def add_arguments(cls, parser) -> None:
-        parser.add_argument("--teacher", required=True, metavar="RUN", help="the teacher's run folder")
-        parser.add_argument("--kind", required=True, metavar="KIND", help="student kind (pose, hybrid, shared, ...)")
-        parser.add_argument("--size", default=None, metavar="WxH", help="training image size (default: the data's)")
-        parser.add_argument("--upsampler", choices=("bilinear", "transposed"), default=None,
-                            help="decoder upsampling (default bilinear)")
-        parser.add_argument("--factor", type=int, default=None, metavar="F", help="hybrid: upsampling factor")
-        parser.add_argument("--sampling", choices=("march", "dense"), default=None, help="hybrid: samples along rays")
-        parser.add_argument("--samples", type=int, default=None, metavar="N",
-                            help="hybrid: samples per ray (dense) or steps per box diagonal (march)")
+        super().add_arguments(parser)
         parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                             help="any student model option (repeatable), e.g. --option channels=96")
         parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                             help="any training setting of the kind (repeatable), e.g. --setting field_lr=0.005")
-        parser.add_argument("--lr", type=float, default=None)
-        parser.add_argument("--batch-views", type=int, default=None, metavar="B", help="views per step")
-        parser.add_argument("--pool-size", type=int, default=TASK_DEFAULTS["pool_size"], metavar="V",
-                            help=f"teacher views kept in memory (default {TASK_DEFAULTS['pool_size']})")
-        parser.add_argument("--initial-views", type=int, default=TASK_DEFAULTS["initial_views"], metavar="V",
-                            help="teacher views rendered before the first step")
-        parser.add_argument("--fresh-ratio", type=float, default=TASK_DEFAULTS["fresh_ratio"], metavar="R",
-                            help="new teacher views rendered per pool view trained on "
-                            f"(default {TASK_DEFAULTS['fresh_ratio']})")
-        parser.add_argument("--real-fraction", type=float, default=TASK_DEFAULTS["real_fraction"], metavar="P",
-                            help=f"share of real training images in each batch (default {TASK_DEFAULTS['real_fraction']})")
-        parser.add_argument("--teacher-supersample", type=int, default=None, metavar="S",
-                            help="teacher rays per pixel side for its views (default: its own)")
-        parser.add_argument("--pool-file", default=None, metavar="FILE", help="start from a saved view pool")
-        parser.add_argument("--no-teacher-init", action="store_true", help="do not copy the teacher's field")
+        parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the kind's)")
+        parser.add_argument("--batch-views", type=int, default=None, metavar="B",
+                            help="views per step (default: the kind's)")
 
     @classmethod
     def from_args(cls, args) -> "StudentTask":
-        model = dict(_parse_option(text) for text in args.option)
-        for name in ("upsampler", "factor", "sampling", "samples"):
-            if getattr(args, name) is not None:
-                model[name] = getattr(args, name)
+        values = cls.values_from_args(args)
+        if "kind" in values:
+            cls._refuse_flags_of_other_kinds(values["kind"], values.get("model", {}))
+        values["model"] = {**dict(_parse_option(text) for text in args.option), **values.get("model", {})}
         settings = dict(_parse_option(text) for text in args.setting)
         settings.update({name: value for name, value in (("lr", args.lr), ("batch_views", args.batch_views))
                          if value is not None})
-        return cls(teacher=args.teacher, kind=args.kind, size=parse_size(args.size), model=model, settings=settings,
-                   pool_size=args.pool_size, initial_views=args.initial_views, fresh_ratio=args.fresh_ratio,
-                   real_fraction=args.real_fraction, teacher_supersample=args.teacher_supersample,
-                   pool_file=args.pool_file, teacher_init=not args.no_teacher_init)
+        values["settings"] = settings
+        if values.get("pool_file") and not Path(values["pool_file"]).is_file():  # a resumed run needs it no more
+            raise UserError(f"student: --pool-file {values['pool_file']} is not a file")
+        return cls(**values)
+
+    @classmethod
+    def _refuse_flags_of_other_kinds(cls, name: str, flagged: dict) -> None:
+        """A UserError for a flag that only other kinds declare (``--factor`` with a kind without it)."""
+        from ...models import get_kind
+
+        kind = get_kind(name, task=cls.name, what="student kind")
+        foreign = sorted(set(flagged) - set(kind.options.names))
+        if not foreign:
+            return
+        declared = cls.model_kinds()
+        problems = []
+        for option in foreign:
+            owners = [owner for owner, options in declared.items() if option in options]
+            problems.append(f"{declared[owners[0]][option].flag_name} is an option of {', '.join(owners)}, "
+                            f"not of {name!r}")
+        raise UserError(f"student: {'; '.join(problems)} (the options of {name!r}: "
+                        f"{', '.join(kind.options.names) or 'none'})")
 
     def build_model(self, ctx) -> torch.nn.Module:
         from ...data import load
@@ -257,3 +270,20 @@ def _teacher_centre(teacher):
     return (aabb[:3] + aabb[3:]) / 2
 
 
+def _check_teacher_run(teacher: str) -> None:
+    """Fail now, not after minutes of work, unless ``teacher`` is a teacher run whose dataset is there."""
+    from ..checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        checkpoint = load_checkpoint(teacher, map_location="cpu")
+    except CheckpointError as error:
+        raise UserError(f"student: --teacher: {error}") from None
+    task = checkpoint.get("task") or TEACHER_TASK  # checkpoints from before the engine were all teachers
+    if task != TEACHER_TASK:
+        raise UserError(f"student: --teacher {teacher} is a {task!r} run (a {checkpoint['model_kind']!r} model); "
+                        f"give a run of `fastnerf train {TEACHER_TASK}`")
+    path = (checkpoint.get("dataset") or {}).get("path")
+    if not path:
+        raise UserError(f"student: --teacher {teacher}: the teacher checkpoint names no dataset")
+    if not Path(path).exists():
+        raise UserError(f"student: --teacher {teacher}: its dataset {path} is not there any more")

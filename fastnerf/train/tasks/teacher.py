@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from ...errors import UserError
+from ...options import REQUIRED, Option, Options
 from ...supersampling import average_subpixels, subpixel_offsets, subpixel_rays
 from . import Task, register_task
 
@@ -103,49 +103,32 @@ class TeacherTask(Task):
     """
 
     ema_decay = EMA_DECAY
+    model_option = "model_config"
+    options = Options(
+        Option("data", REQUIRED, "dataset folder (Blender, Instant-NGP, LLFF)", type=Path, flag=True, metavar="DIR"),
+        Option("encoding", "hash", "field encoding", choices=tuple(SUPERSAMPLE), flag=True),
+        Option("downscale", 1, "shrink images by K", flag=True, metavar="K", minimum=1),
+        Option("target_samples", 1 << 14, "samples per step over all ranks", minimum=1),
+        Option("max_rays", 8192, "rays per step over all ranks, at most", minimum=1),
+        Option("lr", None, "base learning rate (default per encoding)", type=float),
+        Option("grid_every", 16, "steps between occupancy-grid refreshes", minimum=1),
+        Option("centre_fraction", 0.5, "share of the steps on pixel-centre rays", minimum=0, maximum=1),
+        Option("eval_images", 3, "held-out views of the periodic check", minimum=0),
+        Option("eval_pixels", 4096, "pixels the periodic check renders", minimum=1),
+        Option("skip_missing", False, "skip frames whose image file is absent (with a warning) instead of stopping",
+               flag=True),
+        Option("model_config", {}, "overrides of the model config"),
+    )
 
-    def __init__(self, *, data, encoding: str = "hash", downscale: int = 1, target_samples: int = 1 << 14,
-                 max_rays: int = 8192, lr: float | None = None, grid_every: int = 16, centre_fraction: float = 0.5,
-                 eval_images: int = 3, eval_pixels: int = 4096, skip_missing: bool = False,
-                 model_config: dict | None = None):
-        if encoding not in SUPERSAMPLE:
-            raise UserError(f"teacher: encoding must be one of {', '.join(SUPERSAMPLE)}, got {encoding!r}")
-        if isinstance(centre_fraction, bool) or not 0.0 <= centre_fraction <= 1.0:
-            raise UserError(f"teacher: centre_fraction must be in [0, 1], got {centre_fraction!r}")
-        for name, value in (("target_samples", target_samples), ("max_rays", max_rays), ("grid_every", grid_every)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"teacher: {name} must be a positive integer, got {value!r}")
-        self.args = {"data": str(Path(data).resolve()), "encoding": encoding, "downscale": int(downscale),
-                     "target_samples": int(target_samples), "max_rays": int(max_rays), "lr": lr,
-                     "grid_every": int(grid_every), "centre_fraction": float(centre_fraction),
-                     "eval_images": int(eval_images), "eval_pixels": int(eval_pixels),
-                     "skip_missing": bool(skip_missing), "model_config": dict(model_config or {})}
+    def __init__(self, **values):
+        super().__init__(**values)
         self.samples_per_ray = None
         self._train = self._held_out = None
 
-    def train_args(self) -> dict:
-        return dict(self.args)
-
     @classmethod
     def from_train_args(cls, args: dict) -> "TeacherTask":
-        known = {"data", "encoding", "downscale", "target_samples", "max_rays", "lr", "grid_every", "centre_fraction",
-                 "eval_images", "eval_pixels", "skip_missing", "model_config"}
-        args = {k: v for k, v in args.items() if k in known}  # older runs also stored their seed here
-        args.setdefault("centre_fraction", 0.0)  # runs from before sub-rays trained on centre rays only
-        return cls(**args)
-
-    # ----------------------------------------------------------------------- CLI
-    @classmethod
-    def add_arguments(cls, parser) -> None:
-        parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder (Blender, Instant-NGP, LLFF)")
-        parser.add_argument("--downscale", type=int, default=1, metavar="K", help="shrink images by K (default 1)")
-        parser.add_argument("--encoding", choices=tuple(SUPERSAMPLE), default="hash")
-        parser.add_argument("--skip-missing", action="store_true",
-                            help="skip frames whose image file is absent (with a warning) instead of stopping")
-
-    @classmethod
-    def from_args(cls, args) -> "TeacherTask":
-        return cls(data=args.data, encoding=args.encoding, downscale=args.downscale, skip_missing=args.skip_missing)
+        args = {"centre_fraction": 0.0, **args}  # runs from before sub-rays trained on centre rays only
+        return super().from_train_args(args)
 
     # ----------------------------------------------------------------------- data
     def _datasets(self, device):
