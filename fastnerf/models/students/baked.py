@@ -28,6 +28,7 @@ from ...cameras import Camera
 from ...errors import UserError
 from ...fields.mlp import MLP
 from ...fields.spherical_harmonics import SphericalHarmonicsEncoding
+from ...options import Option
 from ...ops import baked_render, ray_aabb
 from ..nerf import ndc_rays
 from . import register_student
@@ -37,7 +38,20 @@ MIN_OPACITY = 1e-3  # features are divided by max(opacity, this): a fainter pixe
 SKIP_OPACITY = 1e-4  # inference: pixels this transparent get no MLP evaluation
 
 
+OPTIONS = (
+    Option("max_resolution", 256, "bake: grid cells along the box's longest side at most", flag=True, metavar="R",
+           minimum=2),
+    Option("memory_mb", 256.0, "bake: the grid's memory limit (the resolution drops to fit)", flag=True,
+           metavar="MB", minimum=1.0),
+    Option("threshold", 1e-3, "bake: a cell whose densest corner absorbs less in one step is empty",
+           minimum=0.0, maximum=1.0),
+    Option("early_stop_eps", 1e-4, "a ray stops once its transmittance falls below this", minimum=0.0,
+           maximum=0.5),
+)
+
+
 @register_student("baked", lr=2e-3, grid_lr=1e-2, rays=4096, batch_views=1, ema_decay=None, lr_half_life=1000,
+                  options=OPTIONS,
                   no_export="it marches its grid with fastnerf's baked_render op, whose sample count per ray "
                   "depends on the data; neither torch.export nor ONNX can hold that")
 class BakedStudent(nn.Module):
@@ -59,9 +73,9 @@ class BakedStudent(nn.Module):
     kind = "baked"
 
     def __init__(self, *, aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), resolution=(2, 2, 2), n_vertices: int = 0,
-                 features: int = 15, ndc=None, step_size: float = 0.01, early_stop_eps: float = 1e-4,
-                 hidden: int = 64, color_layers: int = 2, sh_degree: int = 4, max_resolution: int = 256,
-                 memory_mb: float = 256.0, threshold: float = 1e-3, background=(1.0, 1.0, 1.0)):
+                 features: int = 15, ndc=None, step_size: float = 0.01, early_stop_eps: float,
+                 hidden: int = 64, color_layers: int = 2, sh_degree: int = 4, max_resolution: int, memory_mb: float,
+                 threshold: float, background=(1.0, 1.0, 1.0)):
         super().__init__()
         resolution = [int(r) for r in resolution]
         if len(resolution) != 3 or min(resolution) < 1:
