@@ -1,0 +1,118 @@
+// baked_render: schemas and the CPU kernels (rays in parallel, handed out to torch's intra-op
+// threads in chunks on demand). The backward runs its rays in order on one thread: value gradients
+// then add up in the same order on every run, so training resumes bitwise (atomic adds from two
+// threads would not), and a training batch's backward is a small part of a step.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <atomic>
+
+#include "baked_render/baked_render_torch.h"
+
+namespace fastnerf {
+
+namespace {
+constexpr int64_t kRayChunk = 64;
+
+// Calls fn(ray) for every ray. Rays cost very different amounts (a miss nothing, a ray through
+// empty space its whole length, an opaque one a few samples), so rather than one fixed range per
+// thread, the threads take chunks of kRayChunk rays from a shared counter. Returns how many
+// threads ran.
+template <typename Fn>
+int64_t for_each_ray_dynamic(int64_t n_rays, const Fn& fn) {
+  const int64_t n_chunks = (n_rays + kRayChunk - 1) / kRayChunk;
+  const int64_t workers = std::min<int64_t>(at::in_parallel_region() ? 1 : at::get_num_threads(), n_chunks);
+  std::atomic<int64_t> next{0};
+  auto work = [&] {
+    for (int64_t chunk = next.fetch_add(1, std::memory_order_relaxed); chunk < n_chunks;
+         chunk = next.fetch_add(1, std::memory_order_relaxed)) {
+      const int64_t end = std::min(n_rays, (chunk + 1) * kRayChunk);
+      for (int64_t ray = chunk * kRayChunk; ray < end; ++ray) fn(ray);
+    }
+  };
+  if (workers <= 1) {
+    work();
+  } else {
+    at::parallel_for(0, workers, 1, [&](int64_t, int64_t) { work(); });
+  }
+  return workers;
+}
+
+// The prepare pass: `occupied` in bricks with empty-space levels (EmptySpace in baked_render.h).
+void prepare_cpu(const MarchArgs& march, const EmptySpace& e) {
+  auto count = [&](int l) { return int64_t(e.res[l][0]) * e.res[l][1] * e.res[l][2]; };
+  at::parallel_for(0, count(0), 256, [&](int64_t begin, int64_t end) {
+    for (int64_t brick = begin; brick < end; ++brick) build_brick(march, e, brick);
+  });
+  for (int l = 1; l < kLevels; ++l) {
+    at::parallel_for(0, count(l), 64, [&](int64_t begin, int64_t end) {
+      for (int64_t block = begin; block < end; ++block) build_any(e, l, block);
+    });
+  }
+  at::parallel_for(0, count(0), 1024, [&](int64_t begin, int64_t end) {
+    for (int64_t brick = begin; brick < end; ++brick) build_level(e, brick);
+  });
+}
+
+// Gradient scatter of the (serial) backward.
+struct PlainAdd {
+  template <typename T>
+  static void add(T* ptr, T value) {
+    *ptr += value;
+  }
+};
+}  // namespace
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> baked_render_cpu(
+    const at::Tensor& rays_o, const at::Tensor& rays_d, const at::Tensor& t_near, const at::Tensor& t_far,
+    const c10::optional<at::Tensor>& offsets, const at::Tensor& aabb, const at::Tensor& occupied,
+    const at::Tensor& index, const at::Tensor& values, double step_size, double early_stop_eps) {
+  return baked_render_forward_impl(
+      rays_o, rays_d, t_near, t_far, offsets, aabb, occupied, index, values, step_size, early_stop_eps,
+      [](const auto& args) {
+        if (!args.space.ready) prepare_cpu(args.march, args.space);
+        dispatch_baked_channels(args.channels, [&](auto channels) {
+          for_each_ray_dynamic(args.march.n_rays,
+                               [&](int64_t ray) { baked_forward_ray<decltype(channels)::value>(args, ray); });
+        });
+      });
+}
+
+at::Tensor baked_render_bwd_cpu(const at::Tensor& grad_features, const at::Tensor& grad_opacity,
+                                const at::Tensor& grad_depth, const at::Tensor& rays_o, const at::Tensor& rays_d,
+                                const at::Tensor& t_near, const at::Tensor& t_far,
+                                const c10::optional<at::Tensor>& offsets, const at::Tensor& aabb,
+                                const at::Tensor& occupied, const at::Tensor& index, const at::Tensor& values,
+                                double step_size, double early_stop_eps, const at::Tensor& features,
+                                const at::Tensor& opacity, const at::Tensor& depth) {
+  return baked_render_backward_impl(
+      grad_features, grad_opacity, grad_depth, rays_o, rays_d, t_near, t_far, offsets, aabb, occupied, index, values,
+      step_size, early_stop_eps, features, opacity, depth, [](const auto& args) {
+        if (!args.fwd.space.ready) prepare_cpu(args.fwd.march, args.fwd.space);
+        const int64_t n_rays = args.fwd.march.n_rays;
+        dispatch_baked_channels(args.fwd.channels, [&](auto channels) {
+          constexpr int kChannels = decltype(channels)::value;
+          for (int64_t ray = 0; ray < n_rays; ++ray) baked_backward_ray<kChannels, PlainAdd>(args, ray);
+        });
+      });
+}
+
+TORCH_LIBRARY_FRAGMENT(fastnerf, m) {
+  m.def(
+      "baked_render(Tensor rays_o, Tensor rays_d, Tensor t_near, Tensor t_far, Tensor? offsets, Tensor aabb,"
+      " Tensor occupied, Tensor index, Tensor values, float step_size, float early_stop_eps)"
+      " -> (Tensor features, Tensor opacity, Tensor depth)");
+  m.def(
+      "baked_render_bwd(Tensor grad_features, Tensor grad_opacity, Tensor grad_depth, Tensor rays_o,"
+      " Tensor rays_d, Tensor t_near, Tensor t_far, Tensor? offsets, Tensor aabb, Tensor occupied, Tensor index,"
+      " Tensor values, float step_size, float early_stop_eps, Tensor features, Tensor opacity, Tensor depth)"
+      " -> Tensor grad_values");
+}
+
+TORCH_LIBRARY_IMPL(fastnerf, CPU, m) {
+  m.impl("baked_render", &baked_render_cpu);
+  m.impl("baked_render_bwd", &baked_render_bwd_cpu);
+}
+
+}  // namespace fastnerf
