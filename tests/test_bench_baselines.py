@@ -128,9 +128,10 @@ def test_baked_render_matches_reference(with_offsets):
     rays_d = torch.randn(n_rays, 3, generator=g) * 0.3 + torch.tensor([0.0, 0.0, 1.0])
     t_near, t_far, _ = reference.ray_aabb.ray_aabb(rays_o, rays_d, aabb)
     offsets = torch.rand(n_rays, generator=g) if with_offsets else None
-    args = (rays_o, rays_d, t_near, t_far, offsets, aabb, occupied, index)
-    fast = baselines.baked_render(*args, values, 0.05, 0.0)
-    ref = reference.baked_render.baked_render(*args, values, 0.05, 0.0)
+    args = (rays_o, rays_d, t_near, t_far, offsets, aabb, occupied)
+    # the user's dense grid, made from the values so that gradients reach them through it
+    fast = baselines.baked_render(*args, baselines.dense_grid(index, values), 0.05, 0.0)
+    ref = reference.baked_render.baked_render(*args, index, values, 0.05, 0.0)
     assert float(ref[1].detach().max()) > 0.5 and float(ref[1].detach().min()) == 0.0  # opaque rays and misses
     for name, a, e in zip(("features", "opacity", "depth"), fast, ref):
         torch.testing.assert_close(a, e, rtol=1e-5, atol=1e-5, msg=lambda m: f"{name}: {m}")
