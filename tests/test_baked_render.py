@@ -1,10 +1,6 @@
 """baked_render: the reference by hand; every backend against it (hypothesis); march_rays'
 samples; non-contiguous inputs; gradients (gradcheck, cotangents); a deterministic CPU backward;
-opcheck; the grid changing between calls; an empty grid; bad input.
-
-Two known bugs are strict xfails here (they fail loudly once fixed): the C++/CUDA op raises on an
-`occupied` made under torch.inference_mode (test_renders_under_inference_mode), and the reference
-raises IndexError on values with no rows (test_empty_grid_renders_nothing)."""
+opcheck; the grid changing between calls; an inference-mode grid; an empty grid; bad input."""
 
 import math
 
@@ -145,7 +141,7 @@ def compare_to_reference(p, device, backend, *, strided=False, seed=0):
     fast_values = (non_contiguous(values.to(device)) if strided else values.to(device)).requires_grad_()
     ref_values = values.double().requires_grad_()
     fast = _render(p, backend, fast_values, device, strided=strided)
-    if values.shape[0] == 0:  # nothing stored: zeros (the reference cannot say: test_empty_grid_renders_nothing)
+    if values.shape[0] == 0:  # nothing stored: exactly zeros
         for name, a in zip(OUTPUTS, fast):
             assert a.dtype == dtype and torch.equal(a, torch.zeros_like(a)), f"{backend} {name} of an empty grid"
         return fast, fast
@@ -460,16 +456,7 @@ def test_grid_changed_between_calls(device, backend):
         check((torch.rand(res, generator=torch.Generator().manual_seed(seed)) < 0.3).to(device), f"new grid {seed}")
 
 
-# The C++ op keys its cache of `occupied` on the tensor's version counter, which inference
-# tensors do not have: it raises "Inference tensors do not track version counter".
-_INFERENCE_MODE_BUG = pytest.mark.xfail(
-    reason="cpp/cuda baked_render read occupied._version(), which inference tensors lack", strict=True,
-    raises=RuntimeError)
-
-
-@pytest.mark.parametrize("device,backend", [
-    pytest.param(*param.values, marks=[*param.marks, _INFERENCE_MODE_BUG] if param.values[1] in ("cpp", "cuda")
-                 else param.marks, id=param.id) for param in backend_params()])
+@pytest.mark.parametrize("device,backend", backend_params())
 def test_renders_under_inference_mode(device, backend):
     """A baked model rendering under torch.inference_mode (its grid made there too)."""
     index, values, rays_o, rays_d = _hand_scene(torch.float32)
@@ -621,17 +608,10 @@ EMPTY_GRIDS = {  # (index, values): nothing stored anywhere
                                    torch.zeros(0, 2, dtype=torch.float64)),
     "rows, index -1": (torch.full((2, 2, 2), -1, dtype=torch.int32), torch.ones(5, 3)),
 }
-# The reference gathers values[0] for missing corners (then weighs them 0): with no rows at all
-# that raises IndexError as soon as a ray has a sample.
-_EMPTY_REFERENCE_BUG = pytest.mark.xfail(reason="reference.baked_render indexes values[0] of an empty values",
-                                         strict=True, raises=IndexError)
-
 
 def _empty_grid_params():
     backends = [pytest.param("cpu", "torch", id="cpu-torch")] + backend_params()
-    return [pytest.param(*b.values, case, id=f"{b.id}-{case}",
-                         marks=[*b.marks] + ([_EMPTY_REFERENCE_BUG] if b.values[1] == "torch" and
-                                             EMPTY_GRIDS[case][1].shape[0] == 0 else []))
+    return [pytest.param(*b.values, case, id=f"{b.id}-{case}", marks=b.marks)
             for b in backends for case in EMPTY_GRIDS]
 
 

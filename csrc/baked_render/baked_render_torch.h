@@ -27,7 +27,8 @@ struct BakedRenderInputs {
 // a 200^3 grid on 2 CPU cores, as long as rendering 10k rays): the last ones built are kept, with
 // a reference to the `occupied` they were built from, and reused while that tensor is the same
 // (storage, shape, device) and unchanged (its version counter: an in-place write bumps it). The
-// kept reference stops a new tensor from reusing the address. `ready` says whether the launch's
+// kept reference stops a new tensor from reusing the address. A write through `.data` bypasses the
+// version counter: change a grid in place through the tensor itself (or pass a new one). `ready` says whether the launch's
 // prepare pass must fill them.
 struct EmptySpaceCache {
   std::mutex mutex;
@@ -49,7 +50,7 @@ inline bool same_grid(const at::Tensor& kept, int64_t version, const at::Tensor&
 // Returns whether the tensors in `in` are already built (then the prepare pass is skipped).
 inline bool allocate_empty_space(BakedRenderInputs& in) {
   EmptySpaceCache& cache = empty_space_cache();
-  {
+  if (!in.occupied.is_inference()) {  // an inference tensor has no version counter: never kept
     std::lock_guard<std::mutex> lock(cache.mutex);
     if (same_grid(cache.occupied, cache.version, in.occupied)) {
       in.bricks = cache.bricks;
@@ -75,6 +76,7 @@ inline bool allocate_empty_space(BakedRenderInputs& in) {
 // After the launch that built `in`'s tensors (on the CPU: done; on a GPU: queued on the stream
 // that later calls use), keep them for the next call.
 inline void remember_empty_space(const BakedRenderInputs& in) {
+  if (in.occupied.is_inference()) return;
   EmptySpaceCache& cache = empty_space_cache();
   std::lock_guard<std::mutex> lock(cache.mutex);
   cache.occupied = in.occupied;

@@ -60,8 +60,10 @@ def trilinear_corners(points: torch.Tensor, aabb: torch.Tensor, index: torch.Ten
 def interpolate(points: torch.Tensor, aabb: torch.Tensor, index: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     """``[M, 1+F]``: the vertex grid's values interpolated at ``points [M,3]`` (missing corners add 0)."""
     rows, weights = trilinear_corners(points, aabb, index)
-    present = (rows >= 0) & (rows < values.shape[0])
-    gathered = values[torch.where(present, rows, torch.zeros_like(rows))]  # [M, 8, 1+F]
+    n_rows = values.shape[0]
+    present = (rows >= 0) & (rows < n_rows)
+    padded = torch.cat([values, values.new_zeros(1, values.shape[1])])  # row V: zeros, for missing corners
+    gathered = padded[torch.where(present, rows, torch.full_like(rows, n_rows))]  # [M, 8, 1+F]
     weights = torch.where(present, weights, torch.zeros_like(weights)).to(values.dtype)
     return (weights[:, :, None] * gathered).sum(1)
 
