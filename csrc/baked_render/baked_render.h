@@ -449,7 +449,7 @@ FASTNERF_HD void baked_backward_ray(const BakedRenderBackwardArgs<scalar_t>& b, 
 // Calls fn(std::integral_constant<int, K>) with K = C for the channel counts worth a
 // specialisation (density + RGB; SNeRG's density + 3 colours + 4 features; 1 + 15), else K = 0.
 template <typename Fn>
-FASTNERF_HD void dispatch_baked_channels(int64_t channels, const Fn& fn) {
+inline void dispatch_baked_channels(int64_t channels, const Fn& fn) {
   switch (channels) {
     case 4: fn(std::integral_constant<int, 4>()); break;
     case 8: fn(std::integral_constant<int, 8>()); break;
