@@ -17,7 +17,7 @@ import torch
 from .. import _native, backends
 from ..reference import baked_render as reference
 from . import _validate
-from .march_rays import _check_values, grid_tensors
+from .march_rays import _check_values, check_rays, grid_tensors
 
 
 class BakedRenderResult(NamedTuple):
@@ -62,18 +62,7 @@ def baked_render(
         >>> round(float(out.opacity[0]), 3), tuple(out.features.shape)
         (1.0, (1, 2))
     """
-    _validate.tensor(rays_o, "rays_o", dims=2, dtypes=(torch.float32,))
-    device, n_rays = rays_o.device, rays_o.shape[0]
-    _validate.size(rays_o, "rays_o", 1, 3, "xyz per ray")
-    _validate.tensor(rays_d, "rays_d", dims=2, dtypes=(torch.float32,), device=device)
-    _validate.size(rays_d, "rays_d", 0, n_rays, "one per ray, like rays_o")
-    _validate.size(rays_d, "rays_d", 1, 3, "xyz per ray")
-    for value, name in ((t_near, "t_near"), (t_far, "t_far")):
-        _validate.tensor(value, name, dims=1, dtypes=(torch.float32,), device=device)
-        _validate.size(value, name, 0, n_rays, "one per ray, like rays_o")
-    if offsets is not None:
-        _validate.tensor(offsets, "offsets", dims=1, dtypes=(torch.float32,), device=device)
-        _validate.size(offsets, "offsets", 0, n_rays, "one per ray, like rays_o")
+    device = check_rays(rays_o, rays_d, t_near, t_far, offsets)
     step_size = _validate.positive_float(step_size, "step_size")
     aabb, occupied = grid_tensors(grid, device=device)
     _validate.tensor(index, "index", dims=3, dtypes=(torch.int32,), device=device)

@@ -57,6 +57,22 @@ def march_rays(
     A ray may have at most 2**24 intervals ((t_far - t_near) / step_size).
     Returns (packed_info [N, 2] int64, t_starts [S], t_ends [S]), the layout composite takes.
     """
+    device = check_rays(rays_o, rays_d, t_near, t_far, offsets)
+    step_size = _validate.positive_float(step_size, "step_size")
+    aabb, occupied = grid_tensors(grid, device=device)
+    _check_values(t_near, t_far, offsets, step_size)
+    rays_o, rays_d, t_near, t_far = (x.detach() for x in (rays_o, rays_d, t_near, t_far))
+    offsets = None if offsets is None else offsets.detach()
+
+    name = backends.select(device, backend)
+    if name == "torch":
+        return MarchResult(*reference.march_rays(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets))
+    op = torch.ops.fastnerf.march_rays_triton if name == "triton" else torch.ops.fastnerf.march_rays
+    return MarchResult(*op(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets))
+
+
+def check_rays(rays_o, rays_d, t_near, t_far, offsets) -> torch.device:
+    """Shapes, dtypes and devices of a march's rays (``march_rays``, ``baked_render``); their device."""
     _validate.tensor(rays_o, "rays_o", dims=2, dtypes=(torch.float32,))
     device, n_rays = rays_o.device, rays_o.shape[0]
     _validate.size(rays_o, "rays_o", 1, 3, "xyz per ray")
@@ -69,17 +85,7 @@ def march_rays(
     if offsets is not None:
         _validate.tensor(offsets, "offsets", dims=1, dtypes=(torch.float32,), device=device)
         _validate.size(offsets, "offsets", 0, n_rays, "one per ray, like rays_o")
-    step_size = _validate.positive_float(step_size, "step_size")
-    aabb, occupied = grid_tensors(grid, device=device)
-    _check_values(t_near, t_far, offsets, step_size)
-    rays_o, rays_d, t_near, t_far = (x.detach() for x in (rays_o, rays_d, t_near, t_far))
-    offsets = None if offsets is None else offsets.detach()
-
-    name = backends.select(device, backend)
-    if name == "torch":
-        return MarchResult(*reference.march_rays(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets))
-    op = torch.ops.fastnerf.march_rays_triton if name == "triton" else torch.ops.fastnerf.march_rays
-    return MarchResult(*op(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets))
+    return device
 
 
 def _check_values(t_near, t_far, offsets, step_size):
