@@ -45,7 +45,9 @@ RAYS_PER_CHUNK_RAY = 8
 OPTIONS = (
     Option("max_resolution", 256, "bake: grid cells along the box's longest side at most", flag=True, metavar="R",
            minimum=2),
-    Option("memory_mb", 256.0, "bake: the grid's memory limit (the resolution drops to fit)", flag=True,
+    # 48 MB: a grid that mostly fits a CPU's L3 renders faster than a finer one, at the same PSNR
+    # after fine-tuning (tabletop: 32.01 dB either way, 10.0 ms at 31 MiB against 11.6 at 118 MiB)
+    Option("memory_mb", 48.0, "bake: the grid's memory limit (the resolution drops to fit)", flag=True,
            metavar="MB", minimum=1.0),
     Option("threshold", 1e-3, "bake: a cell whose densest corner absorbs less in one step is empty",
            minimum=0.0, maximum=1.0),
