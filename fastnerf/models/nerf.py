@@ -50,6 +50,14 @@ def ndc_rays(rays_o, rays_d, *, fx_ratio: float, fy_ratio: float, near: float = 
     return o_ndc, d_ndc
 
 
+def marched_rays(ndc, rays_o, rays_d):
+    """World rays in a model's marched space: themselves, or NDC rays for an ``ndc`` config
+    (``{"fx_ratio", "fy_ratio", "near"}``: forward-facing captures)."""
+    if ndc is None:
+        return rays_o, rays_d
+    return ndc_rays(rays_o, rays_d, fx_ratio=ndc["fx_ratio"], fy_ratio=ndc["fy_ratio"], near=ndc["near"])
+
+
 @register_model("nerf", task="teacher",
                 no_export="it is a volume-rendering teacher (custom ops, data-dependent sample counts)")
 class NeRF(nn.Module):
@@ -162,10 +170,7 @@ class NeRF(nn.Module):
     # ----------------------------------------------------------------------------- rendering
     def marching_rays(self, rays_o: torch.Tensor, rays_d: torch.Tensor):
         """The rays in the marched space (NDC for forward-facing models), ``[N,3]`` each."""
-        ndc = self._config["ndc"]
-        if ndc is None:
-            return rays_o, rays_d
-        return ndc_rays(rays_o, rays_d, fx_ratio=ndc["fx_ratio"], fy_ratio=ndc["fy_ratio"], near=ndc["near"])
+        return marched_rays(self._config["ndc"], rays_o, rays_d)
 
     def render_rays(self, rays_o: torch.Tensor, rays_d: torch.Tensor, *, backend=None, background=None,
                     train: bool = False, generator=None, early_stop_eps: float = 1e-4,

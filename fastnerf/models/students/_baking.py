@@ -129,11 +129,10 @@ def bake(geometry_fn, teacher_aabb: torch.Tensor, teacher_occupied: torch.Tensor
     corner_sigma = sigma[inverse.reshape(-1, 8)]
     kept = (1.0 - torch.exp(-corner_sigma.amax(1) * step_size)) > threshold
     cells, kept_corners = cells[kept], inverse.reshape(-1, 8)[kept]
-    used, rows = torch.unique(kept_corners.reshape(-1), return_inverse=True)
+    used = torch.unique(kept_corners.reshape(-1))
     occupied = torch.zeros(res, dtype=torch.bool, device=device)
     occupied[cells[:, 0], cells[:, 1], cells[:, 2]] = True
     index = torch.full(vertex_shape, -1, dtype=torch.int32, device=device)
     index.view(-1)[vertex_ids[used]] = torch.arange(used.numel(), dtype=torch.int32, device=device)
     values = torch.cat([sigma[used, None], feature[used]], 1).contiguous()
-    del rows
     return BakedGrid(box, occupied, index, values)

@@ -30,7 +30,7 @@ from ...fields.mlp import MLP
 from ...fields.spherical_harmonics import SphericalHarmonicsEncoding
 from ...options import Option
 from ...ops import baked_render, ray_aabb
-from ..nerf import ndc_rays
+from ..nerf import marched_rays
 from . import register_student
 from ._baking import bake
 
@@ -159,21 +159,12 @@ class BakedStudent(nn.Module):
             self.set_grid(shapes["aabb"], shapes["occupied"].bool(), shapes["index"], shapes["values"])
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def grid_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.occupied, self.index, self.values))
-
     # ----------------------------------------------------------------------------- rendering
-    def _marched(self, rays_o, rays_d):
-        ndc = self._config["ndc"]
-        if ndc is None:
-            return rays_o, rays_d
-        return ndc_rays(rays_o, rays_d, fx_ratio=ndc["fx_ratio"], fy_ratio=ndc["fy_ratio"], near=ndc["near"])
-
     def render_rays(self, rays_o: torch.Tensor, rays_d: torch.Tensor, *, backend=None, background=None,
                     offsets: torch.Tensor | None = None) -> dict:
         """``dict(rgb [N,3], depth [N], opacity [N])`` of world rays ``[N,3]`` (one ray per pixel).
         ``offsets [N]`` in [0, 1): marching jitter (training)."""
-        rays_o, rays_d = self._marched(rays_o.float(), rays_d.float())
+        rays_o, rays_d = marched_rays(self._config["ndc"], rays_o.float(), rays_d.float())
         rays_o, rays_d = rays_o.contiguous(), rays_d.contiguous()
         t_near, t_far, _ = ray_aabb(rays_o, rays_d, self.aabb, backend=backend)
         out = baked_render(rays_o, rays_d, t_near, t_far, (self.aabb, self.occupied), self.index, self.values,

@@ -39,7 +39,7 @@ from ...fields.spherical_harmonics import SphericalHarmonicsEncoding
 from ...fields.upsampling import UPSAMPLERS, UpsamplingDecoder, check_upsampler
 from ...options import Option
 from ...volume import render_rays
-from ..nerf import ndc_rays
+from ..nerf import marched_rays
 from . import register_student
 
 SAMPLINGS = ("march", "dense")
@@ -177,9 +177,7 @@ class HybridStudent(nn.Module):
     def render_features(self, rays_o: torch.Tensor, rays_d: torch.Tensor, *, train: bool = False, generator=None,
                         backend=None) -> torch.Tensor:  # [N,3], [N,3] -> [N,M]
         """Volume-rendered features of rays (world space), on the learned background feature."""
-        ndc = self._config["ndc"]
-        if ndc is not None:
-            rays_o, rays_d = ndc_rays(rays_o, rays_d, fx_ratio=ndc["fx_ratio"], fy_ratio=ndc["fy_ratio"], near=ndc["near"])
+        rays_o, rays_d = marched_rays(self._config["ndc"], rays_o, rays_d)
 
         def field(positions, directions):
             return self.field(positions, directions, backend=backend)

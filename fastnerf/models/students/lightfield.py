@@ -40,7 +40,7 @@ from ...errors import UserError
 from ...fields.mlp import ResidualBlock
 from ...fields.ray_encoding import RAY_ENCODINGS, RayEncoding
 from ...options import Option
-from ..nerf import ndc_rays
+from ..nerf import marched_rays
 from . import register_student
 
 
@@ -179,9 +179,7 @@ class LightField(nn.Module):
     # ----------------------------------------------------------------------------- the network
     def ray_outputs(self, rays_o: torch.Tensor, rays_d: torch.Tensor) -> torch.Tensor:
         """``[N,3]`` world rays -> colours ``[N,3]`` in [0, 1] (``bundle = 1``) or features ``[N,channels]``."""
-        if self.ndc is not None:
-            rays_o, rays_d = ndc_rays(rays_o, rays_d, fx_ratio=self.ndc["fx_ratio"], fy_ratio=self.ndc["fy_ratio"],
-                                      near=self.ndc["near"])
+        rays_o, rays_d = marched_rays(self.ndc, rays_o, rays_d)
         out = self.head(self.blocks(torch.relu(self.stem(self.encoder(rays_o, rays_d)))))
         return torch.sigmoid(out) if self.upsampler is None else out
 

@@ -20,7 +20,7 @@ from ...fields.frequency import FrequencyEncoding
 from ...fields.mlp import MLP, trunc_exp
 from ...fields.occupancy import OccupancyGrid
 from ...volume import render_rays
-from ..nerf import ndc_rays
+from ..nerf import marched_rays
 from ...fields.upsampling import UPSAMPLERS
 from ...options import Option
 from . import register_student
@@ -99,9 +99,7 @@ class SharedStudent(FixedCameraRendering, nn.Module):
                     background=None, backend=None) -> torch.Tensor:  # code [C], rays [n,3] -> rgb [n,3]
         """The NeRF branch's colours of rays (world space) of one view, conditioned on its ``code``."""
         c = self._config
-        if c["ndc"] is not None:
-            rays_o, rays_d = ndc_rays(rays_o, rays_d, fx_ratio=c["ndc"]["fx_ratio"], fy_ratio=c["ndc"]["fy_ratio"],
-                                      near=c["ndc"]["near"])
+        rays_o, rays_d = marched_rays(c["ndc"], rays_o, rays_d)
 
         def field(positions, directions):  # [S,3] -> (sigma [S], rgb [S,3])
             unit = ((positions - self.aabb[:3]) / (self.aabb[3:] - self.aabb[:3])).clamp(0.0, 1.0)
