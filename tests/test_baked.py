@@ -210,3 +210,29 @@ def test_set_grid_rejects_an_index_past_the_values():
         model.set_grid(torch.tensor([-1.0, -1, -1, 1, 1, 1]), torch.ones(2, 2, 2, dtype=torch.bool), index,
                        torch.zeros(3, 4))
     assert math.isfinite(float(model.values.detach().sum()))
+
+
+def test_row_sparse_adam_is_adam_on_touched_rows_and_leaves_the_others():
+    from fastnerf.train.loop import make_adam
+
+    torch.manual_seed(0)
+    table = torch.nn.Parameter(torch.randn(12, 4))
+    mlp = torch.nn.Parameter(torch.randn(3, 3))
+    reference = torch.nn.Parameter(table.detach().clone())
+    optimizer = make_adam([{"params": [table], "base_lr": 0.1, "row_sparse": True},
+                           {"params": [mlp], "base_lr": 0.1}], lr=0.1)
+    adam = torch.optim.Adam([reference], lr=0.1, betas=(0.9, 0.99), eps=1e-15)
+    touched = torch.tensor([1, 5, 6])
+    for _ in range(4):  # the same rows every step: exactly Adam on them
+        for param, opt in ((table, optimizer), (reference, adam)):
+            opt.zero_grad()
+            (param[touched] ** 2).sum().backward()
+            opt.step()
+        (mlp ** 2).sum().backward()
+    torch.testing.assert_close(table.detach()[touched], reference.detach()[touched])
+    before = table.detach().clone()
+    optimizer.zero_grad()
+    (table[2] ** 2).sum().backward()  # a step that touches row 2 alone
+    optimizer.step()
+    moved = (table.detach() != before).any(1)
+    assert moved.nonzero().flatten().tolist() == [2]
