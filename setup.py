@@ -46,10 +46,16 @@ setup(
     package_dir={"fastnerf.kernels": "kernels", "fastnerf.benchmarks": "benchmarks"},
     ext_modules=[] if os.environ.get("FASTNERF_SKIP_EXT", "0") == "1" else [build.extension()],
     cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
-    install_requires=["torch>=2.4", "numpy", "imageio>=2.20", "tqdm", "pillow"],
+    # imageio-ffmpeg ships its own ffmpeg binary, so `render --out orbit.mp4` works on a fresh install.
+    install_requires=["torch>=2.4", "numpy", "imageio>=2.20", "imageio-ffmpeg>=0.5", "tqdm", "pillow"],
     extras_require={
         "triton": ["triton>=3.0"],
-        "test": ["pytest>=8", "hypothesis>=6.100", "expecttest", "triton>=3.0"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "expecttest", "triton>=3.0",
+                 "pycolmap>=3.10", "viser>=1.0", "playwright>=1.40"],
+        # `fastnerf process-images`: SfM (SIFT, matching, mapping) on the CPU.
+        "capture": ["pycolmap>=3.10"],
+        # `fastnerf view` and `train --viewer`: a web viewer served by viser.
+        "viewer": ["viser>=1.0"],
         "export": ["onnx>=1.16", "onnxscript>=0.2", "onnxruntime>=1.18"],
     },
     entry_points={"console_scripts": ["fastnerf=fastnerf.cli:main"]},

@@ -26,7 +26,7 @@ installed() { python -c "import importlib.util as u, sys; sys.exit(not all(u.fin
 if ! installed torch; then
   pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 fi
-if ! installed triton hypothesis setuptools ninja onnx onnxscript onnxruntime || ! python -c "import importlib.metadata as m; m.distribution('fastnerf')" 2>/dev/null; then
+if ! installed triton hypothesis setuptools ninja onnx onnxscript onnxruntime pycolmap viser playwright imageio_ffmpeg || ! python -c "import importlib.metadata as m; m.distribution('fastnerf')" 2>/dev/null; then
   pip install -q setuptools wheel ninja
   FASTNERF_SKIP_EXT=1 pip install -q --no-build-isolation -e ".[test,export]"
 fi
