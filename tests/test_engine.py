@@ -1,6 +1,5 @@
 """The training engine: minutes budgets resume exactly, torchrun data parallelism, devices, budgets."""
 
-import itertools
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ from fastnerf.data.procedural import SCENES, make_scene
 from fastnerf.errors import UserError
 from fastnerf.train import engine, load_checkpoint, train_teacher
 from fastnerf.train.budget import Budget
+from fastnerf.train.tasks.teacher import TeacherTask
 from fastnerf.train.devices import available_devices, resolve_device
 
 SMALL = dict(hash_levels=8, hash_log2_size=14, hash_min_res=4, hash_max_res=64, hidden=32, grid_resolution=16,
@@ -28,18 +28,41 @@ def scene(tmp_path_factory):
                       samples_per_axis=1)
 
 
+class FakeClock:
+    """The engine's clock, advanced by the work alone: no sleeping, the same readings every run."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advancing(self, work, seconds):
+        """``work`` that takes ``seconds`` (a number, or a function of how many calls came before)."""
+        calls = []
+
+        def timed(*args, **kwargs):
+            self.now += seconds(len(calls)) if callable(seconds) else seconds
+            calls.append(1)
+            return work(*args, **kwargs)
+
+        return timed
+
+
 @pytest.fixture
 def one_second_steps(monkeypatch):
-    """The engine's clock advances one second per step, so a minutes budget is decided the same way
-    every time: 3 steps measured, then 30 s / 1 s per step."""
-    ticks = itertools.count()
-    monkeypatch.setattr(engine, "clock", lambda: float(next(ticks)))  # tick, tock: 1 s a step
+    """Every teacher step takes one second of the engine's clock; nothing else takes any."""
+    fake = FakeClock()
+    monkeypatch.setattr(engine, "clock", fake)
+    monkeypatch.setattr(TeacherTask, "loss", fake.advancing(TeacherTask.loss, 1.0))
+    return fake
 
 
 def test_a_minutes_budget_becomes_steps_and_resumes_bitwise(scene, tmp_path, monkeypatch, one_second_steps):
     straight = train_teacher(scene, tmp_path / "straight", minutes=0.5, seed=3, checkpoint_every=0, **FAST)
     budget = load_checkpoint(tmp_path / "straight")["extra"]["engine"]["budget"]
     assert budget["total_steps"] == straight["steps"] == 30 and budget["minutes"] == 0.5
+    assert straight["wall_seconds"] == 30.0 and straight["budget_seconds"] == 30.0
     real, calls = Dataset.sample_rays, []
 
     def dies_in_step_20(self, *args, **kwargs):
@@ -64,25 +87,80 @@ def test_a_minutes_budget_becomes_steps_and_resumes_bitwise(scene, tmp_path, mon
         assert torch.equal(a[key], by_steps["model"].state_dict()[key]), key
 
 
-def test_budget_decides_once_from_the_later_steps():
+def test_budget_decides_from_the_later_steps_then_follows_the_machine():
     budget = Budget(minutes=1.0)
     assert budget.total_steps is None and budget.running(10**6)
-    # a slow first step (3 s: lazy initialisation, grid warm-up), then 0.5 s per step
-    seconds = {step: 3.0 + 0.5 * (step - 1) for step in range(1, 40)}
-    decided = [step for step in range(1, 40) if budget.observe(step, seconds[step])]
-    assert decided == [25]  # 25% of 60 s trained
+    # a slow first step (1.5 s: lazy initialisation, grid warm-up), then 0.5 s per step
+    elapsed, decided = 0.0, []
+    for step in range(1, 11):
+        elapsed += 1.5 if step == 1 else 0.5
+        if budget.observe(step, 1.5 if step == 1 else 0.5, elapsed):
+            decided.append(step)
+    assert decided == [4]  # 3 s = 5% of 60 s of wall time
     assert budget.seconds_per_step == 0.5  # the later half of the window: the slow start is not counted
-    assert budget.total_steps == 25 + 90 and not budget.running(115)
-    assert not budget.observe(26, 99.0) and budget.total_steps == 115  # decided once
+    assert budget.total_steps == 4 + 114  # (60 - 3) s / 0.5 s, the same after every step on this machine
+    assert not budget.observe(11, 0.5, elapsed + 0.5)  # the same machine: the same count
+    budget.add_overhead("eval", 2.0)  # a held-out check: its time spread over the steps, and one more at the end
+    assert budget.observe(12, 0.5, elapsed + 3.0) and budget.total_steps < 4 + 114
+    assert not budget.observe(13, 0.5, 61.0) or budget.total_steps == 13  # out of time: stop now
+    assert not budget.running(13)
     capped = Budget(minutes=1.0, steps=50)
-    assert any(capped.observe(step, seconds[step]) for step in range(1, 40)) and capped.total_steps == 50
+    assert any(capped.observe(step, 0.5, 0.5 * step) for step in range(1, 40)) and capped.total_steps == 50
     assert Budget(steps=7).total_steps == 7
-    resumed = Budget.resumed(budget.state_dict(), minutes=2.0)
-    assert resumed.total_steps == 240  # a new time budget at the recorded 0.5 s per step
-    assert Budget.resumed(budget.state_dict()).total_steps == 115
+    resumed = Budget.resumed(budget.state_dict(), minutes=2.0)  # the whole run's budget: the time spent counts
+    assert resumed.elapsed == 61.0 and resumed.observe(14, 0.5, 61.5) and 100 < resumed.total_steps < 14 + 118
+    assert Budget.resumed(budget.state_dict()).total_steps == 13
     fresh = Budget.resumed({"minutes": 1.0, "total_steps": None})  # killed before deciding
-    assert not fresh.observe(30, 40.0) and not fresh.observe(31, 40.5)  # needs 3 steps of this session
-    assert fresh.observe(32, 41.0) and fresh.total_steps == 32 + 38
+    assert not fresh.observe(30, 0.5, 40.0) and not fresh.observe(31, 0.5, 40.5)  # needs 3 steps of this session
+    assert fresh.observe(32, 0.5, 41.0) and fresh.total_steps == 32 + 38
+    assert "against a budget of 60 s (+5.0%)" in fresh.report(63.0)
+
+
+class TinyModel(torch.nn.Linear):
+    kind = "tiny"
+
+    def __init__(self):
+        super().__init__(2, 1)
+
+    def config(self):
+        return {}
+
+
+class TinyTask(engine.Task):
+    """A task with nothing to learn, for the engine's own behaviour."""
+
+    name = "tiny"
+
+    def build_model(self, ctx):
+        return TinyModel()
+
+    def param_groups(self, model):
+        return [{"params": list(model.parameters()), "base_lr": 1e-3}]
+
+    def loss(self, model, step, ctx):
+        return model(torch.ones(1, 2)).square().sum(), {}
+
+    def evaluate(self, model, ctx):
+        return {"psnr": 1.0}
+
+
+@pytest.mark.parametrize("slowdown", [1.0, 3.0])
+def test_a_minutes_budget_holds_in_wall_time_when_the_machine_slows_down(tmp_path, monkeypatch, slowdown):
+    """0.2 s a step, then ``slowdown`` times that from the 150th step on (a third of the run), with
+    held-out checks (2 s) and checkpoints (1 s) on top, and 4 s of start-up: the run ends within 5%
+    of its 2 minutes on a steady machine, within 10% on one that slows down."""
+    fake = FakeClock()
+    monkeypatch.setattr(engine, "clock", fake)
+    monkeypatch.setattr(TinyTask, "build_model", fake.advancing(TinyTask.build_model, 4.0))
+    monkeypatch.setattr(TinyTask, "loss", fake.advancing(TinyTask.loss, lambda n: 0.2 * (slowdown if n >= 150 else 1)))
+    monkeypatch.setattr(TinyTask, "evaluate", fake.advancing(TinyTask.evaluate, 2.0))
+    monkeypatch.setattr(engine, "save_checkpoint", fake.advancing(engine.save_checkpoint, 1.0))
+    summary = engine.train(TinyTask(), tmp_path / "run", minutes=2.0, eval_every=50, checkpoint_every=100,
+                           progress=False, log=None)
+    assert summary["wall_seconds"] == fake.now
+    tolerance = 0.05 if slowdown == 1.0 else 0.10
+    assert abs(summary["wall_seconds"] - 120.0) <= tolerance * 120.0, summary["wall_seconds"]
+    assert load_checkpoint(tmp_path / "run")["extra"]["engine"]["budget"]["total_steps"] == summary["steps"]
 
 
 def test_devices_are_checked_against_the_machine():

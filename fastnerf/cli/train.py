@@ -42,7 +42,7 @@ def _add_engine_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="RUN", help="run folder (checkpoint.pt, train.json)")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, default=None, metavar="M",
-                        help=f"time budget, turned into a step count early on (default {DEFAULT_MINUTES:g})")
+                        help=f"wall-time budget, everything included (default {DEFAULT_MINUTES:g})")
     budget.add_argument("--steps", type=int, default=None, metavar="N", help="step budget")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true",

@@ -1,15 +1,25 @@
-"""A training budget in steps, or in minutes turned into steps once.
+"""A training budget in steps, or in minutes of wall time re-decided as the run goes.
 
-Every schedule (learning rate, the switch to sub-rays, a student's fine-tuning phase) depends on
-the step and the total step count only, never on the clock, so a run killed and resumed ends
-bitwise equal to one that never stopped. A minutes budget is therefore turned into a step count
-once, early in the run: after ``CALIBRATION_SHARE`` of the budget (at most ``CALIBRATION_MAX_S``
-seconds) the time per step over the second half of that window decides how many steps fit. The
-second half, because a run's first steps are slower than the rest (lazy initialisation; the
-teacher's occupancy-grid warm-up evaluates every cell): timing them from the start undercounted
-a 3-minute teacher by 30%. The count is recorded in the checkpoint; under torchrun rank 0
-decides and broadcasts it, so every rank runs the same number of steps. The clock is read only
-to decide.
+Every schedule (learning rate, the switch to sub-rays, a student's fine-tuning phase) reads the
+step and the current step count only, never the clock. A minutes budget counts everything the run
+does from the moment ``train`` is called: building the model, the steps, held-out checks and
+checkpoints. The step count is decided first after ``CALIBRATION_SHARE`` of the budget (at most
+``CALIBRATION_MAX_S`` seconds) from the step times of the later half of that window (a run's first
+steps are slower: lazy initialisation, the teacher's occupancy-grid warm-up), then re-decided
+after every step from
+
+    remaining steps = (budget - elapsed - tail) / (seconds per step + overhead per step)
+
+where the seconds per step are a time-weighted average over the last ``TRACKING_SHARE`` of the
+budget (so a machine that slows down mid-run is followed within seconds), the overhead per step is
+the held-out checks and checkpoints so far spread over the steps, and the tail is the last check
+and checkpoint (the run ends with one of each). A fixed count decided once at 25% of the budget
+missed by 8-36% on a host whose speed changed later.
+
+The budget's whole state (elapsed seconds, the averages, the count) is recorded in every
+checkpoint, and a resumed run goes on from it, so a run killed and resumed makes the same decisions
+as one that never stopped, given the same clock (``tests/test_engine.py`` replaces the clock).
+Under torchrun rank 0 decides and broadcasts, so every rank runs the same number of steps.
 """
 
 from __future__ import annotations
@@ -18,9 +28,10 @@ import math
 
 from ..errors import UserError
 
-CALIBRATION_SHARE = 0.25
-CALIBRATION_MAX_S = 60.0
+CALIBRATION_SHARE = 0.05
+CALIBRATION_MAX_S = 15.0
 MIN_CALIBRATION_STEPS = 3
+TRACKING_SHARE = 0.05
 
 
 def check_budget(steps, minutes, *, where: str = "train") -> None:
@@ -37,45 +48,68 @@ def check_budget(steps, minutes, *, where: str = "train") -> None:
 
 
 class Budget:
-    """``total_steps`` once known; ``minutes`` (or None) while a time budget still calibrates."""
+    """``total_steps`` (None while a time budget still calibrates) and what decides it."""
 
     def __init__(self, *, steps: int | None = None, minutes: float | None = None, total_steps: int | None = None,
-                 seconds_per_step: float | None = None):
+                 seconds_per_step: float | None = None, elapsed: float = 0.0, overhead_seconds: float = 0.0,
+                 tail_seconds: dict | None = None):
         self.steps = None if steps is None else int(steps)
         self.minutes = None if minutes is None else float(minutes)
-        self.seconds_per_step = seconds_per_step
+        self.seconds_per_step = seconds_per_step  # time-weighted recent average (None: not yet measured)
         self.total_steps = total_steps if total_steps is not None else (self.steps if self.minutes is None else None)
-        self._clock = []  # (step, train_seconds) of this session while the count is undecided
+        self.elapsed = float(elapsed)  # wall seconds of the whole run so far, every session
+        self.overhead_seconds = float(overhead_seconds)  # every held-out check and checkpoint so far
+        self.tail_seconds = dict(tail_seconds or {})  # the last held-out check's and checkpoint's seconds
+        self._clock = []  # (step, seconds of steps) of this session while the count is undecided
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.minutes is None else self.minutes * 60.0
 
     def running(self, step: int) -> bool:
         return self.total_steps is None or step < self.total_steps
 
-    def observe(self, step: int, train_seconds: float, broadcast=None) -> bool:
-        """After ``step`` steps and ``train_seconds`` of training: decide the step count if it is
-        time to (``broadcast(int) -> int`` shares rank 0's decision). True when it was decided now."""
-        if self.total_steps is not None:
+    def add_overhead(self, kind: str, seconds: float) -> None:
+        """A held-out check (``kind="eval"``) or checkpoint (``"save"``) took ``seconds``."""
+        self.overhead_seconds += float(seconds)
+        self.tail_seconds[kind] = float(seconds)
+
+    def observe(self, step: int, step_seconds: float, elapsed: float, broadcast=None) -> bool:
+        """Step ``step`` took ``step_seconds``; the run has taken ``elapsed`` wall seconds. Decide the
+        step count (``broadcast(int) -> int`` shares rank 0's decision). True when it changed."""
+        self.elapsed = float(elapsed)
+        if self.minutes is None:
             return False
-        self._clock.append((step, train_seconds))
-        budget_s = self.minutes * 60.0
-        ready = len(self._clock) >= MIN_CALIBRATION_STEPS and (
-            train_seconds >= min(CALIBRATION_SHARE * budget_s, CALIBRATION_MAX_S) or train_seconds >= budget_s)
-        decision = -1
-        if ready:
-            per_step = self._recent_seconds_per_step()
-            total = step + max(0, math.floor((budget_s - train_seconds) / per_step))
-            if self.steps is not None:
-                total = min(total, self.steps)
-            decision = max(total, step)
-            self.seconds_per_step = per_step
+        decision = self._decide(step, float(step_seconds))
         if broadcast is not None:
             decision = broadcast(decision)
-        if decision < 0:
+        if decision < 0 or decision == self.total_steps:
             return False
         self.total_steps = decision
         return True
 
-    def _recent_seconds_per_step(self) -> float:
-        """Seconds per step over the later half of the (step, seconds) pairs seen so far."""
+    def _decide(self, step: int, step_seconds: float) -> int:
+        """The step count from here (-1: still calibrating)."""
+        budget_s = self.seconds
+        if self.seconds_per_step is None:
+            seconds = (self._clock[-1][1] if self._clock else 0.0) + step_seconds
+            self._clock.append((step, seconds))
+            ready = len(self._clock) >= MIN_CALIBRATION_STEPS and (
+                self.elapsed >= min(CALIBRATION_SHARE * budget_s, CALIBRATION_MAX_S) or self.elapsed >= budget_s)
+            if not ready:
+                return -1
+            self.seconds_per_step = self._calibrated_seconds_per_step()
+        else:  # a time-weighted average: a step's weight is its share of the tracking window
+            weight = min(1.0, step_seconds / (TRACKING_SHARE * budget_s))
+            self.seconds_per_step += weight * (step_seconds - self.seconds_per_step)
+        overhead_per_step = self.overhead_seconds / max(step, 1)
+        remaining_s = budget_s - self.elapsed - sum(self.tail_seconds.values())
+        per_step = max(self.seconds_per_step + overhead_per_step, 1e-9)
+        total = step + max(0, math.floor(remaining_s / per_step))
+        return total if self.steps is None else min(total, self.steps)
+
+    def _calibrated_seconds_per_step(self) -> float:
+        """Seconds per step over the later half of this session's calibration steps."""
         (first_step, first_s), (step, seconds) = self._clock[0], self._clock[-1]
         middle = (first_s + seconds) / 2
         step_mid, seconds_mid = next((s, t) for s, t in self._clock if t >= middle)
@@ -83,24 +117,28 @@ class Budget:
             step_mid, seconds_mid = first_step, first_s
         return max((seconds - seconds_mid) / max(step - step_mid, 1), 1e-9)
 
+    def report(self, wall_seconds: float) -> str:
+        """One line: the run's wall time, against the budget when it is a time budget."""
+        if self.minutes is None:
+            return f"wall time {wall_seconds:.1f} s"
+        return (f"wall time {wall_seconds:.1f} s against a budget of {self.seconds:.0f} s "
+                f"({(wall_seconds - self.seconds) / self.seconds:+.1%})")
+
     def state_dict(self) -> dict:
         return {"steps": self.steps, "minutes": self.minutes, "total_steps": self.total_steps,
-                "seconds_per_step": self.seconds_per_step}
+                "seconds_per_step": self.seconds_per_step, "elapsed": self.elapsed,
+                "overhead_seconds": self.overhead_seconds,
+                "tail_seconds": dict(self.tail_seconds)}
 
     @classmethod
     def resumed(cls, state: dict, *, steps=None, minutes=None) -> "Budget":
         """The budget of a resumed run: its recorded one, unless a new budget is given.
 
-        A new ``steps`` budget replaces the count; a new ``minutes`` budget is turned into steps at
-        the recorded time per step (or calibrated afresh if the run never got that far).
+        A new ``steps`` budget replaces the count; a new ``minutes`` budget is the whole run's
+        (the time already spent counts), re-decided from the recorded averages as the run goes on.
         """
+        measured = {key: state[key] for key in ("seconds_per_step", "elapsed", "overhead_seconds", "tail_seconds") if state.get(key) is not None}
         if steps is None and minutes is None:
             return cls(steps=state.get("steps"), minutes=state.get("minutes"), total_steps=state.get("total_steps"),
-                       seconds_per_step=state.get("seconds_per_step"))
-        per_step = state.get("seconds_per_step")
-        if minutes is not None and per_step:
-            total = max(1, math.floor(minutes * 60.0 / per_step))
-            if steps is not None:
-                total = min(total, int(steps))
-            return cls(steps=steps, minutes=minutes, total_steps=total, seconds_per_step=per_step)
-        return cls(steps=steps, minutes=minutes)
+                       **measured)
+        return cls(steps=steps, minutes=minutes, **measured)

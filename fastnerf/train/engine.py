@@ -1,6 +1,6 @@
 """The training engine: one loop for every model kind.
 
-It owns the budget (steps, or minutes turned into steps once: ``budget.py``), tqdm progress,
+It owns the budget (steps, or minutes of wall time re-decided as the run goes: ``budget.py``), tqdm progress,
 atomic versioned checkpoints and exact resume (model, optimizer, averaged weights, every rank's
 generator, the task's own state), averaged weights, divergence (a NaN or infinite loss on any
 rank stops every rank and keeps the last good checkpoint), periodic cheap held-out evaluation,
@@ -41,7 +41,7 @@ class Context:
     rank: int
     world_size: int
     generator: torch.Generator  # this rank's; everything random in training draws from it
-    total_steps: int | None  # None while a minutes budget has not been turned into steps yet
+    total_steps: int | None  # None while a minutes budget is calibrating; it may change as the run goes
     backend: str | None  # op backend (None: the fastest for the device)
     distributed: Distributed = field(repr=False)
     log: object = print
@@ -64,8 +64,9 @@ def train(task: Task | None, out, *, steps: int | None = None, minutes: float | 
     Args:
         task: what to train; with ``resume=True`` it may be None (rebuilt from the checkpoint, whose
             settings always win: only the budget may change).
-        steps / minutes: the budget (a minutes budget becomes a step count early on; with both,
-            the smaller). On resume, none keeps the recorded budget.
+        steps / minutes: the budget (minutes: wall time from this call on, everything included; the
+            step count is re-decided as the run goes; with both, the smaller). On resume, none
+            keeps the recorded budget.
         device: ``cpu``, ``cuda``, ``cuda:N`` (default: cuda when available); under torchrun each
             process takes the GPU of its local rank.
         backend: op backend for the task's kernels (default: the fastest for the device).
@@ -76,21 +77,23 @@ def train(task: Task | None, out, *, steps: int | None = None, minutes: float | 
     Raises:
         UserError (CheckpointError, DatasetError, ...): bad input; TrainingDiverged: a NaN loss.
     """
+    started = clock()  # a minutes budget counts from here: building the model and loading data count
     keep_freed_memory()
     if not resume or steps is not None or minutes is not None:
         check_budget(steps, minutes)
     dist = Distributed.start(device)
     try:
-        return _Run(task, Path(out), dist, steps=steps, minutes=minutes, seed=seed, resume=resume, backend=backend,
+        return _Run(task, Path(out), dist, started=started, steps=steps, minutes=minutes, seed=seed, resume=resume, backend=backend,
                     eval_every=eval_every, checkpoint_every=checkpoint_every, progress=progress, log=log).run()
     finally:
         dist.close()
 
 
 class _Run:
-    def __init__(self, task, out, dist, *, steps, minutes, seed, resume, backend, eval_every, checkpoint_every,
+    def __init__(self, task, out, dist, *, started, steps, minutes, seed, resume, backend, eval_every, checkpoint_every,
                  progress, log):
         self.out, self.dist, self.log, self.show_progress = out, dist, log, progress
+        self.started = started
         self.eval_every, self.checkpoint_every = int(eval_every or 0), int(checkpoint_every or 0)
         self.checkpoint = load_checkpoint(out, map_location=dist.device) if resume else None
         engine_state = {}
@@ -122,7 +125,12 @@ class _Run:
         self.last_saved = None
         if self.checkpoint is not None:
             self._restore(engine_state)
+        self.earlier_seconds = self.budget.elapsed  # wall seconds of the sessions before this one
         self.bar = None
+
+    def _elapsed(self) -> float:
+        """Wall seconds of the whole run: earlier sessions and this one so far."""
+        return self.earlier_seconds + clock() - self.started
 
     # ------------------------------------------------------------------ state
     def _restore(self, engine_state: dict) -> None:
@@ -184,19 +192,20 @@ class _Run:
                 self.step += 1
                 task.after_step(model, self.step, ctx)
                 synchronize(ctx.device)
-                elapsed = clock() - tick
-                self.train_seconds += elapsed
-                session_seconds += elapsed
+                step_seconds = clock() - tick
+                self.train_seconds += step_seconds
+                session_seconds += step_seconds
                 for key in counters:
                     counters[key] += float(stats.get(key, 0.0))
-                if self.budget.observe(self.step, self.train_seconds, self.dist.broadcast_int):
+                first_decision = ctx.total_steps is None
+                if self.budget.observe(self.step, step_seconds, self._elapsed(), self.dist.broadcast_int):
                     ctx.total_steps = self.budget.total_steps
-                    self._announce_total()
+                    self._announce_total(first_decision)
                 self._show(stats, float(loss.detach()))
                 if self.eval_every and self.step % self.eval_every == 0:
-                    evaluation = self._evaluate(history) or evaluation
+                    evaluation = self._timed("eval", self._evaluate, history) or evaluation
                 if self.checkpoint_every and self.step % self.checkpoint_every == 0:
-                    self._save()
+                    self._timed("save", self._save)
         finally:
             if self.bar is not None:
                 self.bar.close()
@@ -205,8 +214,11 @@ class _Run:
             self.average.copy_to_model()  # from here on the model holds the weights evaluation uses
         if not history or history[-1]["step"] != self.step:
             evaluation = self._evaluate(history, swap=False) or evaluation
+        wall_seconds = self._elapsed()
+        self._write(f"{self.step} steps; {self.budget.report(wall_seconds)}")
         world = self.dist.world_size
         summary = {"task": task.name, "steps": self.step, "train_seconds": self.train_seconds,
+                   "wall_seconds": wall_seconds, "budget_seconds": self.budget.seconds,
                    "world_size": world, "device": str(ctx.device),
                    "samples_per_second": world * counters["n_samples"] / session_seconds if session_seconds else 0.0,
                    "rays_per_second": world * counters["n_rays"] / session_seconds if session_seconds else 0.0,
@@ -216,6 +228,14 @@ class _Run:
             (self.out / "train.json").write_text(json.dumps(summary, indent=2))
         summary["model"] = model.eval()
         return summary
+
+    def _timed(self, kind: str, work, *args):
+        """``work(*args)``, its wall time counted as the budget's overhead of ``kind``."""
+        tick = clock()
+        try:
+            return work(*args)
+        finally:
+            self.budget.add_overhead(kind, clock() - tick)
 
     def _check_finite(self, loss: torch.Tensor) -> None:
         if torch.isfinite(loss):
@@ -251,15 +271,15 @@ class _Run:
 
         return tqdm(total=self.budget.total_steps, initial=self.step, unit="step", dynamic_ncols=True, mininterval=0.5)
 
-    def _announce_total(self) -> None:
+    def _announce_total(self, first: bool) -> None:
         total = self.budget.total_steps
-        per_step = self.budget.seconds_per_step or 0.0
         if self.bar is not None:
             self.bar.total = total
             self.bar.refresh()
-        checks = f"; held-out checks every {self.eval_every} steps come on top" if self.eval_every else ""
-        self._write(f"{self.budget.minutes:g} minutes of training = {total} steps at {per_step * 1e3:.1f} ms per step "
-                    f"(decided at step {self.step}{checks})")
+        if first:
+            per_step = self.budget.seconds_per_step or 0.0
+            self._write(f"{self.budget.minutes:g} minutes of wall time = about {total} steps at {per_step * 1e3:.1f} ms "
+                        f"per step, held-out checks and checkpoints included (re-decided as the run goes)")
 
     def _show(self, stats: dict, loss: float) -> None:
         if self.bar is None:

@@ -123,6 +123,7 @@ class TeacherTask(Task):
     def __init__(self, **values):
         super().__init__(**values)
         self.samples_per_ray = None
+        self.sub_rays_from = None  # the step the switch to sub-rays came at (it never switches back)
         self._train = self._held_out = None
 
     @classmethod
@@ -170,9 +171,15 @@ class TeacherTask(Task):
         fraction = self.args["centre_fraction"]
         if fraction <= 0.0:
             return model.supersample
-        if total_steps is None:  # a minutes budget not yet turned into steps: still early
+        if self.sub_rays_from is not None and step >= self.sub_rays_from:
+            return model.supersample
+        if total_steps is None:  # a minutes budget still calibrating: still early
             return 1
-        return model.supersample if step / total_steps >= fraction else 1
+        if step / total_steps < fraction:
+            return 1
+        # sticky: a minutes budget's count may grow later (budget.py), which must not switch back
+        self.sub_rays_from = step
+        return model.supersample
 
     def loss(self, model, step: int, ctx):
         dataset, a, generator = self._train, self.args, ctx.generator
@@ -229,11 +236,12 @@ class TeacherTask(Task):
         return {"psnr": psnr(torch.cat(rgb).clamp(0, 1).cpu()[None], truth[None]), "pixels": int(pick.numel())}
 
     def state_dict(self) -> dict:
-        return {"samples_per_ray": self.samples_per_ray}
+        return {"samples_per_ray": self.samples_per_ray, "sub_rays_from": self.sub_rays_from}
 
     def load_state_dict(self, state: dict) -> None:
         if "samples_per_ray" in state:
             self.samples_per_ray = float(state["samples_per_ray"])
+        self.sub_rays_from = state.get("sub_rays_from")
 
     def summary(self, model) -> dict:
         return {"encoding": self.args["encoding"], "samples_per_ray": self.samples_per_ray,
