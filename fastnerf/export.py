@@ -193,7 +193,7 @@ def require_onnx():
 def load_exportable(run, *, format: str = "onnx"):
     """``(model, checkpoint)`` of run folder (or checkpoint) ``run``, after the checks that need no
     model: the format, its packages, and whether the run's kind exports."""
-    from .train.checkpoint import load_checkpoint, model_from_checkpoint
+    from .runs import load_checkpoint, model_from_checkpoint
 
     if format not in FORMATS:
         raise UserError(f"export: format must be one of {FORMATS}, got {format!r}")

@@ -102,9 +102,9 @@ def test_train_student_refuses_an_unknown_kind_and_options_of_other_kinds(teache
 # ------------------------------------------------------------------------------ fastnerf export
 @pytest.fixture
 def nothing_built(monkeypatch):
-    import fastnerf.train.checkpoint
+    import fastnerf.runs
 
-    monkeypatch.setattr(fastnerf.train.checkpoint, "model_from_checkpoint", never)
+    monkeypatch.setattr(fastnerf.runs, "model_from_checkpoint", never)
 
 
 def test_export_refuses_a_kind_that_does_not_export_before_building_it(teacher_run, tmp_path, nothing_built, capsys):

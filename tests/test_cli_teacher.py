@@ -11,7 +11,7 @@ from fastnerf.metrics import psnr
 from fastnerf.rendering import render
 from fastnerf.train import load_run
 from fastnerf.data.procedural import SCENES, make_scene
-from fastnerf.train.checkpoint import FORMAT_VERSION
+from fastnerf.runs import FORMAT_VERSION
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fastnerf.models import build_model
-from fastnerf.train.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
+from fastnerf.runs import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
 from fastnerf.train.ema import ParameterAverage
 
 TINY = dict(hash_levels=4, hash_log2_size=10, hash_min_res=4, hash_max_res=32, hidden=16, grid_resolution=8)

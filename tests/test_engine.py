@@ -15,7 +15,7 @@ from fastnerf.errors import UserError
 from fastnerf.train import engine, load_checkpoint, train_teacher
 from fastnerf.train.budget import Budget
 from fastnerf.train.tasks.teacher import TeacherTask
-from fastnerf.train.devices import available_devices, resolve_device
+from fastnerf.devices import available_devices, resolve_device
 
 SMALL = dict(hash_levels=8, hash_log2_size=14, hash_min_res=4, hash_max_res=64, hidden=32, grid_resolution=16,
              steps_per_diagonal=96, grid_warmup=16)

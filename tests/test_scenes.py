@@ -10,7 +10,7 @@ from PIL import Image
 
 from fastnerf.cameras import Camera, look_at
 from fastnerf.data import DatasetError, load_scenes
-from fastnerf.data.scenes import parse_source_views
+from fastnerf.data.scene_loading import parse_source_views
 from fastnerf.data.writers import write_blender
 
 WIDTH, HEIGHT = 10, 8

@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from ..train.engine import train
     from ..train.scene_eval import evaluate_scenes
     from ..train.tasks.pixelnerf import PixelNeRFTask
-    from .render import path_cameras, write_frames
+    from ..camera_paths import path_cameras
+    from ..frames import write_frames
 
     out = Path(args.out)
     seed = args.seed

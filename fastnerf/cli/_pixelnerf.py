@@ -18,7 +18,7 @@ from ..errors import UserError
 
 
 def is_multi_scene_run(run) -> bool:
-    from ..train.checkpoint import load_checkpoint
+    from ..runs import load_checkpoint
 
     return bool(load_checkpoint(run, map_location="cpu").get("dataset", {}).get("multi_scene"))
 
@@ -33,8 +33,8 @@ def _eval_one(model, dataset, args, views, source_views, mode) -> dict:
 def run_eval(args: argparse.Namespace) -> int:
     """``fastnerf eval RUN --data SCENES --split test --views K [--source-views I,J] [--json F]``."""
     from ..data import load_scenes
-    from ..data.scenes import parse_source_views
-    from ..train import load_run
+    from ..data.scene_loading import parse_source_views
+    from ..runs import load_run
 
     model, checkpoint = load_run(args.run, device=getattr(args, "device", None))
     if not hasattr(model, "encode_views"):
@@ -65,11 +65,12 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def run_render(args: argparse.Namespace) -> int:
     """``fastnerf render RUN --scene DIR --source-views 0,3 --path orbit --out FILE.gif``."""
-    from ..cli.render import path_cameras, write_frames
+    from ..camera_paths import path_cameras
+    from ..frames import write_frames
     from ..data import load
-    from ..data.scenes import load_scenes, parse_source_views
+    from ..data.scene_loading import load_scenes, parse_source_views
     from ..rendering import render
-    from ..train import load_run
+    from ..runs import load_run
 
     if args.scene is None:
         raise UserError(f"{args.run} renders from source views: give --scene DIR (and --source-views I,J)")

@@ -30,7 +30,7 @@ def load_run_and_data(args: argparse.Namespace, split: str):
     """(model, checkpoint, dataset, data path, downscale): the run's model and a split of its own
     dataset at its training resolution, unless --data / --downscale say otherwise."""
     from ..data import load
-    from ..train import load_run
+    from ..runs import load_run
 
     model, checkpoint = load_run(args.run, device=getattr(args, "device", None))
     info = checkpoint.get("dataset", {})

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import torch
 
+from ..camera_paths import path_cameras
 from ..errors import UserError
+from ..frames import write_frames
 from ..train.denormals import with_flushed_denormals
 from ._shared import (add_device_option, add_supersample_option, add_threads_option, apply_threads,
                       load_run_and_data)
@@ -47,63 +48,10 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
-def path_cameras(dataset, path: str, frames: int, aabb=None):
-    """Cameras along ``path`` for ``dataset`` (its training split): an orbit around the scene,
-    an LLFF spiral, or the dataset's own cameras for ``"test"``."""
-    from ..cameras import orbit_path, spiral_path
-
-    if frames < 1:
-        raise UserError(f"--frames must be positive, got {frames}")
-    cameras = dataset.cameras
-    if path == "test":
-        return cameras
-    if path == "spiral" or dataset.forward_facing:
-        near = dataset.near or 1.0
-        far = dataset.far or 10.0 * near
-        return spiral_path(cameras, frames, near=near, far=far)
-    origins = cameras.c2w[:, :3, 3]
-    centre = (aabb[:3] + aabb[3:]) / 2 if aabb is not None else torch.zeros(3)
-    up = cameras.c2w[:, :3, 1].mean(0)
-    up = up / up.norm()
-    offsets = origins - centre
-    radius = float(offsets.norm(dim=-1).mean())
-    elevation = float(torch.rad2deg(torch.asin((offsets @ up / offsets.norm(dim=-1)).clamp(-1, 1))).mean())
-    first = cameras[0]
-    fov_x = 2 * math.atan(first.width / (2 * float(first.fx)))
-    return orbit_path(frames, radius, max(elevation, 5.0), first.width, first.height, fov_x,
-                      target=centre.tolist(), up=up.tolist())
-
-
-def write_frames(frames: torch.Tensor, out: Path, fps: float) -> None:
-    """``frames [N,H,W,3]`` in [0,1] to a GIF, an MP4 or a folder of PNGs."""
-    import imageio.v2 as imageio
-
-    pixels = (frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
-    suffix = out.suffix.lower()
-    if suffix == ".gif":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        imageio.mimsave(out, list(pixels), duration=1000.0 / fps, loop=0)
-    elif suffix == ".mp4":
-        try:
-            import imageio_ffmpeg  # noqa: F401
-        except ImportError:
-            raise UserError("writing .mp4 needs the imageio-ffmpeg package (pip install imageio-ffmpeg); "
-                            "or write a .gif or a folder of PNGs") from None
-        out.parent.mkdir(parents=True, exist_ok=True)
-        imageio.mimsave(out, list(pixels), fps=fps)
-    elif suffix:
-        raise UserError(f"--out {out}: unknown format {suffix!r}; use .gif, .mp4 or a folder")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        for index, image in enumerate(pixels):
-            imageio.imwrite(out / f"{index:04d}.png", image)
-
-
 @with_flushed_denormals  # denormal weights slow CPU inference several times
 def run(args: argparse.Namespace) -> int:
     apply_threads(args)
     from ..rendering import render
-
     from ._pixelnerf import is_multi_scene_run, run_render as run_scene_render
 
     if args.scene is not None or is_multi_scene_run(args.run):

@@ -4,7 +4,8 @@ into one ``Dataset``; ``procedural`` writes built-in scenes in the Blender forma
 from .dataset import Dataset
 from .errors import DatasetError, SplitMissing
 from .loading import FORMATS, detect_format, load
-from .scenes import MultiSceneDataset, Scene, load_scenes
+from .scene_loading import load_scenes
+from .scenes import MultiSceneDataset, Scene
 
 __all__ = ["Dataset", "DatasetError", "FORMATS", "MultiSceneDataset", "Scene", "SplitMissing", "detect_format", "load",
            "load_scenes"]

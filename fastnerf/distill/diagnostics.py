@@ -69,7 +69,7 @@ def psnr_vs_teacher(teacher_run, images: torch.Tensor, cameras, *, background=No
     (the teacher run loaded with ``load_run``, rendered with its default settings)."""
     from ..metrics import psnr
     from ..rendering import render
-    from ..train import load_run
+    from ..runs import load_run
 
     teacher, _ = load_run(teacher_run, device=images.device)
     reference = render(teacher, cameras, background=background, backend=backend)["rgb"].clamp(0, 1)

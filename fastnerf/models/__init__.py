@@ -4,15 +4,9 @@ rendering protocol every model follows is documented in ``fastnerf.models.base``
 
 from __future__ import annotations
 
-from .registry import KINDS, Kind, KindView, discover, get_kind, kinds, register_kind
+from .registry import KINDS, Kind, KindView, build_model, discover, get_kind, kinds, register_model
 
 MODEL_KINDS = KindView(lambda kind: kind.model_class)  # {kind: model class}, read-only (register_model writes)
-
-
-def register_model(kind: str, *, task: str | None = None, options=(), no_export: str | None = None):
-    """Class decorator: register this class as model kind ``kind`` (``build_model(kind, ...)`` builds it);
-    ``task``, ``options`` and ``no_export`` are the kind's declaration (``fastnerf.models.registry``)."""
-    return register_kind(kind, task=task, options=options, no_export=no_export)
 
 
 def discover_models():
@@ -20,11 +14,6 @@ def discover_models():
     kind registers itself; a new kind is one new file, with no edit here. Returns ``MODEL_KINDS``."""
     discover()
     return MODEL_KINDS
-
-
-def build_model(kind: str, **config):
-    """A fresh model of registered ``kind`` (``"nerf"``, ...), built from plain-value ``config``."""
-    return get_kind(kind).model_class(**config)
 
 
 from .base import ImageModel, RayModel  # noqa: E402

@@ -32,7 +32,7 @@ from ..fields.occupancy import OccupancyGrid
 from ..fields.spherical_harmonics import SphericalHarmonicsEncoding
 from ..supersampling import check_factor
 from ..volume import render_rays
-from . import register_model
+from .registry import register_model
 
 ENCODINGS = ("hash", "frequency")
 # State-dict names of releases before the model composed fields/ modules -> today's.

@@ -32,7 +32,7 @@ from ..fields.image_encoder import ResNetEncoder
 from ..fields.mlp import ResidualBlock
 from ..volume import render_rays as march_and_composite
 from ..options import Option
-from . import register_model
+from .registry import register_model
 from .pixelnerf_sampling import (
     importance_points,
     merged_intervals,

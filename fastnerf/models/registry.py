@@ -92,12 +92,23 @@ def discover() -> dict[str, Kind]:
     itself (a new kind is one new file, with no edit elsewhere). Returns ``KINDS``."""
     import importlib
     import pkgutil
+    from pathlib import Path
 
-    from .. import models
-
-    for module in pkgutil.walk_packages(models.__path__, prefix=f"{models.__name__}."):
+    package = __name__.rpartition(".")[0]  # fastnerf.models, this module's package
+    for module in pkgutil.walk_packages([str(Path(__file__).parent)], prefix=f"{package}."):
         importlib.import_module(module.name)
     return KINDS
+
+
+def register_model(kind: str, *, task: str | None = None, options=(), no_export: str | None = None):
+    """Class decorator: register this class as model kind ``kind`` (``build_model(kind, ...)`` builds it);
+    ``task``, ``options`` and ``no_export`` are the kind's declaration."""
+    return register_kind(kind, task=task, options=options, no_export=no_export)
+
+
+def build_model(kind: str, **config):
+    """A fresh model of registered ``kind`` (``"nerf"``, ...), built from plain-value ``config``."""
+    return get_kind(kind).model_class(**config)
 
 
 def kinds(*, task: str | None = None) -> list[Kind]:

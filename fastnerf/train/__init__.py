@@ -1,7 +1,7 @@
 """Training: one engine for every model kind (``engine.train``), a task per kind (``tasks/``),
 checkpoints, evaluation. ``fastnerf.train.load_run(RUN)`` loads any kind from its run folder."""
 
-from .checkpoint import (FORMAT_VERSION, CheckpointError, load_checkpoint, load_run, model_from_checkpoint,
+from ..runs import (FORMAT_VERSION, CheckpointError, load_checkpoint, load_run, model_from_checkpoint,
                          save_checkpoint)
 from .engine import Context, Task, register_task, train
 from .loop import TrainingDiverged, evaluate

@@ -15,7 +15,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from .devices import resolve_device
+from ..devices import resolve_device
 
 _OPS = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
 

@@ -21,9 +21,9 @@ import torch
 from ..errors import UserError
 from .allocator import keep_freed_memory
 from .budget import Budget, check_budget
-from .checkpoint import load_checkpoint, load_model_state, save_checkpoint, upgraded_state
+from ..runs import load_checkpoint, load_model_state, save_checkpoint, upgraded_state
 from .denormals import with_flushed_denormals
-from .devices import synchronize
+from ..devices import synchronize
 from .distributed import Distributed
 from .ema import ParameterAverage
 from .loop import TrainingDiverged, set_lr

@@ -57,7 +57,7 @@ def evaluate(model, dataset, *, backend=None, chunk: int = 8192, max_images: int
     """
     from .. import metrics
     from ..rendering import model_device, render
-    from .devices import synchronize
+    from ..devices import synchronize
 
     device = model_device(model)
 

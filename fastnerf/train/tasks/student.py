@@ -157,7 +157,7 @@ class StudentTask(Task):
         from ...data import load
         from ...distill import ViewPool, sampler_for
         from ...models import build_model
-        from .. import load_run
+        from ...runs import load_run
 
         teacher, checkpoint = load_run(self.args["teacher"], device=ctx.device)
         teacher = teacher.to(ctx.device).eval()
@@ -272,7 +272,7 @@ def _teacher_centre(teacher):
 
 def _check_teacher_run(teacher: str) -> None:
     """Fail now, not after minutes of work, unless ``teacher`` is a teacher run whose dataset is there."""
-    from ..checkpoint import CheckpointError, load_checkpoint
+    from ...runs import CheckpointError, load_checkpoint
 
     try:
         checkpoint = load_checkpoint(teacher, map_location="cpu")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import UserError
+from .errors import UserError
 
 
 def available_devices() -> list[str]:

@@ -1,10 +1,14 @@
-"""Checkpoints for every model kind: tensors and plain values only, a format version, written
+"""Run folders and checkpoints for every model kind, below everything that reads or writes them
+(``train``, ``distill``, ``export``, the commands): ``load_run(RUN)`` rebuilds any kind from its run
+folder (``fastnerf.train.load_run`` is the same function), ``save_checkpoint`` writes one.
+
+Checkpoints hold tensors and plain values only, with a format version, written
 atomically (``path.tmp`` then ``os.replace``) and read with ``torch.load(weights_only=True)``.
 
 Layout: ``{"format_version", "model_kind", "model_config", "model", "optimizer", "step",
 "rng", "task", "train_args", "dataset", "extra"}`` and, optionally, ``"averaged"``. ``task`` names the
 training task (``fastnerf.train.tasks``) and ``train_args`` rebuild it; ``extra["engine"]`` holds the
-seed, the budget (with the step count a minutes budget became), the world size and device. ``model`` is the
+seed, the budget (the step count a minutes budget decided so far, and what decides it), the world size and device. ``model`` is the
 ``state_dict`` training continues from (occupancy-grid buffers included); ``averaged`` holds the
 moving average of the parameters (``ParameterAverage.state_dict()``), which models are rebuilt
 with for evaluation and rendering; ``rng`` maps names to generator states (uint8 tensors).
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import UserError
+from .errors import UserError
 
 FORMAT_VERSION = 1
 FILE_NAME = "checkpoint.pt"
@@ -104,7 +108,7 @@ def model_from_checkpoint(checkpoint, *, averaged: bool = True, device=None) -> 
     mode, on ``device`` (default: where the checkpoint's tensors were mapped): with the averaged
     parameters where the checkpoint has them (``averaged=False``: the raw weights training
     resumes from)."""
-    from ..models import build_model
+    from .models import build_model
 
     if not isinstance(checkpoint, dict):
         checkpoint = load_checkpoint(checkpoint, map_location=device or "cpu")
