@@ -9,6 +9,13 @@ __version__ = "0.1.0"
 
 from . import backends, ops  # noqa: E402,F401
 
+LAZY_MODULES = ("cameras", "data", "metrics", "fields", "models", "train", "runs")
+__all__ = ["__version__", "backends", "ops", "render", *LAZY_MODULES]
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
 
 def __getattr__(name):
     # Heavier layers load on first touch, so `import fastnerf` stays light.
@@ -16,7 +23,7 @@ def __getattr__(name):
         from .rendering import render
 
         return render
-    if name in ("cameras", "data", "metrics", "fields", "models", "train"):
+    if name in LAZY_MODULES:
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")

@@ -2,30 +2,36 @@
 
 (The module is named rendering so that it never shadows the function ``fastnerf.render``.)
 
-One protocol (``fastnerf.models.base``): a model that renders whole cameras itself
-(``render_camera``: the students) gets the camera, the background and the chunk size; any other
-model is ray-based (``render_rays``: the teacher, image-conditioned fields) and is rendered here
+One protocol (``fastnerf.models.base``), dispatched on by its ``Protocol`` classes: an
+``ImageModel`` (``render_camera``: the students) gets the camera, the background and the chunk
+size; a ``RayModel`` (``render_rays``: the teacher, image-conditioned fields) is rendered here
 in batches of at most ``chunk`` rays, generated per batch, so peak memory beyond the image does not
 grow with the resolution; a model trained on area-averaged pixels (``model.supersample = s``) is
 rendered with ``s x s`` rays per pixel, averaged (``supersampling.py``). Either way the model is
 put in eval mode under no_grad for the call, and the camera moves to the model's device.
 ``views=(images, cameras)`` conditions an image-based field: ``model.encode_views`` runs once,
-its result goes to every ``render_rays`` call as ``views=``.
+its result goes to every ``render_rays`` call as ``views=``. A kind's own options
+(``render(model, camera, views=..., mode="dense")`` for an image-conditioned field's sampling)
+pass through to its entry point; one
+the entry point does not take is a ``UserError`` that lists those it does.
 """
 
 from __future__ import annotations
+
+import inspect
 
 import torch
 
 from .cameras import Camera, rigid_transform_problems
 from .errors import UserError
+from .models.base import ConditionedModel, ImageModel, rendering_protocol
 from .supersampling import average_subpixels, check_factor, subpixel_offsets, subpixel_rays
 
 DEFAULT_CHUNK = 8192
 
 
 def render(model, camera: Camera, *, backend=None, chunk: int = DEFAULT_CHUNK, background=None, views=None,
-           supersample: int | None = None, dense_samples: int | None = None) -> dict:
+           supersample: int | None = None, dense_samples: int | None = None, **options) -> dict:
     """Render ``model`` from ``camera`` (single or batch).
 
     Args:
@@ -34,12 +40,15 @@ def render(model, camera: Camera, *, backend=None, chunk: int = DEFAULT_CHUNK, b
         backend: op backend (``None``: fastest available for the model's device).
         chunk: rays rendered at a time; bounds the memory a render needs.
         background: ``[3]`` colour (default: the model's own).
-        views: ``(images [V,H,W,3], cameras)`` source views for an image-conditioned model.
+        views: ``(images [V,H,W,3], cameras)`` source views for an image-conditioned model (or
+            what its ``encode_views`` returned for them, to encode once for many renders).
         supersample: rays per pixel side, averaged (default: the model's ``supersample``, the
             factor it was trained with; 1 renders centre rays only, ``s^2`` times fewer rays).
         dense_samples: render as the original volume renderer does (Mildenhall et al. 2020): this
             many evenly spaced samples on every ray, no occupancy grid, no early termination (256 =
             its 64 coarse + 192 fine).
+        options: the kind's own options, passed to its ``render_rays`` / ``render_camera``
+            (e.g. an image-conditioned field's ``mode="fast"|"dense"``).
     Returns:
         ``dict(rgb [H,W,3] or [B,H,W,3], depth, opacity, n_samples, n_rays)`` (``depth``/``opacity``
         where the model has them; sample and ray counts for ray-based models).
@@ -68,30 +77,50 @@ def render(model, camera: Camera, *, backend=None, chunk: int = DEFAULT_CHUNK, b
     except ValueError as error:
         raise UserError(str(error)) from None
     camera = camera.to(model_device(model))
-    whole_images = hasattr(model, "render_camera")
-    if not whole_images and not hasattr(model, "render_rays"):
-        raise UserError(f"render: {type(model).__name__} has neither render_rays nor render_camera")
-    if whole_images:
+    protocol = rendering_protocol(model)
+    if protocol is None:
+        raise UserError(f"render: {type(model).__name__} follows no rendering protocol: it needs render_camera "
+                        "or render_rays (fastnerf.models.base)")
+    if protocol is ImageModel:
         given = [name for name, set_ in (("supersample", supersample != 1), ("dense_samples", dense_samples is not None),
                                          ("views", views is not None)) if set_]
         if given:
             raise UserError(f"render: {given[0]} applies to ray-based models; {type(model).__name__} renders whole images")
+        _check_options(model, model.render_camera, options)
+    else:
+        if dense_samples is not None:
+            options["dense_samples"] = dense_samples
+        _check_options(model, model.render_rays, options)
+        if views is None and isinstance(model, ConditionedModel) and model.needs_views:
+            raise UserError(f"render: {type(model).__name__} renders from source views: pass "
+                            "views=(images [V,H,W,3], cameras)")
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            if whole_images:
-                return model.render_camera(camera, backend=backend, background=background, chunk=chunk)
-            options = {} if dense_samples is None else {"dense_samples": dense_samples}
+            if protocol is ImageModel:
+                return model.render_camera(camera, backend=backend, background=background, chunk=chunk, **options)
             if views is not None:
                 options["views"] = _encoded_views(model, views)
-            elif getattr(model, "needs_views", False):
-                raise UserError(f"render: {type(model).__name__} renders from source views: pass "
-                                "views=(images [V,H,W,3], cameras)")
             return _render_rays_model(model, camera, backend=backend, chunk=chunk, background=background,
                                       supersample=supersample, options=options)
     finally:
         model.train(was_training)
+
+
+RESERVED = {"self", "rays_o", "rays_d", "camera", "backend", "background", "chunk", "views", "generator"}
+
+
+def _check_options(model, entry_point, options: dict) -> None:
+    """Every option is a keyword ``entry_point`` takes, or a UserError listing those it does."""
+    parameters = inspect.signature(entry_point).parameters
+    if not options or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = sorted(set(options) - set(parameters))
+    if unknown:
+        taken = sorted(set(parameters) - RESERVED)
+        raise UserError(f"render: {type(model).__name__} takes no option {unknown[0]!r}; its options: "
+                        f"{', '.join(taken) or 'none'}")
 
 
 def model_device(model) -> torch.device:
@@ -104,8 +133,10 @@ def model_device(model) -> torch.device:
 
 
 def _encoded_views(model, views):
-    if not hasattr(model, "encode_views"):
+    if not isinstance(model, ConditionedModel):
         raise UserError(f"render: views apply to image-conditioned models; {type(model).__name__} takes none")
+    if isinstance(views, dict):  # already encoded (model.encode_views): many renders, one encoding
+        return views
     if not isinstance(views, (tuple, list)) or len(views) != 2:
         raise UserError("render: views must be (images [V,H,W,3], cameras)")
     images, cameras = views

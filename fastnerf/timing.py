@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import time
 
-import torch
-
+from .devices import synchronize
 from .rendering import model_device, render
 
 SLOW_SECONDS = 1.0
@@ -41,13 +40,8 @@ def latency_ms(model, camera, *, repeats: int = 100, warmup: int = 5, slow_repea
 
 
 def _timed(model, camera, device, options) -> float:
-    _synchronize(device)
+    synchronize(device)
     start = time.perf_counter()
     render(model, camera, **options)
-    _synchronize(device)
+    synchronize(device)
     return time.perf_counter() - start
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

@@ -126,8 +126,9 @@ def test_task_trains_checkpoints_and_evaluates(tmp_path):
     model, checkpoint = load_run(tmp_path / "run")
     assert checkpoint["model_kind"] == "pixelnerf" and checkpoint["dataset"]["multi_scene"]
     test = load_scenes(data, "test")
-    result = evaluate_scenes(model, test, n_views=2)
+    result = evaluate_scenes(model, test, n_views=2, latency_renders=2)
     assert result["n_targets"] == 4 and result["psnr"] > 0 and result["baseline_psnr"] > 0
+    assert result["latency_renders"] == 2 and result["latency_ms"] > 0  # fastnerf.timing's protocol
     assert result["evals_per_pixel"] >= result["grid_evals_per_pixel"] > 0
     scene = test[0]
     image = render(model, scene.cameras[4], views=(scene.images[:2], scene.cameras[:2]))["rgb"]

@@ -27,7 +27,8 @@ def _eval_one(model, dataset, args, views, source_views, mode) -> dict:
     from ..train.scene_eval import evaluate_scenes
 
     return evaluate_scenes(model, dataset, n_views=views, source_views=source_views, backend=args.backend,
-                           mode=mode, max_targets=getattr(args, "max_targets", None), progress=True)
+                           mode=mode, max_targets=getattr(args, "max_targets", None),
+                           latency_renders=getattr(args, "latency_renders", 100), progress=True)
 
 
 def run_eval(args: argparse.Namespace) -> int:

@@ -16,8 +16,8 @@ def discover_models():
     return MODEL_KINDS
 
 
-from .base import ImageModel, RayModel  # noqa: E402
+from .base import Checkpointable, ConditionedModel, ImageModel, RayModel  # noqa: E402
 from .nerf import NeRF  # noqa: E402  (registers "nerf")
 
-__all__ = ["KINDS", "MODEL_KINDS", "ImageModel", "Kind", "NeRF", "RayModel", "build_model", "discover_models",
-           "get_kind", "kinds", "register_model"]
+__all__ = ["KINDS", "MODEL_KINDS", "Checkpointable", "ConditionedModel", "ImageModel", "Kind", "NeRF", "RayModel",
+           "build_model", "discover_models", "get_kind", "kinds", "register_model"]
