@@ -1,5 +1,6 @@
 """Test session setup: Triton runs under its interpreter where there is no GPU, hypothesis
-profiles, and the `gpu` marker (skipped without CUDA)."""
+profiles, the `gpu` marker (skipped without CUDA), and the shared tiny teacher config and tiny
+scene (``tiny.py``)."""
 
 import os
 
@@ -26,3 +27,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_teacher_config():
+    """The tiny NeRF teacher config (read-only; ``{**tiny_teacher_config, ...}`` to vary it)."""
+    from tiny import TINY_TEACHER
+
+    return TINY_TEACHER
+
+
+@pytest.fixture(scope="session")
+def tiny_scene(tmp_path_factory):
+    """One tiny procedural scene for the session (``tiny.make_tiny_scene``); copy it before changing it."""
+    from tiny import make_tiny_scene
+
+    return make_tiny_scene(tmp_path_factory.mktemp("tiny_scene"))

@@ -10,14 +10,14 @@ from fastnerf.data import load
 from fastnerf.metrics import psnr
 from fastnerf.rendering import render
 from fastnerf.train import load_run
-from fastnerf.data.procedural import SCENES, make_scene
+from tiny import make_tiny_scene
 from fastnerf.runs import FORMAT_VERSION
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    data = make_scene(SCENES[0], root / "data", n_train=8, n_val=1, n_test=2, res=16, seed=0, samples_per_axis=1)
+    data = make_tiny_scene(root / "data")
     code = main(["train", "teacher", "--data", str(data), "--out", str(root / "run"), "--steps", "3", "--quiet",
                  "--eval-every", "0"])
     assert code == 0

@@ -6,8 +6,9 @@ import torch
 from fastnerf.models import build_model
 from fastnerf.runs import CheckpointError, load_checkpoint, model_from_checkpoint, save_checkpoint
 from fastnerf.train.ema import ParameterAverage
+from tiny import TINY_TEACHER
 
-TINY = dict(hash_levels=4, hash_log2_size=10, hash_min_res=4, hash_max_res=32, hidden=16, grid_resolution=8)
+TINY = TINY_TEACHER
 
 
 def test_average_follows_the_ramped_recurrence():

@@ -23,9 +23,8 @@ FAST = dict(target_samples=4096, max_rays=512, grid_every=4, eval_every=0, progr
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory):
-    return make_scene(SCENES[0], tmp_path_factory.mktemp("scene"), n_train=8, n_val=1, n_test=1, res=16, seed=0,
-                      samples_per_axis=1)
+def scene(tiny_scene):
+    return tiny_scene
 
 
 class FakeClock:

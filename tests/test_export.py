@@ -14,6 +14,7 @@ from fastnerf.export import (camera_inputs, example_inputs, export_model, native
 from fastnerf.models import build_model
 from fastnerf.models.students.lightfield import camera_intrinsics
 from fastnerf.train import save_checkpoint
+from tiny import make_tiny_scene
 
 TINY = dict(hidden=16, n_blocks=1, n_freqs=2, n_points=4, channels=8, image_width=12, image_height=8)
 
@@ -55,10 +56,8 @@ def test_pt2_program_matches_render_with_a_dynamic_batch(tmp_path):
 @pytest.fixture(scope="module")
 def trained_student(tmp_path_factory):
     """A tiny scene, a 3-step teacher and a 5-step lightfield student, all through the CLI."""
-    from fastnerf.data.procedural import SCENES, make_scene
-
     root = tmp_path_factory.mktemp("lf")
-    data = make_scene(SCENES[0], root / "data", n_train=6, n_val=1, n_test=2, res=16, seed=0, samples_per_axis=1)
+    data = make_tiny_scene(root / "data", n_train=6)
     assert main(["train", "teacher", "--data", str(data), "--out", str(root / "teacher"), "--steps", "3", "--quiet",
                  "--eval-every", "0"]) == 0
     assert main(["train", "student", "--kind", "lightfield", "--teacher", str(root / "teacher"), "--out",

@@ -9,9 +9,9 @@ from fastnerf.errors import UserError
 from fastnerf.fields.mlp import MLP, trunc_exp
 from fastnerf.models import MODEL_KINDS, NeRF, RayModel, build_model
 from fastnerf.models.nerf import ndc_rays
+from tiny import TINY_TEACHER
 
-TINY = dict(hash_levels=4, hash_log2_size=10, hash_min_res=4, hash_max_res=32, hidden=16, grid_resolution=8,
-            steps_per_diagonal=64, width=32, depth=3, freq_pos=4, freq_dir=2)
+TINY = {**TINY_TEACHER, "steps_per_diagonal": 64, "width": 32, "depth": 3, "freq_pos": 4, "freq_dir": 2}
 
 
 def rays(n=16, seed=0):

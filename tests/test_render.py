@@ -8,9 +8,9 @@ from fastnerf.cameras import Camera, orbit_path
 from fastnerf.errors import UserError
 from fastnerf.models import build_model
 from fastnerf.rendering import render
+from tiny import TINY_TEACHER
 
-TINY = dict(hash_levels=4, hash_log2_size=10, hash_min_res=4, hash_max_res=32, hidden=16, grid_resolution=8,
-            steps_per_diagonal=64)
+TINY = {**TINY_TEACHER, "steps_per_diagonal": 64}
 
 
 @pytest.fixture(scope="module")

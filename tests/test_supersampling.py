@@ -10,9 +10,9 @@ from fastnerf.errors import UserError
 from fastnerf.models import build_model
 from fastnerf.rendering import render
 from fastnerf.supersampling import average_subpixels, check_factor, subpixel_offsets
+from tiny import TINY_TEACHER
 
-TINY = dict(hash_levels=4, hash_log2_size=10, hash_min_res=4, hash_max_res=32, hidden=16, grid_resolution=8,
-            steps_per_diagonal=64)
+TINY = {**TINY_TEACHER, "steps_per_diagonal": 64}
 
 
 def test_offsets_are_stratum_centres_or_jittered_within_their_stratum():
