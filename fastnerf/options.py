@@ -274,5 +274,21 @@ def shared_flags_given(namespace: argparse.Namespace, owners: dict, *, dest_pref
             if getattr(namespace, f"{dest_prefix}{name}", None) is not None}
 
 
+MAX_PIXELS = 64_000_000  # a --size above this is a typo, not a wish (8000x8000)
+
+
+def parse_size(text, *, flag: str = "--size") -> tuple[int, int] | None:
+    """``"200x150"`` -> ``(200, 150)`` (None stays None), or a UserError naming ``flag``."""
+    if text is None:
+        return None
+    try:
+        width, height = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise UserError(f"{flag} must look like 200x150, got {text!r}") from None
+    if width < 1 or height < 1 or width * height > MAX_PIXELS:
+        raise UserError(f"{flag} {text}: width and height must be positive, at most {MAX_PIXELS:,} pixels in all")
+    return width, height
+
+
 def _copy(value):
     return dict(value) if isinstance(value, dict) else list(value) if isinstance(value, list) else value

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from fastnerf.data import DatasetError
-from fastnerf.data.dataset import Dataset
 from fastnerf.data.procedural import SCENES, make_scene
 from fastnerf.errors import UserError
 from fastnerf.train import engine, load_checkpoint, train_teacher
 from fastnerf.train.budget import Budget
 from fastnerf.train.tasks.teacher import TeacherTask
+from tiny import train_killed_in_step
 from fastnerf.devices import available_devices, resolve_device
 
 SMALL = dict(hash_levels=8, hash_log2_size=14, hash_min_res=4, hash_max_res=64, hidden=32, grid_resolution=16,
@@ -62,18 +62,8 @@ def test_a_minutes_budget_becomes_steps_and_resumes_bitwise(scene, tmp_path, mon
     budget = load_checkpoint(tmp_path / "straight")["extra"]["engine"]["budget"]
     assert budget["total_steps"] == straight["steps"] == 30 and budget["minutes"] == 0.5
     assert straight["wall_seconds"] == 30.0 and straight["budget_seconds"] == 30.0
-    real, calls = Dataset.sample_rays, []
-
-    def dies_in_step_20(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 20:
-            raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Dataset, "sample_rays", dies_in_step_20)
-    with pytest.raises(KeyboardInterrupt):
-        train_teacher(scene, tmp_path / "split", minutes=0.5, seed=3, checkpoint_every=10, **FAST)
-    monkeypatch.setattr(Dataset, "sample_rays", real)
+    train_killed_in_step(monkeypatch, 20, lambda: train_teacher(scene, tmp_path / "split", minutes=0.5, seed=3,
+                                                                checkpoint_every=10, **FAST))
     assert load_checkpoint(tmp_path / "split")["step"] == 10
     resumed = train_teacher(scene, tmp_path / "split", resume=True, progress=False)
     assert resumed["steps"] == 30

@@ -8,7 +8,6 @@ import torch
 
 from fastnerf.cameras import Camera
 from fastnerf.data import DatasetError, load
-from fastnerf.data.dataset import Dataset
 from fastnerf.data.procedural import SCENES, make_scene
 from fastnerf.data.writers import write_llff
 from fastnerf.models import build_model
@@ -16,6 +15,7 @@ from fastnerf.models.nerf import NeRF
 from fastnerf.train import TrainingDiverged, evaluate, load_checkpoint, train_teacher
 from fastnerf.train.tasks import teacher as teacher_module
 from fastnerf.train.tasks.teacher import teacher_config_for
+from tiny import train_killed_in_step
 
 SMALL = dict(hash_levels=8, hash_log2_size=14, hash_min_res=4, hash_max_res=64, hidden=32, grid_resolution=16,
              steps_per_diagonal=96, grid_warmup=16)
@@ -49,18 +49,8 @@ def test_training_learns_and_writes_the_run(scene, tmp_path):
 def test_resume_is_exact(scene, tmp_path, monkeypatch):
     straight = train_teacher(scene, tmp_path / "straight", steps=14, seed=5, checkpoint_every=0, **FAST)
     # The same run killed during step 8 (its checkpoint of step 7 kept), then resumed.
-    real, calls = Dataset.sample_rays, []
-
-    def dies_in_step_8(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 8:
-            raise KeyboardInterrupt
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Dataset, "sample_rays", dies_in_step_8)
-    with pytest.raises(KeyboardInterrupt):
-        train_teacher(scene, tmp_path / "split", steps=14, seed=5, checkpoint_every=7, **FAST)
-    monkeypatch.setattr(Dataset, "sample_rays", real)
+    train_killed_in_step(monkeypatch, 8, lambda: train_teacher(scene, tmp_path / "split", steps=14, seed=5,
+                                                               checkpoint_every=7, **FAST))
     halfway = load_checkpoint(tmp_path / "split")
     assert halfway["step"] == 7
     resumed = train_teacher(scene, tmp_path / "split", steps=14, resume=True, **FAST)

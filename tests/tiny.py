@@ -1,6 +1,6 @@
-"""The tiny teacher config and tiny scene the tests share (fixtures in conftest.py wrap them).
-
-Small enough that building, training a few steps and rendering take well under a second each.
+"""What the tests share: the tiny teacher config and tiny scene (fixtures in conftest.py wrap
+them; small enough that building, training a few steps and rendering take a moment), and the
+harness that kills a training run during a given step.
 """
 
 from types import MappingProxyType
@@ -15,3 +15,26 @@ def make_tiny_scene(folder, **overrides):
 
     settings = {**dict(n_train=8, n_val=1, n_test=2, res=16, seed=0, samples_per_axis=1), **overrides}
     return make_scene(SCENES[0], folder, **settings)
+
+
+def train_killed_in_step(monkeypatch, step: int, run) -> None:
+    """``run()`` (a teacher training run), killed (KeyboardInterrupt) as step ``step`` draws its
+    rays, so the last checkpoint before it is what a resume starts from."""
+    import pytest
+
+    from fastnerf.data.dataset import Dataset
+
+    real, calls = Dataset.sample_rays, []
+
+    def dies(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == step:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Dataset, "sample_rays", dies)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run()
+    finally:
+        monkeypatch.setattr(Dataset, "sample_rays", real)

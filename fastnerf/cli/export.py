@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..export import example_inputs, export_model, load_exportable, run_onnx, run_pt2
-    from .render import parse_size
+    from ..options import parse_size
 
     size = parse_size(args.size) if args.size else None
     model, _ = load_exportable(args.run, format=args.format)  # refuses a kind that does not export, unbuilt

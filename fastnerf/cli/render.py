@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from ..camera_paths import path_cameras
-from ..errors import UserError
 from ..frames import write_frames
+from ..options import parse_size
 from ..train.denormals import with_flushed_denormals
 from ._shared import (add_device_option, add_supersample_option, add_threads_option, apply_threads,
                       load_run_and_data)
@@ -36,16 +36,6 @@ def add_parser(subparsers) -> None:
     add_supersample_option(parser)
     add_threads_option(parser)
     parser.set_defaults(func=run)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size must look like 200x150, got {text!r}") from None
-    if width < 1 or height < 1 or width * height > 64_000_000:
-        raise UserError(f"--size {text}: width and height must be positive (and not absurd)")
-    return width, height
 
 
 @with_flushed_denormals  # denormal weights slow CPU inference several times

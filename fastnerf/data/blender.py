@@ -15,15 +15,7 @@ import torch
 from .dataset import Dataset
 from .errors import DatasetError, SplitMissing
 from .fields import read_json
-from .transforms_json import (
-    build_cameras,
-    check_camera_model,
-    explicit_aabb,
-    frame_list,
-    image_stack,
-    near_far,
-    read_frames,
-)
+from .transforms_json import load_transforms
 
 SPLITS = ("train", "val", "test")
 DEFAULT_AABB = (-1.5, -1.5, -1.5, 1.5, 1.5, 1.5)
@@ -40,22 +32,6 @@ def load_blender(folder: Path, split: str, *, downscale: int, background: torch.
     if not json_path.is_file():
         present = [s for s in SPLITS if split_file(folder, s).is_file()]
         raise SplitMissing(f"{json_path}: not found (this dataset has splits: {', '.join(present) or 'none'})")
-    meta = read_json(json_path)
-    frames_json = frame_list(json_path, meta)
-    frames = read_frames(json_path, frames_json, list(range(len(frames_json))), skip_missing=skip_missing)
-    check_camera_model(meta, frames, json_path)
-    cameras = build_cameras(meta, frames, json_path, downscale)
-    aabb = explicit_aabb(meta, json_path)
-    near, far = near_far(meta, json_path)
-    return Dataset(
-        image_stack(frames, json_path, cameras, background),
-        cameras,
-        background=background,
-        aabb=torch.tensor(DEFAULT_AABB) if aabb is None else aabb,
-        near=near,
-        far=far,
-        forward_facing=False,
-        format="blender",
-        path=folder,
-        split=split,
-    )
+    return load_transforms(json_path, read_json(json_path), split, format="blender",
+                           default_aabb=lambda: torch.tensor(DEFAULT_AABB), downscale=downscale, background=background,
+                           skip_missing=skip_missing)

@@ -26,15 +26,7 @@ from .dataset import Dataset
 from .errors import DatasetError
 from .fields import finite_number, positive_number, read_json, where
 from .splits import holdout_indices
-from .transforms_json import (
-    build_cameras,
-    check_camera_model,
-    explicit_aabb,
-    frame_list,
-    image_stack,
-    near_far,
-    read_frames,
-)
+from .transforms_json import frame_list, load_transforms
 
 FILE_NAME = "transforms.json"
 NGP_DEFAULT_SCALE = 0.33
@@ -43,27 +35,10 @@ NGP_DEFAULT_OFFSET = (0.5, 0.5, 0.5)
 
 def load_ngp(json_path: Path, split: str, *, downscale: int, background: torch.Tensor, skip_missing: bool) -> Dataset:
     meta = read_json(json_path)
-    frames_json = frame_list(json_path, meta)
-    indices = _split_indices(meta, frames_json, split, json_path)
-    frames = read_frames(json_path, frames_json, indices, skip_missing=skip_missing)
-    check_camera_model(meta, frames, json_path)
-    cameras = build_cameras(meta, frames, json_path, downscale)
-    aabb = explicit_aabb(meta, json_path)
-    if aabb is None:
-        aabb = aabb_from_scale(meta, json_path)
-    near, far = near_far(meta, json_path)
-    return Dataset(
-        image_stack(frames, json_path, cameras, background),
-        cameras,
-        background=background,
-        aabb=aabb,
-        near=near,
-        far=far,
-        forward_facing=False,
-        format="ngp",
-        path=json_path.parent,
-        split=split,
-    )
+    indices = _split_indices(meta, frame_list(json_path, meta), split, json_path)
+    return load_transforms(json_path, meta, split, format="ngp", indices=indices,
+                           default_aabb=lambda: aabb_from_scale(meta, json_path), downscale=downscale,
+                           background=background, skip_missing=skip_missing)
 
 
 def _split_indices(meta: dict, frames: list, split: str, json_path: Path) -> list[int]:

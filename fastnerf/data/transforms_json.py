@@ -1,5 +1,6 @@
 """What the Blender and Instant-NGP / nerfstudio ``transforms*.json`` formats share:
-the frame list, per-frame intrinsics, and the optional scene bounds."""
+the frame list, per-frame intrinsics, the optional scene bounds, and the load pipeline
+(``load_transforms``) that turns them into a ``Dataset``."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 
 from ..cameras import Camera
+from .dataset import Dataset
 from .errors import DatasetError
 from .fields import check_rigid, finite_number, pose_matrix, positive_number, where
 from .images import ImageHeader, ImageStack, check_same_size, read_header, report_skipped, resolve_image
@@ -177,3 +179,21 @@ def near_far(meta: dict, json_path: Path) -> tuple[float | None, float | None]:
     if near is not None and far is not None and near >= far:
         raise DatasetError(f"{json_path}: 'near' ({near}) must be less than 'far' ({far})")
     return near, far
+
+
+def load_transforms(json_path: Path, meta: dict, split: str, *, format: str, indices: list[int] | None = None,
+                    default_aabb=None, downscale: int, background: torch.Tensor, skip_missing: bool):
+    """The ``Dataset`` of the frames ``indices`` (None: every frame) of a parsed transforms JSON:
+    the one pipeline of the Blender and Instant-NGP formats. ``default_aabb()`` gives the box when
+    the file has no explicit ``"aabb"``."""
+    frames_json = frame_list(json_path, meta)
+    indices = list(range(len(frames_json))) if indices is None else indices
+    frames = read_frames(json_path, frames_json, indices, skip_missing=skip_missing)
+    check_camera_model(meta, frames, json_path)
+    cameras = build_cameras(meta, frames, json_path, downscale)
+    aabb = explicit_aabb(meta, json_path)
+    if aabb is None and default_aabb is not None:
+        aabb = default_aabb()
+    near, far = near_far(meta, json_path)
+    return Dataset(image_stack(frames, json_path, cameras, background), cameras, background=background, aabb=aabb,
+                   near=near, far=far, forward_facing=False, format=format, path=json_path.parent, split=split)

@@ -12,7 +12,15 @@ training does not empty the grid.
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+def chunked_density(density_fn, points: torch.Tensor, chunk: int) -> torch.Tensor:
+    """``density_fn`` of ``points [M,3]`` in chunks of ``chunk`` points, as one float ``[M]``."""
+    if points.shape[0] == 0:
+        return torch.zeros(0, device=points.device)
+    return torch.cat([density_fn(points[i:i + chunk]).reshape(-1).float() for i in range(0, points.shape[0], chunk)])
 
 
 class OccupancyGrid(nn.Module):
@@ -92,10 +100,7 @@ class OccupancyGrid(nn.Module):
                 uniform = torch.cat([uniform, occupied_cells[pick]])
             cells = uniform
         jitter = torch.rand(cells.shape[0], 3, generator=generator, device=device)
-        sigma = torch.cat([
-            density_fn(self._points(cells[i:i + chunk], jitter[i:i + chunk])).reshape(-1).float()
-            for i in range(0, cells.shape[0], chunk)
-        ]) if cells.numel() else torch.zeros(0, device=device)
+        sigma = chunked_density(density_fn, self._points(cells, jitter), chunk)
         ema = self.density_ema.reshape(-1)
         ema.mul_(self.decay)
         ema.scatter_reduce_(0, cells, sigma.to(ema.dtype), reduce="amax")
@@ -111,3 +116,25 @@ class OccupancyGrid(nn.Module):
     def extra_repr(self) -> str:
         return (f"aabb={self.aabb.tolist()}, resolution={self.resolution}, decay={self.decay}, "
                 f"threshold={self.threshold}, warmup_steps={self.warmup_steps}")
+
+
+@torch.no_grad()
+def occupancy_from_corners(density_fn, aabb: torch.Tensor, resolution: int, threshold: float,
+                           chunk: int = 1 << 14) -> tuple[torch.Tensor, int]:
+    """Occupancy ``[R,R,R]`` bool of a field seen once (no training to average over: an
+    image-conditioned scene) and the field evaluations it took.
+
+    Density is evaluated at the ``(R+1)^3`` cell corners; a cell is occupied when any corner
+    exceeds ``threshold``, and occupancy is dilated by one cell so that surfaces between
+    corners are kept. (``OccupancyGrid`` is the other way: an EMA of jittered samples that
+    follows a field while it trains.)
+    """
+    lo, hi = aabb[:3], aabb[3:]
+    axis = torch.linspace(0.0, 1.0, resolution + 1, device=aabb.device)
+    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    points = lo + grid * (hi - lo)
+    sigma = chunked_density(density_fn, points, chunk)
+    corners = (sigma > threshold).float().view(1, 1, resolution + 1, resolution + 1, resolution + 1)
+    cells = F.max_pool3d(corners, 2, stride=1) > 0  # any of the 8 corners
+    dilated = F.max_pool3d(cells.float(), 3, stride=1, padding=1) > 0
+    return dilated[0, 0], int(points.shape[0])

@@ -30,13 +30,13 @@ from torch import nn
 from .. import ops
 from ..fields.image_encoder import ResNetEncoder
 from ..fields.mlp import ResidualBlock
+from ..fields.occupancy import occupancy_from_corners
 from ..volume import render_rays as march_and_composite
 from ..options import Option
 from .registry import register_model
 from .pixelnerf_sampling import (
     importance_points,
     merged_intervals,
-    occupancy_from_density,
     ray_segments,
     stratified_bins,
 )
@@ -243,7 +243,7 @@ class PixelNeRF(nn.Module):
             cfg = self._config
             threshold = cfg["density_threshold"]
             with torch.no_grad():
-                occupied, evaluations = occupancy_from_density(lambda p: self.density(p, views, backend), self.aabb,
+                occupied, evaluations = occupancy_from_corners(lambda p: self.density(p, views, backend), self.aabb,
                                                                cfg["grid_resolution"], threshold)
             views["occupied"], views["grid_evaluations"] = occupied, evaluations
         return views["occupied"]

@@ -1,17 +1,18 @@
 """Where PixelNeRF evaluates its field along rays: stratified bins (training and the dense
-coarse pass), inverse-CDF importance samples (the dense fine pass), and the occupancy grid of a
-conditioned scene (accelerated rendering: march only occupied cells, stop early).
+coarse pass; ``volume.dense_intervals`` with a point in each) and inverse-CDF importance samples
+(the dense fine pass). The occupancy grid of a conditioned scene (accelerated rendering) is
+``fields.occupancy.occupancy_from_corners``.
 
-Packed layout throughout (ARCHITECTURE.md section 3): ray r owns samples
+Packed layout throughout (docs/architecture.md, public contracts): ray r owns samples
 ``packed_info[r, 0] .. + packed_info[r, 1]``, sorted by t.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..ops import ray_aabb
+from ..volume import dense_intervals
 
 
 def ray_segments(rays_o, rays_d, aabb, near: float, far: float, backend=None):
@@ -28,14 +29,7 @@ def stratified_bins(t_near, t_far, n_bins: int, generator=None, jitter: bool = T
     ``t_points`` is uniform within each bin when ``jitter`` (training), else the bin's midpoint.
     """
     device = t_near.device
-    hit = t_far > t_near
-    counts = hit.long() * n_bins
-    starts = torch.cumsum(counts, 0) - counts
-    packed_info = torch.stack([starts, counts], 1)
-    near, length = t_near[hit], (t_far - t_near)[hit]
-    edges = torch.linspace(0.0, 1.0, n_bins + 1, device=device)
-    t_starts = (near[:, None] + length[:, None] * edges[None, :-1]).reshape(-1)
-    t_ends = (near[:, None] + length[:, None] * edges[None, 1:]).reshape(-1)
+    packed_info, t_starts, t_ends = dense_intervals(t_near, t_far, n_bins)  # the layout march_rays returns
     if jitter:
         u = torch.rand(t_starts.shape, generator=generator, device=generator.device if generator else device).to(device)
     else:
@@ -68,23 +62,3 @@ def merged_intervals(coarse_points, fine_points, t_near, t_far):
     t_starts = torch.cat([t_near[:, None], mids], -1)
     t_ends = torch.cat([mids, t_far[:, None]], -1)
     return t_starts, t_ends, points, order
-
-
-@torch.no_grad()
-def occupancy_from_density(density_fn, aabb: torch.Tensor, resolution: int, threshold: float,
-                           chunk: int = 1 << 14) -> tuple[torch.Tensor, int]:
-    """Occupancy ``[R,R,R]`` bool of a conditioned scene and the field evaluations it took.
-
-    Density is evaluated at the ``(R+1)^3`` cell corners; a cell is occupied when any corner
-    exceeds ``threshold``, and occupancy is dilated by one cell so that surfaces between
-    corners are kept.
-    """
-    lo, hi = aabb[:3], aabb[3:]
-    axis = torch.linspace(0.0, 1.0, resolution + 1, device=aabb.device)
-    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
-    points = lo + grid * (hi - lo)
-    sigma = torch.cat([density_fn(points[i:i + chunk]) for i in range(0, points.shape[0], chunk)])
-    corners = (sigma > threshold).float().view(1, 1, resolution + 1, resolution + 1, resolution + 1)
-    cells = F.max_pool3d(corners, 2, stride=1) > 0  # any of the 8 corners
-    dilated = F.max_pool3d(cells.float(), 3, stride=1, padding=1) > 0
-    return dilated[0, 0], int(points.shape[0])

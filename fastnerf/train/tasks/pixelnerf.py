@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ...options import REQUIRED, Option, Options
+from ..backgrounds import on_random_backgrounds
 from . import Task, register_task
 
 EMA_DECAY = 0.995
@@ -127,9 +128,7 @@ class PixelNeRFTask(Task):
             batch = draw_batch(scene, n_views, a["rays_per_scene"], generator, ctx.device)
             target, background = batch["rgb"], torch.tensor(dataset.background, device=ctx.device)
             if batch["alpha"] is not None and dataset.format == "blender":  # random backgrounds teach empty space
-                random_bg = torch.rand(target.shape[0], 3, generator=generator, device=draw).to(ctx.device)
-                target = target + (1 - batch["alpha"])[:, None] * (random_bg - background)
-                background = random_bg
+                target, background = on_random_backgrounds(target, batch["alpha"], background, generator)
             views = model.encode_views(batch["images"], batch["cameras"])
             out = model.render_rays(batch["origins"], batch["directions"], views=views, background=background,
                                     generator=generator, backend=ctx.backend)

@@ -17,25 +17,13 @@ from pathlib import Path
 import torch
 
 from ...errors import UserError
-from ...options import REQUIRED, Option, Options
+from ...options import REQUIRED, Option, Options, parse_size
 from . import Task, register_task
 from .teacher import load_held_out
 
 LR_HALF_LIFE = 500
 ENGINE_SETTINGS = ("lr", "ema_decay", "lr_half_life")  # settings the task applies; the rest go to the model
 TEACHER_TASK = "teacher"  # the task whose runs a student distils
-
-
-def parse_size(text: str | None):
-    if text is None:
-        return None
-    try:
-        width, height = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise UserError(f"--size must look like 200x150, got {text!r}") from None
-    if width < 1 or height < 1 or width * height > 16_000_000:
-        raise UserError(f"--size {text}: width and height must be positive (and not absurd)")
-    return width, height
 
 
 def _parse_option(text: str) -> tuple[str, object]:

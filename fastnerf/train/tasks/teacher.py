@@ -17,6 +17,7 @@ import torch
 
 from ...options import REQUIRED, Option, Options
 from ...supersampling import average_subpixels, subpixel_offsets, subpixel_rays
+from ..backgrounds import on_random_backgrounds
 from . import Task, register_task
 
 EMA_DECAY = 0.998  # the averaged weights: tabletop 31.76 -> 31.88 dB (0.99: 31.85, 0.995: 31.87)
@@ -192,8 +193,7 @@ class TeacherTask(Task):
         batch = dataset.sample_rays(n_pixels, generator, supersample=factor)
         target, background = batch["rgb"], dataset.background
         if dataset.alphas is not None:  # random backgrounds teach transparency
-            pixel_background = torch.rand(n_pixels, 3, generator=generator, device=generator.device).to(target.device)
-            target = target + (1 - batch["alpha"])[:, None] * (pixel_background - background)
+            target, pixel_background = on_random_backgrounds(target, batch["alpha"], background, generator)
             background = pixel_background.repeat_interleave(rays_per_pixel, dim=0)
         result = model.render_rays(batch["origins"], batch["directions"], train=True, generator=generator,
                                    background=background, backend=ctx.backend)
