@@ -1,6 +1,6 @@
 """Pinhole cameras and the rays they cast.
 
-Convention (ARCHITECTURE.md section 3, NeRF-synthetic / OpenGL): ``c2w`` is camera-to-world;
+Convention (docs/architecture.md, public contracts, NeRF-synthetic / OpenGL): ``c2w`` is camera-to-world;
 in camera space the camera looks along -Z with +Y up and +X right. Pixel (i = column,
 j = row) casts its ray through its centre (i + 0.5, j + 0.5), whose camera-space direction is
 ``((i + 0.5 - cx) / fx, -(j + 0.5 - cy) / fy, -1)``.

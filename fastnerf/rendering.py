@@ -55,6 +55,17 @@ def render(model, camera: Camera, *, backend=None, chunk: int = DEFAULT_CHUNK, b
     Raises:
         UserError: a camera with a singular / non-rigid camera-to-world matrix, an option the model
             does not take, or a camera the model cannot render (the message says what it can).
+    Example:
+        >>> import torch, fastnerf
+        >>> from fastnerf.cameras import orbit_path
+        >>> from fastnerf.models import build_model
+        >>> model = build_model("nerf", hash_levels=2, hash_log2_size=8, hidden=8, grid_resolution=4)
+        >>> cameras = orbit_path(2, 4.0, 30.0, 8, 6, 0.8)           # two 8x6 cameras around the box
+        >>> out = fastnerf.render(model, cameras)
+        >>> tuple(out["rgb"].shape), tuple(out["depth"].shape)
+        ((2, 6, 8, 3), (2, 6, 8))
+        >>> torch.equal(fastnerf.render(model, cameras[1])["rgb"], out["rgb"][1])   # a batch is its cameras
+        True
     """
     if not isinstance(camera, Camera):
         raise UserError(f"render: camera must be a fastnerf.cameras.Camera, got {type(camera).__name__}")

@@ -1,6 +1,6 @@
 """``load_scenes``: detect a multi-scene dataset's format on disk and read one split (PixelNeRF).
 
-``load_scenes(path, split)`` reads (docs/architecture.md, data on disk):
+``load_scenes(path, split)`` reads:
 
 - a folder of Blender-format scenes (what ``fastnerf make-scene random --count N`` writes): split
   ``train`` gives every scene's train views (any may be a source or a target); any other split

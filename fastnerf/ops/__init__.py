@@ -1,5 +1,5 @@
 """Public ops. Each validates its inputs, picks a backend (see fastnerf.backends) and carries
-autograd. Every op takes `backend=None` as a keyword. Contracts: ARCHITECTURE.md section 3."""
+autograd. Every op takes `backend=None` as a keyword. Contracts: docs/architecture.md, public contracts."""
 
 from .baked_render import BakedRenderResult, baked_render
 from .composite import CompositeResult, composite

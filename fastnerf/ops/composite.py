@@ -37,6 +37,19 @@ def composite(
     out = sum w_i values_i, opacity = sum w_i, depth = sum w_i (t_start_i + t_end_i) / 2.
     Differentiable in `sigmas` and `values` through all four outputs. The background is the
     caller's: `out + (1 - opacity[:, None]) * background`.
+
+    Example:
+        >>> import torch
+        >>> from fastnerf.ops import composite
+        >>> sigmas = torch.tensor([1.0, 2.0, 0.5])        # ray 0: samples 0 and 1; ray 1: sample 2
+        >>> values = torch.eye(3)                          # a colour per sample: red, green, blue
+        >>> t_starts, t_ends = torch.tensor([0.0, 0.5, 0.0]), torch.tensor([0.5, 1.0, 1.0])
+        >>> packed_info = torch.tensor([[0, 2], [2, 1], [3, 0]])   # ray 2 has no samples
+        >>> out, opacity, depth, weights = composite(sigmas, values, t_starts, t_ends, packed_info)
+        >>> [round(v, 4) for v in opacity.tolist()]
+        [0.7769, 0.3935, 0.0]
+        >>> [round(v, 4) for v in out[0].tolist()]       # mostly red, then green behind it
+        [0.3935, 0.3834, 0.0]
     """
     _validate.tensor(sigmas, "sigmas", dims=1, dtypes=_validate.FLOAT_DTYPES)
     device, n_samples = sigmas.device, sigmas.shape[0]

@@ -25,6 +25,12 @@ def freq_encode(
     """[x, sin(2^0 x), cos(2^0 x), ..., sin(2^(n-1) x), cos(2^(n-1) x)], each block D wide.
 
     Differentiable in x (any order on the torch backend; first order on the others).
+
+    Example:
+        >>> import torch
+        >>> from fastnerf.ops import freq_encode
+        >>> [round(v, 4) for v in freq_encode(torch.tensor([[0.5]]), 2)[0].tolist()]   # x, sin x, cos x, sin 2x, cos 2x
+        [0.5, 0.4794, 0.8776, 0.8415, 0.5403]
     """
     _validate.tensor(x, "x", dims=2, dtypes=_validate.FLOAT_DTYPES)
     _validate.positive_int(n_freqs, "n_freqs", minimum=0, maximum=MAX_FREQS)

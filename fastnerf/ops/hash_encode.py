@@ -36,6 +36,14 @@ def hash_encode(
     x outside [0, 1] is clamped; its gradient is 0 in a clamped coordinate. The x-gradient is
     first order on every backend; second order (create_graph=True) only on backend="torch",
     the others raise rather than drop terms.
+
+    Example:
+        >>> import torch
+        >>> from fastnerf.ops import hash_encode
+        >>> table = torch.zeros(2, 16, 2)                   # 2 levels of 16 entries, 2 features each
+        >>> table[1] = 1.0                                  # level 1 is all ones
+        >>> hash_encode(torch.tensor([[0.5, 0.5, 0.5]]), table, n_min=2, n_max=4).tolist()
+        [[0.0, 0.0, 1.0, 1.0]]
     """
     resolutions = _validate_hash_inputs(x, table, n_min, n_max)
     name = backends.select(x.device, backend)

@@ -56,6 +56,18 @@ def march_rays(
     float32 formula and the tie-breaking at cell faces are in fastnerf.reference.march_rays.
     A ray may have at most 2**24 intervals ((t_far - t_near) / step_size).
     Returns (packed_info [N, 2] int64, t_starts [S], t_ends [S]), the layout composite takes.
+
+    Example:
+        >>> import torch
+        >>> from fastnerf.ops import march_rays, ray_aabb
+        >>> aabb = torch.tensor([-1.0, -1, -1, 1, 1, 1])
+        >>> occupied = torch.zeros(2, 2, 2, dtype=torch.bool)
+        >>> occupied[:, :, 1] = True                       # the half of the box with z > 0
+        >>> rays_o, rays_d = torch.tensor([[0.0, 0, -3]]), torch.tensor([[0.0, 0, 1]])
+        >>> t_near, t_far, _ = ray_aabb(rays_o, rays_d, aabb)
+        >>> packed_info, t_starts, t_ends = march_rays(rays_o, rays_d, t_near, t_far, (aabb, occupied), 0.5)
+        >>> packed_info.tolist(), t_starts.tolist(), t_ends.tolist()   # the empty half is skipped
+        ([[0, 2]], [3.0, 3.5], [3.5, 4.0])
     """
     device = check_rays(rays_o, rays_d, t_near, t_far, offsets)
     step_size = _validate.positive_float(step_size, "step_size")

@@ -27,7 +27,19 @@ def project_features(
     """Features ``[V, S, C]`` of each point in each view: bilinear (texel centres at i + 0.5,
     ``grid_sample(align_corners=False)``), zero outside the map and for points at or behind the
     camera. Intrinsics are in feature-map pixels: scale image intrinsics by ``w / W``, ``h / H``.
-    Contract: fastnerf/reference/project_features.py."""
+    Contract: fastnerf/reference/project_features.py.
+
+    Example:
+        >>> import torch
+        >>> from fastnerf.ops import project_features
+        >>> c2w = torch.eye(4)[None]
+        >>> c2w[0, 2, 3] = 2.0                              # a camera at z = 2 looking down -Z
+        >>> intrinsics = torch.tensor([[4.0, 4.0, 2.0, 2.0]])    # fx, fy, cx, cy on a 4x4 map
+        >>> features = torch.arange(16.0).reshape(1, 1, 4, 4)
+        >>> points = torch.tensor([[0.0, 0, 0], [0.0, 0, 3]])   # the centre of the view; behind it
+        >>> project_features(points, c2w, intrinsics, features).flatten().tolist()
+        [7.5, 0.0]
+    """
     _validate.tensor(points, "points", dims=2, dtypes=_validate.FLOAT_DTYPES)
     device = points.device
     _validate.tensor(c2w, "c2w", dims=3, device=device)

@@ -33,6 +33,15 @@ def ray_aabb(
     hit is False for rays that miss, that only touch an edge or face (zero-length segment), whose
     box lies behind the origin, that have a zero direction, or with a non-finite component; such
     rays get t_near = t_far = 0, so fastnerf.ops.march_rays gives them no samples.
+
+    Example:
+        >>> import torch
+        >>> from fastnerf.ops import ray_aabb
+        >>> rays_o = torch.tensor([[0.0, 0.0, -3.0], [5.0, 5.0, 5.0]])
+        >>> rays_d = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+        >>> t_near, t_far, hit = ray_aabb(rays_o, rays_d, [-1, -1, -1, 1, 1, 1])
+        >>> t_near.tolist(), t_far.tolist(), hit.tolist()
+        ([2.0, 0.0], [4.0, 0.0], [True, False])
     """
     _validate.tensor(rays_o, "rays_o", dims=2, dtypes=(torch.float32,))
     device = rays_o.device

@@ -1,4 +1,4 @@
-"""Helpers for the packed-sample layout shared by the references (see ARCHITECTURE.md section 3)."""
+"""Helpers for the packed-sample layout shared by the references (see docs/architecture.md, public contracts)."""
 
 import torch
 
