@@ -57,6 +57,12 @@ def test_custom_intrinsics_and_principal_point(model):
     camera = Camera(c2w, fx=10.0, fy=14.0, cx=3.0, cy=5.5, width=8, height=12)
     out = render(model, camera)
     assert out["rgb"].shape == (12, 8, 3) and torch.isfinite(out["rgb"]).all()
+    # the same focal lengths on a larger sensor whose principal point sits 4 pixels further in:
+    # its pixels (4.., 4..) cast exactly the rays of the small camera's, so they render the same
+    larger = Camera(c2w, fx=10.0, fy=14.0, cx=7.0, cy=9.5, width=16, height=20)
+    torch.testing.assert_close(render(model, larger)["rgb"][4:16, 4:12], out["rgb"], atol=1e-5, rtol=0)
+    shifted = Camera(c2w, fx=10.0, fy=14.0, cx=4.0, cy=5.5, width=8, height=12)  # another principal point
+    assert (render(model, shifted)["rgb"] - out["rgb"]).abs().max() > 1e-3
 
 
 def test_singular_pose_is_a_user_error(model):
