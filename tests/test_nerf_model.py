@@ -114,5 +114,13 @@ def test_forward_facing_model_renders_in_ndc():
                         aabb=[-1.5, -1.5, -1.0, 1.5, 1.5, 1.0], **TINY)
     o = torch.zeros(8, 3)
     d = torch.cat([torch.rand(8, 2) * 0.2 - 0.1, -torch.ones(8, 1)], -1)
-    out = model.render_rays(o, d / d.norm(dim=-1, keepdim=True))
+    d = d / d.norm(dim=-1, keepdim=True)
+    out = model.render_rays(o, d)
     assert out["n_samples"] > 0 and torch.isfinite(out["rgb"]).all()
+    # what it promises: the world rays are marched as their NDC rays, through the same field
+    plain = build_model("nerf", aabb=[-1.5, -1.5, -1.0, 1.5, 1.5, 1.0], **TINY)
+    plain.load_state_dict(model.state_dict())
+    expected = plain.render_rays(*ndc_rays(o, d, fx_ratio=1.5, fy_ratio=1.5, near=1.0))
+    assert out["n_samples"] == expected["n_samples"]
+    torch.testing.assert_close(out["rgb"], expected["rgb"])
+    assert not torch.allclose(plain.render_rays(o, d)["rgb"], out["rgb"])  # the world rays themselves differ
