@@ -42,6 +42,12 @@ def test_train_eval_render(trained, tmp_path, capsys):
     assert (tmp_path / "orbit.gif").stat().st_size > 0
     assert main(["render", str(run), "--path", "test", "--out", str(tmp_path / "frames"), "--threads", "1"]) == 0
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == ["0000.png", "0001.png"]
+    import imageio.v2 as imageio
+
+    for index in range(2):  # the frames are the test views as fastnerf.render renders them, in 8 bits
+        written = torch.from_numpy(imageio.imread(tmp_path / "frames" / f"{index:04d}.png")).int()
+        rendered = (render(model, test.cameras[index])["rgb"].clamp(0, 1) * 255 + 0.5).to(torch.uint8).int()
+        assert (written - rendered).abs().max() <= 1
 
 
 def test_supersample_option(trained, tmp_path, capsys):
