@@ -58,14 +58,17 @@ def render(model, camera: Camera, *, backend=None, chunk: int = DEFAULT_CHUNK, b
     Example:
         >>> import torch, fastnerf
         >>> from fastnerf.cameras import orbit_path
-        >>> from fastnerf.models import build_model
-        >>> model = build_model("nerf", hash_levels=2, hash_log2_size=8, hidden=8, grid_resolution=4)
-        >>> cameras = orbit_path(2, 4.0, 30.0, 8, 6, 0.8)           # two 8x6 cameras around the box
-        >>> out = fastnerf.render(model, cameras)
-        >>> tuple(out["rgb"].shape), tuple(out["depth"].shape)
-        ((2, 6, 8, 3), (2, 6, 8))
-        >>> torch.equal(fastnerf.render(model, cameras[1])["rgb"], out["rgb"][1])   # a batch is its cameras
-        True
+        >>> class Grey(torch.nn.Module):                    # any RayModel: rays in, colours out
+        ...     def render_rays(self, rays_o, rays_d, *, backend=None, background=None):
+        ...         return {"rgb": torch.full_like(rays_o, 0.5), "opacity": torch.ones(rays_o.shape[0])}
+        >>> cameras = orbit_path(2, 4.0, 30.0, 8, 6, 0.8)           # two 8x6 cameras
+        >>> out = fastnerf.render(Grey(), cameras, chunk=10)        # at most 10 rays a call
+        >>> tuple(out["rgb"].shape), tuple(out["opacity"].shape), float(out["rgb"].mean())
+        ((2, 6, 8, 3), (2, 6, 8), 0.5)
+        >>> fastnerf.render(Grey(), cameras[0], mode="fast")
+        Traceback (most recent call last):
+        ...
+        fastnerf.errors.UserError: render: Grey takes no option 'mode'; its options: none
     """
     if not isinstance(camera, Camera):
         raise UserError(f"render: camera must be a fastnerf.cameras.Camera, got {type(camera).__name__}")

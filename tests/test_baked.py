@@ -213,7 +213,7 @@ def test_set_grid_rejects_an_index_past_the_values():
 
 
 def test_row_sparse_adam_is_adam_on_touched_rows_and_leaves_the_others():
-    from fastnerf.train.loop import make_adam
+    from fastnerf.train.optim import make_adam
 
     torch.manual_seed(0)
     table = torch.nn.Parameter(torch.randn(12, 4))

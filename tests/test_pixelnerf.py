@@ -114,7 +114,7 @@ def test_task_trains_checkpoints_and_evaluates(tmp_path):
     from fastnerf.rendering import render
     from fastnerf.train import load_run
     from fastnerf.train.engine import train
-    from fastnerf.train.scene_eval import evaluate_scenes
+    from fastnerf.train.multi_scene_eval import evaluate_scenes
     from fastnerf.train.tasks.pixelnerf import PixelNeRFTask
     from fastnerf.data import load_scenes
 

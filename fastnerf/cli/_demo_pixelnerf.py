@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.procedural import make_random_scenes
     from ..rendering import render
     from ..train.engine import train
-    from ..train.scene_eval import evaluate_scenes
+    from ..train.multi_scene_eval import evaluate_scenes
     from ..train.tasks.pixelnerf import PixelNeRFTask
     from ..camera_paths import path_cameras
     from ..frames import write_frames

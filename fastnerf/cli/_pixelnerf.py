@@ -24,7 +24,7 @@ def is_multi_scene_run(run) -> bool:
 
 
 def _eval_one(model, dataset, args, views, source_views, mode) -> dict:
-    from ..train.scene_eval import evaluate_scenes
+    from ..train.multi_scene_eval import evaluate_scenes
 
     return evaluate_scenes(model, dataset, n_views=views, source_views=source_views, backend=args.backend,
                            mode=mode, max_targets=getattr(args, "max_targets", None),

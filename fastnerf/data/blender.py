@@ -14,7 +14,7 @@ import torch
 
 from .dataset import Dataset
 from .errors import DatasetError, SplitMissing
-from .fields import read_json
+from .json_fields import read_json
 from .transforms_json import load_transforms
 
 SPLITS = ("train", "val", "test")

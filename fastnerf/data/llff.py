@@ -26,7 +26,7 @@ import torch
 from ..cameras import Camera, mean_pose
 from .dataset import Dataset
 from .errors import DatasetError
-from .fields import check_rigid
+from .json_fields import check_rigid
 from .images import IMAGE_SUFFIXES, ImageStack, check_same_size, read_header
 from .splits import holdout_indices
 from .transforms_json import downscaled

@@ -24,7 +24,7 @@ import torch
 
 from .dataset import Dataset
 from .errors import DatasetError
-from .fields import finite_number, positive_number, read_json, where
+from .json_fields import finite_number, positive_number, read_json, where
 from .splits import holdout_indices
 from .transforms_json import frame_list, load_transforms
 

@@ -15,7 +15,7 @@ import torch
 from ..cameras import Camera
 from .dataset import Dataset
 from .errors import DatasetError
-from .fields import check_rigid, finite_number, pose_matrix, positive_number, where
+from .json_fields import check_rigid, finite_number, pose_matrix, positive_number, where
 from .images import ImageHeader, ImageStack, check_same_size, read_header, report_skipped, resolve_image
 
 _DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")

@@ -3,8 +3,8 @@ checkpoints, evaluation. ``fastnerf.train.load_run(RUN)`` loads any kind from it
 
 from ..runs import (FORMAT_VERSION, CheckpointError, load_checkpoint, load_run, model_from_checkpoint,
                          save_checkpoint)
-from .engine import Context, Task, register_task, train
-from .loop import TrainingDiverged, evaluate
+from .engine import Context, Task, TrainingDiverged, register_task, train
+from .evaluation import evaluate
 from .tasks.teacher import TeacherTask, teacher_config_for, train_teacher
 
 __all__ = ["FORMAT_VERSION", "CheckpointError", "Context", "Task", "TeacherTask", "TrainingDiverged", "evaluate",

@@ -18,16 +18,21 @@ from pathlib import Path
 
 import torch
 
+from ..devices import synchronize
 from ..errors import UserError
+from ..runs import load_checkpoint, load_model_state, save_checkpoint, upgraded_state
 from .allocator import keep_freed_memory
 from .budget import Budget, check_budget
-from ..runs import load_checkpoint, load_model_state, save_checkpoint, upgraded_state
 from .denormals import with_flushed_denormals
-from ..devices import synchronize
 from .distributed import Distributed
 from .ema import ParameterAverage
-from .loop import TrainingDiverged, set_lr
+from .optim import set_lr
 from .tasks import Task, register_task, task_from_checkpoint  # noqa: F401  (register_task: the public door)
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
+
 
 clock = time.perf_counter  # the one clock the engine reads (tests replace it)
 RANK_SEED_STRIDE = 0x9E3779B1  # rank r draws from seed + r * stride: distinct, reproducible streams

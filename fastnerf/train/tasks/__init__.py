@@ -126,13 +126,13 @@ class Task:
         raise NotImplementedError
 
     def make_optimizer(self, model) -> torch.optim.Optimizer:
-        from ..loop import make_adam
+        from ..optim import make_adam
 
         groups = self.param_groups(model)
         return make_adam(groups, lr=groups[0]["base_lr"])
 
     def lr_factor(self, step: int, total_steps: int | None) -> float:
-        from ..loop import lr_factor
+        from ..optim import lr_factor
 
         return lr_factor(step)
 

@@ -187,7 +187,7 @@ class StudentTask(Task):
     def lr_factor(self, step: int, total_steps: int | None) -> float:
         """Linear warm-up over 20 steps, then halving every ``lr_half_life`` steps down to 0.1: a
         function of the step alone, so a run resumed with a larger budget follows the same schedule."""
-        from ..loop import lr_factor
+        from ..optim import lr_factor
 
         return lr_factor(step, warmup=20, half_life=int(self.settings.get("lr_half_life", LR_HALF_LIFE)), floor=0.1)
 

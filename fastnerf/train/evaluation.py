@@ -1,48 +1,10 @@
-"""Pieces common to the training loops: errors, LR schedule, RNG state, held-out evaluation."""
+"""Held-out evaluation of a single-scene model: render a dataset's cameras and score them."""
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
-
-from ..errors import UserError
-
-
-class TrainingDiverged(UserError):
-    """The loss became NaN or infinite; training stopped and the last good checkpoint was kept."""
-
-
-def make_adam(param_groups, *, lr: float) -> torch.optim.Adam:
-    """Adam as Instant-NGP uses it: betas (0.9, 0.99), eps 1e-15; the fused kernel where torch
-    has one for the parameters' device (one pass over each tensor instead of six: the hash
-    table's update went from 15 ms to 1.6 ms per step on the 2-core CPU). Groups marked
-    ``row_sparse=True`` (a large grid of stored values) make it ``RowSparseAdam``, which updates touched rows only."""
-    if any(group.get("row_sparse") for group in param_groups):
-        from .sparse_adam import RowSparseAdam
-
-        return RowSparseAdam(param_groups, lr=lr, betas=(0.9, 0.99), eps=1e-15)
-    try:
-        return torch.optim.Adam(param_groups, lr=lr, betas=(0.9, 0.99), eps=1e-15, fused=True)
-    except RuntimeError:  # no fused kernel for this device or dtype
-        return torch.optim.Adam(param_groups, lr=lr, betas=(0.9, 0.99), eps=1e-15)
-
-
-def lr_factor(step: int, *, warmup: int = 20, half_life: int = 1500, floor: float = 0.1) -> float:
-    """Multiplier of the base LR at ``step``: linear warm-up, then halving every ``half_life`` steps
-    down to ``floor``. It depends on the step only (not on the budget), so a run resumed with a
-    larger budget follows exactly the schedule of one that never stopped."""
-    return min(1.0, (step + 1) / warmup) * max(floor, 0.5 ** (step / half_life))
-
-
-def set_lr(optimizer, factor: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = group["base_lr"] * factor
-
-
-def psnr_from_mse(mse: float) -> float:
-    return -10.0 * math.log10(max(mse, 1e-12))
 
 
 @torch.no_grad()
@@ -56,8 +18,8 @@ def evaluate(model, dataset, *, backend=None, chunk: int = 8192, max_images: int
     (PSNR/SSIM averaged over images).
     """
     from .. import metrics
-    from ..rendering import model_device, render
     from ..devices import synchronize
+    from ..rendering import model_device, render
 
     device = model_device(model)
 
