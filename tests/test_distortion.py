@@ -93,10 +93,10 @@ def test_distortion_follows_batching_indexing_resizing_and_devices():
     assert torch.equal(small.distortion, params)
     index, x, y = torch.tensor([0, 2]), torch.tensor([3.0, 11.0]), torch.tensor([5.0, 1.0])
     torch.testing.assert_close(small.rays_through(index, x, y)[1], cameras.rays_through(index, 2 * x, 2 * y)[1])
-    # A pinhole and a RADIAL camera share a batch as OPENCV, the pinhole with zeros.
+    # A pinhole and a RADIAL camera share a batch as RADIAL, the pinhole with zeros.
     radial = Camera(c2w[0], 30.0, 31.0, 20.0, 15.0, WIDTH, HEIGHT, distortion_model="RADIAL", distortion=[0.2, 0.1])
     both = Camera.cat([Camera(c2w[0], 30.0, 31.0, 20.0, 15.0, WIDTH, HEIGHT), radial])
-    assert both.distortion_model == "OPENCV"
+    assert both.distortion_model == "RADIAL"
     assert torch.equal(both.distortion, torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.2, 0.1, 0.0, 0.0]]))
     torch.testing.assert_close(both[1].rays()[1], radial.rays()[1])
     assert not cameras.pinhole().has_distortion and "OPENCV" in repr(cameras)
