@@ -209,12 +209,13 @@ class Camera:
         )
         if not any(c.has_distortion for c in batches):
             return combined
-        models = [c.distortion_model for c in batches if c.has_distortion]
-        if len(models) < len(batches) and lens.FISHEYE in models:
-            raise ValueError("Camera.cat: a fisheye camera and a pinhole camera cannot share a batch")
-        combined.distortion_model = lens.common_model(models)
-        combined.distortion = torch.cat([c.distortion if c.has_distortion else c.c2w.new_zeros(len(c), lens.N_PARAMS)
-                                         for c in batches])
+        try:
+            merged = lens.batch_lens([(c.distortion_model, params) for c in batches
+                                      for params in (c.distortion.cpu() if c.has_distortion else [None] * len(c))])
+        except ValueError as error:
+            raise ValueError(f"Camera.cat: {error}") from None
+        combined.distortion_model = merged["distortion_model"]
+        combined.distortion = merged["distortion"].to(combined.device)
         return combined
 
     # ----------------------------------------------------------------------------- resizing

@@ -66,6 +66,20 @@ def common_model(models: list[str]) -> str:
     return "OPENCV"
 
 
+def batch_lens(lenses: list) -> dict:
+    """``Camera`` keyword arguments for a batch of cameras with ``lenses``, each ``(model, params)``
+    or ``(None, ...)`` for a pinhole one: one model for the batch, zeros for the pinhole cameras."""
+    models = [model for model, _ in lenses if model is not None]
+    if not models:
+        return {}
+    model = common_model(models)
+    if model == FISHEYE and len(models) < len(lenses):
+        raise ValueError("a fisheye and a pinhole camera cannot share a batch")
+    params = [padded(name, torch.as_tensor(p, dtype=torch.float32)) if name else torch.zeros(N_PARAMS)
+              for name, p in lenses]
+    return {"distortion_model": model, "distortion": torch.stack(params)}
+
+
 def distort(model: str, params: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Normalised ``(u, v)`` -> distorted ``(u_d, v_d)``; ``params [..., 4]`` broadcasts against ``u``."""
     k = params.unbind(-1)
