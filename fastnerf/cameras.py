@@ -22,6 +22,7 @@ from typing import Sequence
 import torch
 
 from . import distortion as lens
+from .errors import UserError
 
 # Rotation part must satisfy |R^T R - I| <= this (float32 poses written to JSON keep ~1e-6).
 RIGID_TOLERANCE = 1e-3
@@ -187,9 +188,9 @@ class Camera:
         return camera
 
     def require_pinhole(self, consumer: str) -> None:
-        """``ValueError`` naming ``consumer`` when these cameras have lens distortion it cannot apply."""
+        """``UserError`` naming ``consumer`` when these cameras have lens distortion it cannot apply."""
         if self.has_distortion:
-            raise ValueError(
+            raise UserError(
                 f"{consumer} takes pinhole cameras only (fx, fy, cx, cy), and this camera has {self.distortion_model} "
                 "lens distortion; use a model that renders rays (the teacher, the hybrid or baked students), "
                 "or undistort the images first")

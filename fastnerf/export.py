@@ -97,6 +97,7 @@ def native_size(model: nn.Module) -> tuple[int, int]:
 def camera_inputs(camera) -> tuple[torch.Tensor, torch.Tensor]:
     """``(c2w [B,4,4], intrinsics [B,4])`` of a single or batch ``fastnerf.cameras.Camera``: an exported graph's inputs."""
     batch = camera.batch()
+    batch.require_pinhole("an exported graph (its input intrinsics [B,4] has no lens)")
     return batch.c2w, torch.stack([batch.fx, batch.fy, batch.cx, batch.cy], dim=-1)
 
 

@@ -37,7 +37,8 @@ def scene_frame(teacher, dataset) -> tuple[list, float]:
 
 
 def camera_config(camera) -> dict:
-    """The plain-value camera model of a (batch) ``Camera``'s first camera."""
+    """The plain-value camera model of a (batch) ``Camera``'s first camera (a pinhole one)."""
+    camera.require_pinhole("the pose and shared students (they learn one pinhole camera)")
     first = camera.batch()[0]
     return {"width": camera.width, "height": camera.height, "fx": float(first.fx), "fy": float(first.fy),
             "cx": float(first.cx), "cy": float(first.cy)}
@@ -46,6 +47,7 @@ def camera_config(camera) -> dict:
 def check_camera(model, camera) -> None:
     """``UserError`` unless every camera of ``camera`` has ``model``'s size and intrinsics."""
     c = model.camera
+    camera.require_pinhole(f"the {model.kind!r} student (it renders the pinhole camera it was trained for)")
     batch = camera.batch()
     wanted = torch.tensor([c["fx"], c["fy"], c["cx"], c["cy"]])
     got = torch.stack([batch.fx, batch.fy, batch.cx, batch.cy], -1).detach().cpu()  # [B,4]

@@ -198,7 +198,8 @@ class HybridStudent(nn.Module):
         f = self.factor
         batch = camera.batch()
         return Camera(batch.c2w, batch.fx / f, batch.fy / f, batch.cx / f, batch.cy / f, math.ceil(camera.width / f),
-                      math.ceil(camera.height / f), check=False)
+                      math.ceil(camera.height / f), check=False, distortion_model=batch.distortion_model,
+                      distortion=batch.distortion)  # the lens acts on normalised coordinates: unchanged
 
     def render_images(self, camera: Camera, *, train: bool = False, generator=None, backend=None,
                       chunk: int = 1 << 30) -> torch.Tensor:  # -> [B,H,W,3]

@@ -97,7 +97,9 @@ def _is_int(value) -> bool:
 
 
 def camera_intrinsics(camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(c2w [B,4,4], intrinsics [B,4])`` of a single or batch ``camera``."""
+    """``(c2w [B,4,4], intrinsics [B,4])`` of a single or batch ``camera`` (a pinhole one: the
+    network's rays, and the exported graph's input, have no lens)."""
+    camera.require_pinhole("the lightfield student (its rays, like its exported graph's intrinsics [B,4])")
     batch = camera.batch()
     return batch.c2w, torch.stack([batch.fx, batch.fy, batch.cx, batch.cy], dim=-1)
 
@@ -172,6 +174,7 @@ class LightField(nn.Module):
     @classmethod
     def config_for(cls, teacher, dataset, sampler, **overrides) -> dict:
         """The config for ``teacher`` (its box and NDC), its ``dataset`` (background) and the pool's view size."""
+        sampler.template.require_pinhole("the lightfield student (its rays, like its exported graph's intrinsics [B,4])")
         config = teacher.config()
         return {"aabb": list(config["aabb"]), "ndc": config.get("ndc"), "background": dataset.background.tolist(),
                 "image_width": sampler.width, "image_height": sampler.height, **overrides}
