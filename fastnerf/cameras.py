@@ -66,28 +66,6 @@ def _as_intrinsic(value, name: str, batch_shape: tuple[int, ...]) -> torch.Tenso
     return tensor
 
 
-def _as_distortion(model, params, batch_shape: tuple[int, ...]) -> tuple[str | None, torch.Tensor | None]:
-    """``(model, params [*batch, 4])``, or ``(None, None)`` for a pinhole camera."""
-    if model is None:
-        if params is not None:
-            raise ValueError("Camera: distortion parameters given without a distortion_model")
-        return None, None
-    lens.check_model(model, "Camera: distortion_model")
-    if params is None:
-        raise ValueError(f"Camera: distortion_model {model!r} needs its parameters ({', '.join(lens.PARAMETERS[model])})")
-    params = torch.as_tensor(params, dtype=torch.float32)
-    if params.ndim == 1 and batch_shape:
-        params = params.expand(batch_shape + params.shape).clone()
-    if params.ndim != len(batch_shape) + 1 or tuple(params.shape[:-1]) != batch_shape:
-        raise ValueError(f"Camera: distortion must have shape {list(batch_shape) + ['K']} to match c2w, got {list(params.shape)}")
-    params = lens.padded(model, params)
-    if not torch.isfinite(params).all():
-        raise ValueError("Camera: distortion has non-finite values")
-    if model != lens.FISHEYE and not params.any():
-        return None, None  # a perspective lens without distortion is a pinhole camera
-    return model, params
-
-
 class Camera:
     """One pinhole camera or a batch of them (see the module docstring for the convention).
 
@@ -123,7 +101,9 @@ class Camera:
         self.cy = _as_intrinsic(cy, "cy", batch_shape)
         self.width = int(width)
         self.height = int(height)
-        self.distortion_model, self.distortion = _as_distortion(distortion_model, distortion, batch_shape)
+        self.distortion_model, self.distortion = lens.camera_lens(distortion_model, distortion, batch_shape)
+        if self.distortion is not None:
+            self.distortion = self.distortion.to(c2w.device)
 
     # ----------------------------------------------------------------------------- constructors
     @classmethod

@@ -44,6 +44,28 @@ def check_model(model: str, location: str = "distortion_model") -> str:
     return model
 
 
+def camera_lens(model, params, batch_shape: tuple[int, ...]) -> tuple[str | None, torch.Tensor | None]:
+    """A ``Camera``'s ``(model, params [*batch, 4])`` from its arguments, or ``(None, None)`` for a pinhole camera."""
+    if model is None:
+        if params is not None:
+            raise ValueError("Camera: distortion parameters given without a distortion_model")
+        return None, None
+    check_model(model, "Camera: distortion_model")
+    if params is None:
+        raise ValueError(f"Camera: distortion_model {model!r} needs its parameters ({', '.join(PARAMETERS[model])})")
+    params = torch.as_tensor(params, dtype=torch.float32)
+    if params.ndim == 1 and batch_shape:
+        params = params.expand(batch_shape + params.shape).clone()
+    if params.ndim != len(batch_shape) + 1 or tuple(params.shape[:-1]) != batch_shape:
+        raise ValueError(f"Camera: distortion must have shape {list(batch_shape) + ['K']} to match c2w, got {list(params.shape)}")
+    params = padded(model, params)
+    if not torch.isfinite(params).all():
+        raise ValueError("Camera: distortion has non-finite values")
+    if model != FISHEYE and not params.any():
+        return None, None  # a perspective lens without distortion is a pinhole camera
+    return model, params
+
+
 def padded(model: str, params: torch.Tensor) -> torch.Tensor:
     """``params [..., len(PARAMETERS[model])]`` -> ``[..., 4]`` (the OPENCV family padded with zeros)."""
     count = len(PARAMETERS[check_model(model)])
