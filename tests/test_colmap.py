@@ -171,3 +171,18 @@ def test_a_dtu_scan_is_a_posed_single_scene(tmp_path):
     test, train = load(scan, "test"), load(scan, "train")
     torch.testing.assert_close(test.cameras.c2w, scene.cameras.c2w[:1])
     torch.testing.assert_close(train.images, scene.images[1:])
+
+
+def test_a_distorted_capture_trains_and_renders_through_the_cli(tmp_path):
+    import warnings
+
+    from fastnerf.cli import main
+
+    write_capture(tmp_path / "capture")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*distortion.*")  # applied, not warned about
+        assert main(["train", "teacher", "--data", str(tmp_path / "capture"), "--out", str(tmp_path / "run"),
+                     "--steps", "2", "--quiet", "--eval-every", "0"]) == 0
+    assert main(["render", str(tmp_path / "run"), "--path", "test", "--out", str(tmp_path / "frames"),
+                 "--threads", "1"]) == 0
+    assert len(list((tmp_path / "frames").glob("*.png"))) == 2  # the two held-out photos, through their lenses
