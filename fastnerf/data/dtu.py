@@ -172,7 +172,8 @@ def load_scan_dataset(folder: Path, split: str, *, downscale: int, background: t
     if isinstance(downscale, bool) or not isinstance(downscale, int) or downscale < 1:
         raise DatasetError(f"{folder}: downscale must be a positive integer, got {downscale!r}")
     scene = load_scan(folder, downscale=downscale)
-    names = [f"{k:08d}" for k in range(len(scene.cameras))]  # the views are already in name order
+    image_folder = next(folder / name for name in IMAGE_FOLDERS if (folder / name).is_dir())
+    names = [path.name for path in _image_files(image_folder)]  # the scene's views, in this order
     indices = torch.tensor(holdout_by_name(names, split, str(camera_file(folder))))
     return Dataset(scene.images[indices], scene.cameras[indices], background=background, aabb=AABB, near=NEAR,
                    far=FAR, forward_facing=False, format="dtu", path=folder, split=split)
