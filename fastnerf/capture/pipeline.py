@@ -61,7 +61,7 @@ def _read_input(photos: Path, images_dir: Path, max_size, fps, progress: bool) -
     return prepare_photos(list_photos(photos), images_dir, max_size, progress=progress)
 
 
-def _too_few_registered(result: SfmResult, names: list[str]) -> UserError:
+def _too_few_registered(result: SfmResult, names: list[str], matching: str) -> UserError:
     """Say why mapping failed: photos without features, photos that match no other photo."""
     featureless = [n for n in names if result.keypoints.get(n, 0) < MIN_MATCHES]
     alone = [n for n in names if result.verified_partners.get(n, 0) == 0]
@@ -78,7 +78,8 @@ def _too_few_registered(result: SfmResult, names: list[str]) -> UserError:
                        + ", ".join(featureless[:8]) + (" ..." if len(featureless) > 8 else ""))
     return UserError(f"structure from motion registered fewer than {MIN_REGISTERED} of {len(names)} photos "
                      f"({found}); " + "; ".join(reasons or ["the matches did not give a consistent geometry"])
-                     + ". Take overlapping photos (each scene point in three or more), or try --matching exhaustive")
+                     + ". Take overlapping photos (each scene point in three or more)"
+                     + (", or try --matching exhaustive" if matching != "exhaustive" else ""))
 
 
 def process_images(photos, out, *, matching: str = "exhaustive", max_size: int | None = DEFAULT_MAX_SIZE,
@@ -103,7 +104,7 @@ def process_images(photos, out, *, matching: str = "exhaustive", max_size: int |
                      num_threads=num_threads, seed=seed, progress=progress)
     names = [p.name for p in prepared]
     if len(result.images) < MIN_REGISTERED:
-        raise _too_few_registered(result, names)
+        raise _too_few_registered(result, names, matching)
     registered = [n for n in names if n in result.images]
     unregistered = [n for n in names if n not in result.images]
     cam_from_world = np.stack([result.images[n][1] for n in registered])
