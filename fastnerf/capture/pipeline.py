@@ -56,6 +56,8 @@ def _read_input(photos: Path, images_dir: Path, max_size, fps, progress: bool) -
         shutil.rmtree(images_dir)
     if is_video(photos):
         return extract_frames(photos, images_dir, fps or DEFAULT_FPS, max_size, progress=progress)
+    if fps is not None:
+        raise UserError(f"--fps applies to a video; PHOTOS ({photos}) is not one")
     if photos.is_file():
         raise UserError(f"PHOTOS: {photos} is neither a folder of photos nor a video ({', '.join(('.mp4', '.mov', '...'))})")
     return prepare_photos(list_photos(photos), images_dir, max_size, progress=progress)
