@@ -100,3 +100,16 @@ def test_video_keeps_the_sharpest_frame_of_each_slice(tmp_path):
     assert [index for index, _ in frames] == sorted(sharp_frames)
     with pytest.raises(UserError, match="--fps"):
         sharpest_frames(path, fps=0, progress=False)
+
+
+def test_an_out_folder_with_files_of_its_own_is_left_alone(tmp_path):
+    (tmp_path / "photos").mkdir()
+    for k in range(3):
+        _marked().save(tmp_path / "photos" / f"p{k}.png")
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    (tmp_path / "data" / "images" / "holiday.jpg").write_bytes(b"precious")
+    with pytest.raises(UserError, match="already holds files that process-images did not write"):
+        process_images(tmp_path / "photos", tmp_path / "data", progress=False)
+    assert (tmp_path / "data" / "images" / "holiday.jpg").read_bytes() == b"precious"
+    with pytest.raises(UserError, match="--fps applies to a video"):
+        process_images(tmp_path / "photos", tmp_path / "other", fps=2.0, progress=False)

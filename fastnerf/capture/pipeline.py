@@ -20,11 +20,12 @@ from .orient import orient
 from .photos import Photo, check_one_size, list_photos, prepare_photos, shared_focal
 from .sfm import CAMERA_PARAMS, MATCHING, MIN_MATCHES, SfmResult, run_sfm
 from .transforms import write_transforms
-from .video import extract_frames, is_video
+from .video import VIDEO_SUFFIXES, extract_frames, is_video
 
 MIN_REGISTERED = 3
 DEFAULT_MAX_SIZE = 1600
 DEFAULT_FPS = 2.0
+MARKER = ".process-images"  # in DATA: its images/ and colmap/ are ours to rewrite
 
 
 @dataclass
@@ -49,17 +50,24 @@ def _check_arguments(photos: Path, out: Path, matching: str, max_size, camera_mo
         raise UserError(f"PHOTOS: {photos} does not exist")
     if photos.resolve() == (out / "images").resolve():
         raise UserError(f"--out: {out}/images is rewritten by process-images; it cannot be the PHOTOS folder")
+    if photos.is_file() and not is_video(photos):
+        raise UserError(f"PHOTOS: {photos} is neither a folder of photos nor a video ({', '.join(VIDEO_SUFFIXES)})")
+    if fps is not None and not is_video(photos):
+        raise UserError(f"--fps applies to a video; PHOTOS ({photos}) is a folder")
+    ours = (out / MARKER).is_file()  # what an earlier run wrote may be rewritten; nothing else
+    for folder in (out / "images", out / "colmap"):
+        if folder.exists() and any(folder.iterdir()) and not ours:
+            raise UserError(f"--out: {folder} already holds files that process-images did not write; "
+                            "choose another --out (process-images rewrites DATA/images and DATA/colmap)")
 
 
 def _read_input(photos: Path, images_dir: Path, max_size, fps, progress: bool) -> list[Photo]:
+    images_dir.parent.mkdir(parents=True, exist_ok=True)
+    (images_dir.parent / MARKER).write_text("DATA/images and DATA/colmap here were written by fastnerf process-images\n")
     if images_dir.exists():
         shutil.rmtree(images_dir)
     if is_video(photos):
         return extract_frames(photos, images_dir, fps or DEFAULT_FPS, max_size, progress=progress)
-    if fps is not None:
-        raise UserError(f"--fps applies to a video; PHOTOS ({photos}) is not one")
-    if photos.is_file():
-        raise UserError(f"PHOTOS: {photos} is neither a folder of photos nor a video ({', '.join(('.mp4', '.mov', '...'))})")
     return prepare_photos(list_photos(photos), images_dir, max_size, progress=progress)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,10 +66,10 @@ def run_sfm(images_dir: Path, work_dir: Path, *, n_photos: int, max_side: int, c
         raise UserError(f"--camera-model must be one of {', '.join(CAMERA_PARAMS)}, got {camera_model!r}")
     if importlib.util.find_spec("pycolmap") is None:
         raise UserError("process-images needs pycolmap: pip install 'fastnerf[capture]' (or pip install pycolmap)")
-    work_dir.mkdir(parents=True, exist_ok=True)
+    if work_dir.exists():
+        shutil.rmtree(work_dir)  # a stale database or model of an earlier run must not mix in
+    work_dir.mkdir(parents=True)
     database = work_dir / "database.db"
-    for stale in (database, work_dir / "result.json", work_dir / "points.npy"):
-        stale.unlink(missing_ok=True)
     job = {"database": str(database), "images": str(images_dir), "sparse": str(work_dir / "sparse"),
            "result": str(work_dir / "result.json"), "n_photos": n_photos, "max_side": max_side,
            "camera_model": camera_model, "camera_params": prior_params(camera_model, width, height, focal_px),
