@@ -81,11 +81,10 @@ def _too_few_registered(result: SfmResult, names: list[str], matching: str) -> U
         reasons.append(f"no two photos share {MIN_MATCHES} or more verified feature matches: they do not overlap, "
                        "or show too little texture")
     elif alone:
-        reasons.append(f"{len(alone)} photo(s) share no features with any other: {', '.join(alone[:8])}"
-                       + (" ..." if len(alone) > 8 else ""))
+        reasons.append(f"{len(alone)} photo(s) share no features with any other: {_names(alone, 8)}")
     if featureless:
         reasons.append(f"{len(featureless)} photo(s) have almost no SIFT features (blank, blurred or tiny): "
-                       + ", ".join(featureless[:8]) + (" ..." if len(featureless) > 8 else ""))
+                       + _names(featureless, 8))
     return UserError(f"structure from motion registered fewer than {MIN_REGISTERED} of {len(names)} photos "
                      f"({found}); " + "; ".join(reasons or ["the matches did not give a consistent geometry"])
                      + ". Take overlapping photos (each scene point in three or more)"
@@ -127,11 +126,15 @@ def process_images(photos, out, *, matching: str = "exhaustive", max_size: int |
     return capture
 
 
+def _names(names: list[str], limit: int = 12) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
 def _report(capture: Capture, result: SfmResult) -> None:
     total = len(capture.registered) + len(capture.unregistered)
     others = f"; other models: {', '.join(map(str, result.model_sizes[1:]))} photos" if len(result.model_sizes) > 1 else ""
     print(f"registered {len(capture.registered)} of {total} photos ({len(result.points)} sparse points{others}) "
-          f"in {capture.seconds:.1f} s")
+          f"in {capture.seconds:.1f} s: {_names(capture.registered)}")
     if capture.unregistered:
         print(f"not registered ({len(capture.unregistered)}): {', '.join(capture.unregistered)}")
     print(f"wrote {capture.transforms}")
