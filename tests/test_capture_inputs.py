@@ -111,5 +111,9 @@ def test_an_out_folder_with_files_of_its_own_is_left_alone(tmp_path):
     with pytest.raises(UserError, match="already holds files that process-images did not write"):
         process_images(tmp_path / "photos", tmp_path / "data", progress=False)
     assert (tmp_path / "data" / "images" / "holiday.jpg").read_bytes() == b"precious"
+    (tmp_path / "ngp").mkdir()
+    (tmp_path / "ngp" / "transforms.json").write_text("{}")
+    with pytest.raises(UserError, match="was not written by process-images"):
+        process_images(tmp_path / "photos", tmp_path / "ngp", progress=False)
     with pytest.raises(UserError, match="--fps applies to a video"):
         process_images(tmp_path / "photos", tmp_path / "other", fps=2.0, progress=False)

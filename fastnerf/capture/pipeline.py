@@ -19,7 +19,7 @@ from ..errors import UserError
 from .orient import orient
 from .photos import Photo, check_one_size, list_photos, prepare_photos, shared_focal
 from .sfm import CAMERA_PARAMS, MATCHING, MIN_MATCHES, SfmResult, run_sfm
-from .transforms import write_transforms
+from .transforms import FILE_NAME, write_transforms
 from .video import VIDEO_SUFFIXES, extract_frames, is_video
 
 MIN_REGISTERED = 3
@@ -59,11 +59,14 @@ def _check_arguments(photos: Path, out: Path, matching: str, max_size, camera_mo
         if folder.exists() and any(folder.iterdir()) and not ours:
             raise UserError(f"--out: {folder} already holds files that process-images did not write; "
                             "choose another --out (process-images rewrites DATA/images and DATA/colmap)")
+    if (out / FILE_NAME).exists() and not ours:
+        raise UserError(f"--out: {out / FILE_NAME} was not written by process-images; choose another --out")
 
 
 def _read_input(photos: Path, images_dir: Path, max_size, fps, progress: bool) -> list[Photo]:
     images_dir.parent.mkdir(parents=True, exist_ok=True)
     (images_dir.parent / MARKER).write_text("DATA/images and DATA/colmap here were written by fastnerf process-images\n")
+    (images_dir.parent / FILE_NAME).unlink(missing_ok=True)  # a failed run must not leave the last run's poses
     if images_dir.exists():
         shutil.rmtree(images_dir)
     if is_video(photos):
