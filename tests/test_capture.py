@@ -121,3 +121,13 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
     assert main(["process-images", str(tmp_path / "missing"), "--out", str(tmp_path / "data")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
+
+
+def test_compare_matches_frames_by_name_against_a_reference_dataset(rig):
+    from fastnerf.capture.compare import compare
+
+    out, _, frames = rig
+    result = compare(out / "capture", out / "known")
+    report = json.loads((out / "capture_demo.json").read_text())
+    assert result["matched"] == len(frames) == result["reference_views"]
+    assert result["mean"] == pytest.approx(report["camera_error_mean"], rel=1e-4)
