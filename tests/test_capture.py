@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from fastnerf.capture import camera_centre_error, process_images, umeyama
@@ -131,3 +132,22 @@ def test_compare_matches_frames_by_name_against_a_reference_dataset(rig):
     report = json.loads((out / "capture_demo.json").read_text())
     assert result["matched"] == len(frames) == result["reference_views"]
     assert result["mean"] == pytest.approx(report["camera_error_mean"], rel=1e-4)
+
+
+def test_transforms_json_agrees_with_the_colmap_model_read_as_data(rig, tmp_path):
+    """The model process-images keeps in DATA/colmap, read by fastnerf's COLMAP reader, gives the
+    same cameras as the transforms.json written from it, through the recorded similarity."""
+    from fastnerf.data import load
+
+    out, _, _ = rig
+    (tmp_path / "images").symlink_to(out / "capture" / "images")
+    (tmp_path / "sparse").symlink_to(out / "capture" / "colmap" / "sparse")
+    model, written = load(tmp_path, "all"), load(out / "capture", "all")
+    assert model.format == "colmap" and len(model) == len(written)
+    similarity = np.array(json.loads((out / "capture" / "transforms.json").read_text())["colmap_to_world"])
+    scale = np.cbrt(np.linalg.det(similarity[:3, :3]))
+    for mine, theirs in zip(written.cameras.c2w.double().numpy(), model.cameras.c2w.double().numpy()):
+        assert np.allclose(similarity[:3, :3] / scale @ theirs[:3, :3], mine[:3, :3], atol=1e-4)
+        assert np.allclose(similarity[:3, :3] @ theirs[:3, 3] + similarity[:3, 3], mine[:3, 3], atol=1e-4)
+    for name in ("fx", "fy", "cx", "cy"):
+        assert torch.allclose(getattr(model.cameras, name), getattr(written.cameras, name))

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.colmap import BOX_PERCENTILES, OPENCV_TO_OPENGL  # the same box rule as a COLMAP model read as data
 from ..errors import UserError
 
-BOX_PERCENTILES = (2.0, 98.0)
-OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
 @dataclass

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.colmap import pinhole_and_lens
 from .photos import natural_key
 
 FILE_NAME = "transforms.json"
@@ -24,21 +25,16 @@ FILE_NAME = "transforms.json"
 
 def intrinsics_keys(model: str, params: list[float], width: int, height: int) -> dict:
     """A COLMAP camera (``model``, its ``params``) in nerfstudio's keys."""
-    if model in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL"):
-        f, cx, cy, *radial = params
-        fx = fy = f
-    else:
-        fx, fy, cx, cy, *radial = params
-    keys = {"fl_x": fx, "fl_y": fy, "cx": cx, "cy": cy, "w": width, "h": height}
+    (fx, fy, cx, cy), coefficients = pinhole_and_lens(model, np.asarray(params, dtype=np.float64))
+    keys = {"fl_x": float(fx), "fl_y": float(fy), "cx": float(cx), "cy": float(cy), "w": width, "h": height}
+    coefficients = [float(v) for v in coefficients]
     if model in ("SIMPLE_PINHOLE", "PINHOLE"):
         return {"camera_model": "PINHOLE", **keys}
     if model == "OPENCV_FISHEYE":
-        return {"camera_model": "OPENCV_FISHEYE", **keys, **dict(zip(("k1", "k2", "k3", "k4"), radial))}
-    if model == "OPENCV":
-        k1, k2, p1, p2 = radial
-    else:  # SIMPLE_RADIAL (k1), RADIAL (k1, k2)
-        k1, k2, p1, p2 = (radial + [0.0, 0.0])[:2] + [0.0, 0.0]
-    return {"camera_model": "OPENCV", **keys, "k1": k1, "k2": k2, "p1": p1, "p2": p2}
+        return {"camera_model": model, **keys, **dict(zip(("k1", "k2", "k3", "k4"), coefficients))}
+    if model != "OPENCV":  # SIMPLE_RADIAL (k1), RADIAL (k1, k2): OPENCV's polynomial, the rest 0
+        coefficients = (coefficients + [0.0, 0.0])[:2] + [0.0, 0.0]
+    return {"camera_model": "OPENCV", **keys, **dict(zip(("k1", "k2", "p1", "p2"), coefficients))}
 
 
 def write_transforms(folder: Path, names: list[str], camera_ids: list[int], cameras: dict[int, dict],
