@@ -151,3 +151,21 @@ def test_transforms_json_agrees_with_the_colmap_model_read_as_data(rig, tmp_path
         assert np.allclose(similarity[:3, :3] @ theirs[:3, 3] + similarity[:3, 3], mine[:3, 3], atol=1e-4)
     for name in ("fx", "fy", "cx", "cy"):
         assert torch.allclose(getattr(model.cameras, name), getattr(written.cameras, name))
+
+
+def test_the_default_opencv_model_at_a_tiny_size_fits_no_distortion(rig, tmp_path):
+    """Below 400 pixels the lens is not fitted (at 96x96 OPENCV found k2 = 8.5 and cameras 18% off):
+    its coefficients stay 0 and the camera is written as the pinhole it then is."""
+    from fastnerf.data import load
+
+    out, known, _ = rig
+    capture = process_images(out / "photos", tmp_path / "data", num_threads=1, progress=False)  # OPENCV
+    meta = json.loads(capture.transforms.read_text())
+    assert meta["camera_model"] == "PINHOLE" and not {"k1", "k2", "p1", "p2"} & set(meta)
+    assert json.loads((tmp_path / "data" / "colmap" / "job.json").read_text())["camera_model"] == "OPENCV"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load(tmp_path / "data", "all").cameras.distortion_model is None
+    index = [_photo_index(n) for n in capture.registered]
+    recovered = np.stack([capture.c2w[n][:3, 3] for n in capture.registered])
+    assert camera_centre_error(recovered, known.c2w[index, :3, 3].double().numpy())["mean"] < 0.04

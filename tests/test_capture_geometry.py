@@ -101,6 +101,7 @@ def test_umeyama_recovers_a_similarity_and_measures_what_is_left():
      {"camera_model": "OPENCV_FISHEYE", "k1": 0.1, "k4": 0.4, "cx": 50.0, "cy": 40.0}),
 ])
 def test_colmap_camera_models_in_nerfstudio_keys(model, params, expected):
+    assert intrinsics_keys("OPENCV", [100.0, 90.0, 50.0, 40.0, 0, 0, 0, 0], 100, 80)["camera_model"] == "PINHOLE"
     keys = intrinsics_keys(model, params, 100, 80)
     assert keys["w"] == 100 and keys["h"] == 80
     assert {k: keys[k] for k in expected} == expected

@@ -3,7 +3,7 @@
 Intrinsics in nerfstudio's keys: ``camera_model`` (``PINHOLE``, ``OPENCV`` with ``k1 k2 p1 p2``,
 or ``OPENCV_FISHEYE`` with ``k1..k4``), ``fl_x fl_y cx cy w h``; COLMAP's ``SIMPLE_RADIAL`` and
 ``RADIAL`` are the ``OPENCV`` polynomial with the missing terms 0, so they are written as
-``OPENCV``. One camera writes its intrinsics at the top level, several per frame. Frames are in
+``OPENCV``; a lens whose coefficients are all 0 (not fitted) is written ``PINHOLE``. One camera writes its intrinsics at the top level, several per frame. Frames are in
 name order (so the every-8th held-out rule picks the same photos as for any dataset of them),
 with ``file_path`` and an OpenGL ``transform_matrix``. ``aabb`` is the scene's box;
 ``colmap_to_world`` the similarity from COLMAP's frame (``colmap/sparse``) to this one.
@@ -28,7 +28,7 @@ def intrinsics_keys(model: str, params: list[float], width: int, height: int) ->
     (fx, fy, cx, cy), coefficients = pinhole_and_lens(model, np.asarray(params, dtype=np.float64))
     keys = {"fl_x": float(fx), "fl_y": float(fy), "cx": float(cx), "cy": float(cy), "w": width, "h": height}
     coefficients = [float(v) for v in coefficients]
-    if model in ("SIMPLE_PINHOLE", "PINHOLE"):
+    if model in ("SIMPLE_PINHOLE", "PINHOLE") or not any(coefficients):  # no distortion: nothing to undo
         return {"camera_model": "PINHOLE", **keys}
     if model == "OPENCV_FISHEYE":
         return {"camera_model": model, **keys, **dict(zip(("k1", "k2", "k3", "k4"), coefficients))}
