@@ -10,7 +10,10 @@ view per view trained on.
 
 Draws: ``draw_views`` gives whole views (``Camera`` batch + images) for image students,
 ``draw_rays`` single pixels' rays and colours (for per-ray students); each pick is a real
-training image with probability ``real_fraction``, else a pool view.
+training image with probability ``real_fraction``, else a pool view. ``draw_patches`` gives
+patches of new sampled views that the teacher renders there and then (no pool involved;
+``fastnerf.distill.patches``), and ``hard_patches`` the buffer of the hardest patches a student
+has trained on, which the pool's state carries so that a resumed run replays the same ones.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import torch.nn.functional as F
 from .. import distortion as lens
 from ..cameras import Camera
 from ..errors import UserError
+from .patches import HardPatches, TeacherPatches
 
 POOL_FORMAT = "fastnerf-view-pool"
 POOL_VERSION = 2  # 2: each view's lens (version 1 pools, without it, load as pinhole views)
@@ -81,6 +85,10 @@ class ViewPool:
         self.distortion_model = _shared_model(sampler.template, None if real is None else real.cameras)
         self.distortion = torch.zeros(capacity, lens.N_PARAMS, device=self.device)
         self.count, self.next_slot, self.credit, self.rendered = 0, 0, 0.0, 0
+        self.patches = TeacherPatches(teacher, sampler, background=self.background, supersample=supersample,
+                                      backend=backend, real_images=self.real_images, real_cameras=self.real_cameras,
+                                      device=self.device)
+        self.hard, self._hard_state = None, None
 
     # ----------------------------------------------------------------------------- filling
     def __len__(self) -> int:
@@ -197,14 +205,40 @@ class ViewPool:
         origins, directions = cameras.pixel_rays(torch.arange(n, device=self.device), rows, cols)
         return {"origins": origins, "directions": directions, "rgb": rgb}
 
+    def draw_patches(self, n: int, size: int, generator: torch.Generator | None = None, *, align: int = 1,
+                     real_fraction: float | None = None) -> tuple[Camera, torch.Tensor]:
+        """``(cameras, rgb [n,size,size,3])``: patches of new sampled views rendered by the teacher, or
+        cut from real images with probability ``real_fraction`` (default: the pool's); see
+        ``TeacherPatches.draw``. ``size`` is first shrunk to fit the views (a multiple of ``align``)."""
+        if self.teacher is None:
+            raise UserError("view pool: it was loaded without a teacher, so it cannot render new patches")
+        size = self.patches.patch_size(int(size), int(align))
+        fraction = self.real_fraction if real_fraction is None else float(real_fraction)
+        return self.patches.draw(int(n), size, generator, align=int(align), real_fraction=fraction)
+
+    def hard_patches(self, capacity: int, size: int, align: int = 1) -> HardPatches:
+        """The buffer of the hardest patches (created on first use; kept in ``state_dict``). ``size``
+        is shrunk as ``draw_patches`` does."""
+        size = self.patches.patch_size(int(size), int(align))
+        if self.hard is None or (self.hard.capacity, self.hard.size) != (capacity, size):
+            self.hard = HardPatches(capacity, size, device=self.device)
+            if self._hard_state is not None:
+                self.hard.load_state_dict(self._hard_state)
+                self._hard_state = None
+        return self.hard
+
     # ----------------------------------------------------------------------------- persistence
-    def state_dict(self) -> dict:
-        """Tensors and plain values: the pool's views and counters (for checkpoints and ``save``)."""
-        return {"format": POOL_FORMAT, "version": POOL_VERSION, "width": self.width, "height": self.height,
-                "images": self.images[: self.count].cpu(), "c2w": self.c2w[: self.count].cpu(),
-                "intrinsics": self.intrinsics[: self.count].cpu(), "distortion_model": self.distortion_model,
-                "distortion": self.distortion[: self.count].cpu(), "next_slot": self.next_slot,
-                "credit": self.credit, "rendered": self.rendered}
+    def state_dict(self, *, hard: bool = True) -> dict:
+        """Tensors and plain values: the pool's views and counters and (``hard``) the hard patches
+        (for checkpoints; ``save`` leaves the hard patches out: they belong to one student's run)."""
+        state = {"format": POOL_FORMAT, "version": POOL_VERSION, "width": self.width, "height": self.height,
+                 "images": self.images[: self.count].cpu(), "c2w": self.c2w[: self.count].cpu(),
+                 "intrinsics": self.intrinsics[: self.count].cpu(), "distortion_model": self.distortion_model,
+                 "distortion": self.distortion[: self.count].cpu(), "next_slot": self.next_slot,
+                 "credit": self.credit, "rendered": self.rendered, "patches_rendered": self.patches.rendered}
+        if hard and self.hard is not None:
+            state["hard"] = self.hard.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         if not isinstance(state, dict) or state.get("format") != POOL_FORMAT:
@@ -228,6 +262,12 @@ class ViewPool:
         self.count = count
         self.next_slot = int(state["next_slot"]) % self.capacity if count == self.capacity else count
         self.credit, self.rendered = float(state["credit"]), int(state["rendered"])
+        self.patches.rendered = int(state.get("patches_rendered", 0))
+        hard = state.get("hard")
+        if hard is not None and self.hard is not None:
+            self.hard.load_state_dict(hard)
+        else:
+            self._hard_state = hard  # restored when the student asks for the buffer
 
     def save(self, path) -> Path:
         """Write the pool to one file (atomically)."""
@@ -236,7 +276,7 @@ class ViewPool:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
+        torch.save(self.state_dict(hard=False), tmp)
         os.replace(tmp, path)
         return path
 

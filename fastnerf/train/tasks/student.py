@@ -58,7 +58,8 @@ class StudentTask(Task):
         size: ``(width, height)`` the student trains at (default: the dataset's).
         model: overrides of the student's model config (plain values; the kind's declared options
             are checked by their declaration, the rest against its constructor).
-        settings: overrides of the kind's training settings (``lr``, ``batch_views``, ...).
+        settings: overrides of the kind's training settings (``lr``, ``batch_views``, ...; a kind
+            whose class has ``check_settings(settings, model)`` checks them up front).
         pool_size, initial_views, fresh_ratio, real_fraction, render_batch: the ``ViewPool``
             (``initial_views`` are rendered before the first step; the pool then grows to
             ``pool_size`` and refreshes at ``fresh_ratio``).
@@ -105,6 +106,9 @@ class StudentTask(Task):
                             f"its settings: {', '.join(sorted(self.student_kind.settings))}")
         _check_teacher_run(self.args["teacher"])
         self.settings = {**self.student_kind.settings, **self.args["settings"]}
+        check_settings = getattr(self.student_kind.model_class, "check_settings", None)
+        if check_settings is not None:  # a kind that declares its settings checks them before any work
+            self.settings = check_settings(self.settings, self.args["model"])
         self.ema_decay = self.settings.get("ema_decay")
         self.pool, self.held_out, self.teacher_info = None, None, {}
         self._pending_pool_state = None
@@ -259,6 +263,7 @@ class StudentTask(Task):
         pool = self.pool
         return {"kind": self.args["kind"], "teacher": self.args["teacher"],
                 "teacher_views_rendered": 0 if pool is None else pool.rendered,
+                "teacher_patches_rendered": 0 if pool is None else pool.patches.rendered,
                 "pool_views": 0 if pool is None else len(pool)}
 
 
