@@ -169,7 +169,11 @@ def test_missed_rays_give_no_samples():
 def test_matches_reference(device, backend, data):
     small = interpreted(device, backend)
     p = data.draw(problems(max_rays=6, max_steps=8) if small else problems(max_rays=120, max_steps=80), label="p")
-    strided = data.draw(st.booleans(), label="non_contiguous")
+    assert_matches_reference(p, backend, device, strided=data.draw(st.booleans(), label="non_contiguous"))
+
+
+def assert_matches_reference(p, backend, device, strided):
+    """`backend`'s march of problem `p` equals the reference's: the same counts, t bitwise."""
     expected = _call(p, "torch")
     actual = _call(p, backend, device, strided)
     for name, a, e in zip(("packed_info", "t_starts", "t_ends"), actual, expected):

@@ -13,7 +13,7 @@ from fastnerf.ops import march_rays
 from fastnerf.ops.march_rays import cone_interval_bound
 from fastnerf.reference.march_rays import contract, occupied_at, uncontract
 from op_tester import backend_params, interpreted
-from test_march_rays import BOX, _available, _call, problems
+from test_march_rays import BOX, _available, _call, assert_matches_reference, problems
 
 FAR = dict(contraction="mipnerf360", cone_angle=1 / 256, step_size=2 * math.sqrt(3) / 1024)  # Instant-NGP's
 
@@ -170,12 +170,7 @@ def test_modes_match_reference(device, backend, data):
     small = interpreted(device, backend)
     p = data.draw(problems(max_rays=5, max_steps=6, modes=True, max_reach=10.0) if small
                   else problems(max_rays=100, max_steps=60, modes=True), label="p")
-    strided = data.draw(st.booleans(), label="non_contiguous")
-    expected = _call(p, "torch")
-    actual = _call(p, backend, device, strided)
-    for name, a, e in zip(("packed_info", "t_starts", "t_ends"), actual, expected):
-        assert a.dtype == e.dtype and a.shape == e.shape, f"{backend} {name}: {a.shape} != {e.shape}"
-        assert torch.equal(a.cpu(), e), f"{backend} {name} differs"
+    assert_matches_reference(p, backend, device, strided=data.draw(st.booleans(), label="non_contiguous"))
 
 
 @pytest.mark.parametrize("device,backend", backend_params())
