@@ -164,7 +164,8 @@ def test_hybrid_started_from_a_hash_teacher_renders_the_teacher_at_low_resolutio
     low_image = colour[:, :3].reshape(1, 3, 4, 3).permute(0, 3, 1, 2)  # [1, 3 channels, 3 rows, 4 columns]
     upsampled = torch.nn.functional.interpolate(low_image, scale_factor=4.0, mode="bilinear", align_corners=False)
     assert torch.allclose(image[0], upsampled[0].permute(1, 2, 0), atol=1e-5)
-    assert not small_hybrid(hash_levels=3).init_from_teacher(teacher)
+    with pytest.raises(ValueError, match="field layout differs"):
+        small_hybrid(hash_levels=3).init_from_teacher(teacher)
     groups = model.param_groups(1e-3, field_lr=1e-2)
     assert groups[0]["base_lr"] == 1e-2 and groups[1]["base_lr"] == 1e-3
     assert groups[0]["params"][0] is model.position_encoding.table
