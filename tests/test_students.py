@@ -87,6 +87,20 @@ def test_fixed_camera_students_render_their_camera_and_refuse_others(kind):
     assert torch.equal(fastnerf.render(rebuilt, batch)["rgb"], out)
 
 
+@pytest.mark.parametrize("kind", ["pose", "shared", "hybrid"])
+def test_students_that_bake_their_background_refuse_another(kind):
+    torch.manual_seed(0)
+    background = [0.2, 0.3, 0.4]
+    model = small_hybrid(background=background) if kind == "hybrid" else fixed_student(kind, background=background)
+    camera = cameras(1)[0]
+    out = fastnerf.render(model, camera)["rgb"]
+    assert torch.equal(fastnerf.render(model, camera, background=torch.tensor(background))["rgb"], out)
+    with pytest.raises(UserError, match=rf"background=\[0.0, 0.0, 0.0\]: the '{kind}' student bakes its background "
+                                        r"into the image and renders only the background it was trained on, "
+                                        r"\[0.2, 0.3, 0.4\]"):
+        fastnerf.render(model, camera, background=[0.0, 0.0, 0.0])
+
+
 def test_pose_student_learns_two_views_apart():
     torch.manual_seed(0)
     model = fixed_student("pose", n_up=1)

@@ -8,13 +8,13 @@ import math
 import torch
 from torch import nn
 
+from ...cameras import INTRINSICS_TOLERANCE, check_fixed_intrinsics
 from ...errors import UserError
 from ...fields.mlp import MLP
 from ...fields.pose_encoding import PoseEncoding
 from ...fields.upsampling import UpsamplingDecoder
 from ._background import check_background
 
-INTRINSICS_TOLERANCE = 1e-3  # relative
 
 
 def default_n_up(width: int, height: int, base: int = 8) -> int:
@@ -61,19 +61,6 @@ def check_camera(model, camera) -> None:
             f"cx={float(got[0, 2]):.4g}, cy={float(got[0, 3]):.4g} (the 'hybrid' student renders any camera)")
 
 
-def check_intrinsics(fixed, intrinsics, who: str) -> None:
-    """``UserError`` unless every row of ``intrinsics [B,4]`` (fx, fy, cx, cy) is ``fixed [4]``
-    (within ``INTRINSICS_TOLERANCE``): a fixed-camera renderer cannot honour others."""
-    wanted = torch.as_tensor(fixed, dtype=torch.float32)
-    got = torch.as_tensor(intrinsics, dtype=torch.float32).detach().cpu()
-    if got.ndim != 2 or got.shape[1] != 4:
-        raise UserError(f"intrinsics must be [B,4] (fx, fy, cx, cy), got shape {tuple(got.shape)}")
-    if not bool(((got - wanted).abs() <= INTRINSICS_TOLERANCE * wanted.abs().clamp(min=1.0)).all()):
-        bad = got[((got - wanted).abs() > INTRINSICS_TOLERANCE * wanted.abs().clamp(min=1.0)).any(1)][0]
-        raise UserError(f"intrinsics: {who} renders only the camera it was trained for, fx, fy, cx, cy = "
-                        f"{', '.join(f'{v:.6g}' for v in wanted.tolist())}; got {', '.join(f'{v:.6g}' for v in bad.tolist())}")
-
-
 class PoseToImage(nn.Module):
     """``c2w [B,4,4]`` -> code ``[B,code_dim]`` -> feature map ``[B,channels,h0,w0]`` -> image.
 
@@ -113,7 +100,7 @@ class FixedCameraRendering:
         """``c2w [B,4,4]`` -> ``rgb [B,H,W,3]``. The exported graph takes no intrinsics (they are
         fixed by training: ``fixed_intrinsics``); ``intrinsics [B,4]`` given here must be those."""
         if intrinsics is not None:
-            check_intrinsics(self.fixed_intrinsics(), intrinsics, f"the {self.kind!r} student")
+            check_fixed_intrinsics(self.fixed_intrinsics(), intrinsics, f"the {self.kind!r} student")
         return self.forward(c2w, backend="torch")
 
     def fixed_intrinsics(self) -> list[float]:
