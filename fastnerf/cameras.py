@@ -33,8 +33,6 @@ _INTRINSIC_NAMES = ("fx", "fy", "cx", "cy")
 def check_fixed_intrinsics(fixed, intrinsics, who: str) -> None:
     """``UserError`` unless every row of ``intrinsics [B,4]`` (fx, fy, cx, cy) is ``fixed [4]``
     (within ``INTRINSICS_TOLERANCE``): ``who`` renders that one camera and cannot honour others."""
-    from .errors import UserError
-
     wanted = torch.as_tensor(fixed, dtype=torch.float32).flatten()
     got = torch.as_tensor(intrinsics, dtype=torch.float32).detach().cpu()
     if got.ndim != 2 or got.shape[1] != 4:
