@@ -26,7 +26,22 @@ from .errors import UserError
 
 # Rotation part must satisfy |R^T R - I| <= this (float32 poses written to JSON keep ~1e-6).
 RIGID_TOLERANCE = 1e-3
+INTRINSICS_TOLERANCE = 1e-3  # relative: intrinsics that agree this well are the same camera
 _INTRINSIC_NAMES = ("fx", "fy", "cx", "cy")
+
+
+def check_fixed_intrinsics(fixed, intrinsics, who: str) -> None:
+    """``UserError`` unless every row of ``intrinsics [B,4]`` (fx, fy, cx, cy) is ``fixed [4]``
+    (within ``INTRINSICS_TOLERANCE``): ``who`` renders that one camera and cannot honour others."""
+    wanted = torch.as_tensor(fixed, dtype=torch.float32).flatten()
+    got = torch.as_tensor(intrinsics, dtype=torch.float32).detach().cpu()
+    if got.ndim != 2 or got.shape[1] != 4:
+        raise UserError(f"intrinsics must be [B,4] (fx, fy, cx, cy), got shape {tuple(got.shape)}")
+    differ = ((got - wanted).abs() > INTRINSICS_TOLERANCE * wanted.abs().clamp(min=1.0)).any(1)
+    if bool(differ.any()):
+        shown = ", ".join(f"{v:.6g}" for v in got[differ][0].tolist())
+        raise UserError(f"intrinsics: {who} renders only the camera it was trained for, fx, fy, cx, cy = "
+                        f"{', '.join(f'{v:.6g}' for v in wanted.tolist())}; got {shown}")
 
 
 def rigid_transform_problems(c2w: torch.Tensor) -> list[tuple[int, str]]:

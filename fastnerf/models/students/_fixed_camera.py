@@ -8,12 +8,13 @@ import math
 import torch
 from torch import nn
 
+from ...cameras import INTRINSICS_TOLERANCE, check_fixed_intrinsics
 from ...errors import UserError
 from ...fields.mlp import MLP
 from ...fields.pose_encoding import PoseEncoding
 from ...fields.upsampling import UpsamplingDecoder
+from ._background import check_background
 
-INTRINSICS_TOLERANCE = 1e-3  # relative
 
 
 def default_n_up(width: int, height: int, base: int = 8) -> int:
@@ -95,12 +96,21 @@ class FixedCameraRendering:
     def forward(self, c2w: torch.Tensor, *, backend=None) -> torch.Tensor:  # [B,4,4] -> [B,H,W,3]
         return self.net.decode(self.net.code(c2w, backend=backend))
 
-    def export_forward(self, c2w: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
-        """``c2w [B,4,4]``, ``intrinsics [B,4]`` (fx, fy, cx, cy; ignored: fixed by training) -> ``rgb [B,H,W,3]``."""
+    def export_forward(self, c2w: torch.Tensor, intrinsics: torch.Tensor | None = None) -> torch.Tensor:
+        """``c2w [B,4,4]`` -> ``rgb [B,H,W,3]``. The exported graph takes no intrinsics (they are
+        fixed by training: ``fixed_intrinsics``); ``intrinsics [B,4]`` given here must be those."""
+        if intrinsics is not None:
+            check_fixed_intrinsics(self.fixed_intrinsics(), intrinsics, f"the {self.kind!r} student")
         return self.forward(c2w, backend="torch")
 
+    def fixed_intrinsics(self) -> list[float]:
+        """``[fx, fy, cx, cy]`` of the one camera it renders (``fastnerf.export`` records them in the file)."""
+        return [self.camera[name] for name in ("fx", "fy", "cx", "cy")]
+
     def render_camera(self, camera, *, backend=None, background=None, chunk: int = 8192) -> dict:
-        """``dict(rgb [H,W,3] or [B,H,W,3])``; ``UserError`` for another size or intrinsics."""
+        """``dict(rgb [H,W,3] or [B,H,W,3])``; ``UserError`` for another size or intrinsics, or a
+        ``background`` other than the one it was trained on."""
         check_camera(self, camera)
+        check_background(self, background, self._config["background"])
         rgb = self.forward(camera.batch().c2w.to(self.net.to_map.weight.device), backend=backend)
         return {"rgb": rgb if camera.is_batch else rgb[0]}
