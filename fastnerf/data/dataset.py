@@ -22,7 +22,7 @@ class Dataset:
         aabb: ``[6]`` ``(xmin, ymin, zmin, xmax, ymax, zmax)`` in world units, or ``None``.
         near, far: ray bounds in world units, or ``None``.
         forward_facing: True for LLFF-style captures (all cameras look one way).
-        format: ``"blender"``, ``"ngp"``, ``"llff"`` (or ``"memory"`` when built from tensors).
+        format: ``"blender"``, ``"ngp"``, ``"llff"``, ``"colmap"``, ``"dtu"`` (or ``"memory"`` when built from tensors).
         path: the folder (or file) it was read from; split: the split name.
     """
 

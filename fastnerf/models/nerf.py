@@ -106,7 +106,7 @@ class NeRF(nn.Module):
         self.register_buffer("aabb", torch.tensor(aabb))
         self.register_buffer("background", torch.tensor(self._config["background"]))
         self.step_size = math.dist(aabb[:3], aabb[3:]) / steps_per_diagonal
-        self.grid = OccupancyGrid(self.aabb.clone(), grid_resolution, warmup_steps=grid_warmup)
+        self.grid = OccupancyGrid(self.aabb.clone(), grid_resolution, warmup_steps=grid_warmup, unit_step=self.step_size)
         if encoding == "hash":  # Instant-NGP: tiny MLPs without biases, SH view encoding
             self.position_encoding = HashEncoding(hash_levels, hash_features, hash_log2_size, hash_min_res,
                                                   hash_max_res)
@@ -203,10 +203,18 @@ class NeRF(nn.Module):
     def update_grid(self, *, step: int, generator=None, n_samples: int | None = None, reduce=None,
                     backend=None) -> None:
         """Refresh the occupancy grid at training ``step`` from the opacity of one marching step
-        (``sigma * step_size``; threshold 0.01), sampling ``n_samples`` cells (all during warm-up).
-        ``reduce(density_ema)``: combines the replicas' estimates in place (data-parallel training)."""
-        self.grid.update(lambda x: self.density(x, backend=backend) * self.step_size, step=step,
-                         n_samples=n_samples, generator=generator, reduce=reduce)
+        (``sigma * step_size``, the grid's ``unit_step``; threshold 0.01), sampling ``n_samples``
+        cells (all during warm-up). ``reduce(density_ema)``: combines the replicas' estimates in
+        place (data-parallel training)."""
+        self.grid.update(lambda x: self.density(x, backend=backend), step=step, n_samples=n_samples,
+                         generator=generator, reduce=reduce)
+
+    @torch.no_grad()
+    def rebuilt_buffers(self, *, backend=None) -> dict:
+        """``{state-dict name: tensor}`` of the occupancy grid rebuilt from the current weights
+        (``OccupancyGrid.rebuild``); the model keeps its own grid. The engine stores this with the
+        averaged weights, so a loaded model marches the grid of the weights it renders with."""
+        return self.grid.rebuilt_state(lambda x: self.density(x, backend=backend), prefix="grid.")
 
     def occupancy(self) -> float:
         """Fraction of occupied grid cells."""

@@ -20,7 +20,7 @@ import torch
 
 from ..devices import synchronize
 from ..errors import UserError
-from ..runs import load_checkpoint, load_model_state, save_checkpoint, upgraded_state
+from ..runs import load_buffers, load_checkpoint, load_model_state, save_checkpoint, upgraded_state
 from .allocator import keep_freed_memory
 from .budget import Budget, check_budget
 from .denormals import with_flushed_denormals
@@ -99,6 +99,7 @@ class _Run:
                  progress, log):
         self.out, self.dist, self.log, self.show_progress = out, dist, log, progress
         self.started = started
+        self.bar = None  # the progress bar, from run(); a task may log before (build_model)
         self.eval_every, self.checkpoint_every = int(eval_every or 0), int(checkpoint_every or 0)
         self.checkpoint = load_checkpoint(out, map_location=dist.device) if resume else None
         engine_state = {}
@@ -128,10 +129,10 @@ class _Run:
         self.average = None if task.ema_decay is None else ParameterAverage(self.model, decay=task.ema_decay)
         self.step, self.train_seconds = 0, 0.0
         self.last_saved = None
+        self.averaged_buffers = {}
         if self.checkpoint is not None:
             self._restore(engine_state)
         self.earlier_seconds = self.budget.elapsed  # wall seconds of the sessions before this one
-        self.bar = None
 
     def _elapsed(self) -> float:
         """Wall seconds of the whole run: earlier sessions and this one so far."""
@@ -171,8 +172,19 @@ class _Run:
                         train_args=self.task.train_args(), dataset=self.task.dataset_info(),
                         extra={"train_seconds": self.train_seconds, "engine": engine,
                                "task_state": self.task.state_dict()},
-                        averaged=None if self.average is None else self.average.state_dict(), task=self.task.name)
+                        averaged=None if self.average is None else self._averaged_state(), task=self.task.name)
         self.last_saved = self.step
+
+    def _averaged_state(self) -> dict:
+        """The averaged weights and the buffers the model derives from them (its occupancy grid,
+        rebuilt: ``model.rebuilt_buffers``), which a loaded model and the returned one use."""
+        state = self.average.state_dict()
+        rebuild = getattr(self.model, "rebuilt_buffers", None)
+        if rebuild is not None:
+            with self.average.swapped_in():
+                state["buffers"] = rebuild(backend=self.ctx.backend)
+        self.averaged_buffers = state.get("buffers") or {}
+        return state
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict:
@@ -217,6 +229,7 @@ class _Run:
         self._save()
         if self.average is not None:
             self.average.copy_to_model()  # from here on the model holds the weights evaluation uses
+            load_buffers(model, self.averaged_buffers)  # and the grid built from them, as load_run gives
         if not history or history[-1]["step"] != self.step:
             evaluation = self._evaluate(history, swap=False) or evaluation
         wall_seconds = self._elapsed()
