@@ -12,8 +12,9 @@ after every step from
 
 where the seconds per step are a time-weighted average over the last ``TRACKING_SHARE`` of the
 budget (so a machine that slows down mid-run is followed within seconds), the overhead per step is
-the held-out checks and checkpoints so far spread over the steps, and the tail is the last check
-and checkpoint (the run ends with one of each). A fixed count decided once at 25% of the budget
+the last held-out check and checkpoint spread over their cadence (every ``eval_every`` and
+``checkpoint_every`` steps), and the tail is one of each (the run ends with them; the engine
+times one of each when it first decides, so the tail is known from then on). A fixed count decided once at 25% of the budget
 missed by 8-36% on a host whose speed changed later.
 
 The budget's whole state (elapsed seconds, the averages, the count) is recorded in every
@@ -51,15 +52,14 @@ class Budget:
     """``total_steps`` (None while a time budget still calibrates) and what decides it."""
 
     def __init__(self, *, steps: int | None = None, minutes: float | None = None, total_steps: int | None = None,
-                 seconds_per_step: float | None = None, elapsed: float = 0.0, overhead_seconds: float = 0.0,
-                 tail_seconds: dict | None = None):
+                 seconds_per_step: float | None = None, elapsed: float = 0.0, tail_seconds: dict | None = None):
         self.steps = None if steps is None else int(steps)
         self.minutes = None if minutes is None else float(minutes)
         self.seconds_per_step = seconds_per_step  # time-weighted recent average (None: not yet measured)
         self.total_steps = total_steps if total_steps is not None else (self.steps if self.minutes is None else None)
         self.elapsed = float(elapsed)  # wall seconds of the whole run so far, every session
-        self.overhead_seconds = float(overhead_seconds)  # every held-out check and checkpoint so far
         self.tail_seconds = dict(tail_seconds or {})  # the last held-out check's and checkpoint's seconds
+        self.every = {}  # {"eval": steps between held-out checks, "save": between checkpoints} (engine's)
         self._clock = []  # (step, seconds of steps) of this session while the count is undecided
 
     @property
@@ -71,7 +71,6 @@ class Budget:
 
     def add_overhead(self, kind: str, seconds: float) -> None:
         """A held-out check (``kind="eval"``) or checkpoint (``"save"``) took ``seconds``."""
-        self.overhead_seconds += float(seconds)
         self.tail_seconds[kind] = float(seconds)
 
     def observe(self, step: int, step_seconds: float, elapsed: float, broadcast=None) -> bool:
@@ -102,7 +101,8 @@ class Budget:
         else:  # a time-weighted average: a step's weight is its share of the tracking window
             weight = min(1.0, step_seconds / (TRACKING_SHARE * budget_s))
             self.seconds_per_step += weight * (step_seconds - self.seconds_per_step)
-        overhead_per_step = self.overhead_seconds / max(step, 1)
+        overhead_per_step = sum(seconds / self.every[kind] for kind, seconds in self.tail_seconds.items()
+                                if self.every.get(kind))
         remaining_s = budget_s - self.elapsed - sum(self.tail_seconds.values())
         per_step = max(self.seconds_per_step + overhead_per_step, 1e-9)
         total = step + max(0, math.floor(remaining_s / per_step))
@@ -127,7 +127,6 @@ class Budget:
     def state_dict(self) -> dict:
         return {"steps": self.steps, "minutes": self.minutes, "total_steps": self.total_steps,
                 "seconds_per_step": self.seconds_per_step, "elapsed": self.elapsed,
-                "overhead_seconds": self.overhead_seconds,
                 "tail_seconds": dict(self.tail_seconds)}
 
     @classmethod
@@ -137,7 +136,7 @@ class Budget:
         A new ``steps`` budget replaces the count; a new ``minutes`` budget is the whole run's
         (the time already spent counts), re-decided from the recorded averages as the run goes on.
         """
-        measured = {key: state[key] for key in ("seconds_per_step", "elapsed", "overhead_seconds", "tail_seconds") if state.get(key) is not None}
+        measured = {key: state[key] for key in ("seconds_per_step", "elapsed", "tail_seconds") if state.get(key) is not None}
         if steps is None and minutes is None:
             return cls(steps=state.get("steps"), minutes=state.get("minutes"), total_steps=state.get("total_steps"),
                        **measured)

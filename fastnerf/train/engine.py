@@ -133,6 +133,7 @@ class _Run:
         if self.checkpoint is not None:
             self._restore(engine_state)
         self.earlier_seconds = self.budget.elapsed  # wall seconds of the sessions before this one
+        self.budget.every = {"eval": self.eval_every, "save": self.checkpoint_every}
 
     def _elapsed(self) -> float:
         """Wall seconds of the whole run: earlier sessions and this one so far."""
@@ -218,6 +219,8 @@ class _Run:
                 if self.budget.observe(self.step, step_seconds, self._elapsed(), self.dist.broadcast_int):
                     ctx.total_steps = self.budget.total_steps
                     self._announce_total(first_decision)
+                    if first_decision:
+                        evaluation = self._time_the_tail(history) or evaluation
                 self._show(stats, float(loss.detach()))
                 if self.eval_every and self.step % self.eval_every == 0:
                     evaluation = self._timed("eval", self._evaluate, history) or evaluation
@@ -246,6 +249,17 @@ class _Run:
             (self.out / "train.json").write_text(json.dumps(summary, indent=2))
         summary["model"] = model.eval()
         return summary
+
+    def _time_the_tail(self, history: list) -> dict | None:
+        """A run ends with a held-out check and a checkpoint. When a time budget is first decided
+        and neither has been timed, do one of each now (counted too), so the budget reserves
+        their time at the end instead of running over by it."""
+        evaluation = None
+        if "eval" not in self.budget.tail_seconds:
+            evaluation = self._timed("eval", self._evaluate, history)
+        if "save" not in self.budget.tail_seconds:
+            self._timed("save", self._save)
+        return evaluation
 
     def _timed(self, kind: str, work, *args):
         """``work(*args)``, its wall time counted as the budget's overhead of ``kind``."""
