@@ -101,7 +101,7 @@ def run_render(args: argparse.Namespace) -> int:
         config = model.config()
         targets = path_cameras(reference, args.path, args.frames, torch.tensor(config["aabb"]))
     frames = render(model, targets, backend=args.backend, views=(images[source_views], cameras[source_views]))["rgb"]
-    write_frames(frames, Path(args.out), args.fps)
+    write_frames(frames, Path(args.out), args.fps or 12.0)
     print(f"wrote {frames.shape[0]} frames of {targets.width}x{targets.height} from source views {source_views} "
           f"to {args.out}")
     return 0

@@ -1,0 +1,139 @@
+"""What the viewer draws: a model with its training cameras and images (``ViewedModel``), from a
+run folder (``load_viewed_run``) or handed over by training (``fastnerf.viewer.live``).
+
+Rendering goes through ``fastnerf.render`` only, so every kind works; what a kind offers is read
+off the model, never its name: the outputs it returns (colour, depth, opacity), a fixed camera
+(``model.camera``, a dict of ``width, height, fx, fy, cx, cy``: kinds that render only the camera
+they were trained for) and source views (``needs_views``: image-conditioned kinds).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..cameras import Camera
+from ..errors import UserError
+from ..rendering import render
+from .poses import camera_at
+
+OUTPUT_NAMES = {"rgb": "colour", "depth": "depth", "opacity": "opacity"}
+
+
+@dataclass
+class Frame:
+    """One rendered view: ``image [H,W,3]`` uint8 and the camera it was rendered at."""
+
+    image: np.ndarray
+    camera: Camera
+    seconds: float
+    output: str
+
+
+class ViewedModel:
+    """A model, its training cameras ``cameras`` (batch) and ``images [N,H,W,3]`` in [0, 1].
+
+    Training hands over new weights with ``offer_weights`` (never waits for a render: the next
+    render swaps them in); ``version`` grows with every offer so views know to redraw; ``status``
+    is a line about the model (training progress) shown beside the render.
+    """
+
+    def __init__(self, name: str, model, cameras: Camera, images: torch.Tensor, *, centre=None, views=None):
+        self.name, self.model, self.cameras, self.images, self.views = name, model, cameras.batch(), images, views
+        self.lock = threading.Lock()
+        self.version, self.status, self._pending = 0, "", None
+        origins = self.cameras.c2w[:, :3, 3].double()
+        self.centre = origins.mean(0) if centre is None else torch.as_tensor(centre, dtype=torch.float64)
+        self.radius = float((origins - self.centre).norm(dim=-1).mean()) or 1.0
+        up = self.cameras.c2w[:, :3, 1].double().mean(0)
+        self.up = up / up.norm() if float(up.norm()) > 1e-6 else torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
+        self.fixed_camera = _fixed_camera(model)
+        self.outputs = self._probe_outputs()
+
+    def _probe_outputs(self) -> list[str]:
+        """The outputs this model renders (a tiny render from the first training camera)."""
+        result = self._render(self.camera_for(self.cameras.c2w[0], 0.8, 8, 8))
+        return [key for key in OUTPUT_NAMES if key in result]
+
+    def camera_for(self, c2w, fov_y: float, width: int, height: int) -> Camera:
+        """The camera this model renders for a pose: the browser's, or the model's own fixed camera."""
+        if self.fixed_camera is not None:
+            c = self.fixed_camera
+            return Camera(torch.as_tensor(np.asarray(c2w), dtype=torch.float32), c["fx"], c["fy"], c["cx"], c["cy"],
+                          c["width"], c["height"], check=False)
+        return camera_at(c2w, fov_y, width, height)
+
+    def render(self, camera: Camera, output: str = "rgb") -> Frame:
+        start = time.perf_counter()
+        result = self._render(camera)
+        seconds = time.perf_counter() - start
+        if output not in result:
+            raise UserError(f"{self.name} renders {', '.join(self.outputs)}; not {output}")
+        return Frame(to_display(result, output), camera, seconds, output)
+
+    def _render(self, camera: Camera) -> dict:
+        with self.lock:
+            state, self._pending = self._pending, None
+            if state is not None:
+                self.model.load_state_dict(state)
+            return render(self.model, camera, views=self.views)
+
+    def offer_weights(self, state: dict) -> None:
+        """New weights (a ``state_dict``: the averaged weights of a run in training) for the next render."""
+        self._pending = state
+        self.version += 1
+
+
+def to_display(result: dict, output: str) -> np.ndarray:
+    """``[H,W,3]`` uint8 of one output: colour as is; depth grey (near bright) between its 2nd and
+    98th percentile over covered pixels; opacity grey."""
+    value = result[output].detach().float().cpu()
+    if output == "depth":
+        covered = value[result["opacity"].cpu() > 0.5] if "opacity" in result else value.flatten()
+        covered = covered if covered.numel() else value.flatten()
+        low, high = (torch.quantile(covered, q).item() for q in (0.02, 0.98))
+        value = 1.0 - (value - low) / max(high - low, 1e-6)
+    if value.ndim == 2:
+        value = value[..., None].expand(*value.shape, 3)
+    return (value.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+
+
+def _fixed_camera(model) -> dict | None:
+    camera = getattr(model, "camera", None)
+    if isinstance(camera, dict) and {"width", "height", "fx", "fy", "cx", "cy"} <= camera.keys():
+        return camera
+    return None
+
+
+def run_name(run) -> str:
+    path = Path(run)
+    return path.parent.name if path.is_file() else path.name
+
+
+def load_viewed_run(run, *, device=None, name: str | None = None) -> ViewedModel:
+    """A run folder (or checkpoint) with the training cameras and images of its own dataset."""
+    from ..data import load, load_scenes
+    from ..train import load_run
+
+    model, checkpoint = load_run(run, device=device)
+    info = checkpoint.get("dataset", {})
+    data, downscale = info.get("path"), info.get("downscale", 1)
+    if data is None:
+        raise UserError(f"{run}: the checkpoint does not say which dataset it was trained on")
+    config = model.config()
+    centre = None
+    if config.get("aabb") is not None and not config.get("ndc"):
+        aabb = torch.tensor(config["aabb"], dtype=torch.float64)
+        centre = (aabb[:3] + aabb[3:]) / 2
+    name = name or f"{run_name(run)} ({checkpoint['model_kind']})"
+    if info.get("multi_scene"):  # image-conditioned: the first scene, conditioned on its first view
+        scene = load_scenes(data, "train", downscale=downscale)[0]
+        views = (scene.images[:1], scene.cameras[:1])
+        return ViewedModel(name, model, scene.cameras, scene.images, centre=centre, views=views)
+    dataset = load(data, "train", downscale=downscale)
+    return ViewedModel(name, model, dataset.cameras, dataset.images, centre=centre)

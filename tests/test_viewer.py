@@ -1,0 +1,203 @@
+"""`fastnerf view` in a real browser: headless Chromium drags the camera, and the frame the page
+shows must be what `fastnerf.render` gives at the camera the page reports (PSNR >= 25 dB).
+
+Needs /usr/bin/chromium and Playwright's Python package; without them the browser tests skip,
+except under CI=true, where they fail (.ci/run installs Chromium).
+"""
+
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from fastnerf.cameras import Camera
+from fastnerf.cli import main
+from fastnerf.data.procedural import SCENES, make_scene
+from fastnerf.rendering import render
+from fastnerf.train import load_run
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--use-gl=swiftshader", "--enable-unsafe-swiftshader"]
+ROOT = Path(__file__).resolve().parents[1]
+DOCS_SCREENSHOT = ROOT / "docs" / "viewer.png"
+
+
+def browser_or_skip():
+    """Playwright's sync API, or a skip (a failure under CI=true) when the browser is missing."""
+    problem = None
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        problem = "playwright is not installed (pip install playwright)"
+    if problem is None and not Path(CHROMIUM).is_file():
+        problem = f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    try:
+        import viser  # noqa: F401
+    except ImportError:
+        problem = problem or "viser is not installed (pip install 'fastnerf[viewer]')"
+    if problem is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser test under CI: {problem}")
+        pytest.skip(problem)
+    return sync_playwright
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("viewer")
+    data = make_scene(SCENES[0], root / "data", n_train=6, n_val=1, n_test=1, res=16, seed=0, samples_per_axis=1)
+    assert main(["train", "teacher", "--data", str(data), "--out", str(root / "run"), "--steps", "3", "--quiet",
+                 "--eval-every", "0"]) == 0
+    return root / "run"
+
+
+def start(command: list[str], pattern: str, timeout: float = 90.0):
+    """Start ``command``; return ``(process, url)`` once it prints ``pattern`` followed by the URL."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                               cwd=ROOT)
+    deadline = time.monotonic() + timeout
+    lines = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if pattern in line:
+            url = line.split(pattern, 1)[1].split()[0]
+            return process, url
+    process.kill()
+    raise AssertionError("viewer did not start:\n" + "".join(lines))
+
+
+def stop(process) -> str:
+    process.send_signal(2)  # Ctrl-C
+    try:
+        output, _ = process.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError("the viewer did not stop on Ctrl-C")
+    return output
+
+
+# The "last frame" text box of the panel (viser does not tie its labels to inputs).
+FRAME_RECORD_JS = """() => Array.from(document.querySelectorAll('textarea')).map(t => t.value)
+                                 .find(v => v.includes('"c2w"')) || ''"""
+CLICK_CHECKBOX_JS = """(label) => {
+    const text = Array.from(document.querySelectorAll('body *')).find(
+        e => e.children.length === 0 && e.textContent.trim() === label);
+    let node = text;
+    while (node && !node.querySelector('input[type=checkbox]')) node = node.parentElement;
+    node.querySelector('input[type=checkbox]').click();
+}"""
+
+
+def settled_frame(page, after: str | None, timeout: float = 60.0) -> dict:
+    """The camera record of the full-resolution frame shown, once a new one for the canvas as it is
+    now has rested for a second."""
+    deadline = time.monotonic() + timeout
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        value = page.evaluate(FRAME_RECORD_JS)
+        if value != last:
+            last, since = value, time.monotonic()
+        elif value and value != after and time.monotonic() - since > 1.0:
+            record = json.loads(value)
+            box = page.locator("canvas").first.bounding_box()
+            if abs(record["canvas"][0] / record["canvas"][1] - box["width"] / box["height"]) < 0.02:
+                return record
+        time.sleep(0.2)
+    raise AssertionError(f"no settled frame within {timeout} s (last record: {last!r})")
+
+
+def canvas_image(page) -> torch.Tensor:
+    """The 3D canvas as ``[H,W,3]`` in [0, 1]."""
+    import imageio.v2 as imageio
+
+    canvas = page.locator("canvas").first
+    pixels = imageio.imread(canvas.screenshot(type="png"))[..., :3]
+    return torch.from_numpy(pixels).float() / 255
+
+
+def shrink(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Area-resample ``image [H,W,3]`` to ``width x height``."""
+    resized = torch.nn.functional.interpolate(image.permute(2, 0, 1)[None], size=(height, width), mode="area")
+    return resized[0].permute(1, 2, 0)
+
+
+def expected_frame(run, record: dict) -> torch.Tensor:
+    model, _ = load_run(run)
+    camera = Camera(torch.tensor(record["c2w"]), record["fx"], record["fy"], record["cx"], record["cy"],
+                    record["width"], record["height"])
+    return render(model, camera)["rgb"].clamp(0, 1)
+
+
+def test_view_shows_what_fastnerf_render_gives_after_a_drag(tiny_run):
+    sync_playwright = browser_or_skip()
+    port = free_port()
+    process, url = start([sys.executable, "-m", "fastnerf", "view", str(tiny_run), "--port", str(port),
+                          "--resolution", "64", "--threads", "1"], "fastnerf view: ")
+    try:
+        assert url == f"http://127.0.0.1:{port}"
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 720, "height": 480})
+            page.goto(url)
+            first = settled_frame(page, None)
+            page.evaluate(CLICK_CHECKBOX_JS, "training cameras")  # frustums would cover parts of the image
+            for close in page.locator(".mantine-Notification-closeButton").all():
+                close.click()
+            box = page.locator("canvas").first.bounding_box()
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            page.mouse.move(x, y)
+            page.mouse.down()
+            page.mouse.move(x + 90, y + 25, steps=12)
+            page.mouse.up()
+            record = settled_frame(page, json.dumps(first))
+            time.sleep(1.0)  # the image message precedes the record; give the texture a moment
+            shown = canvas_image(page)
+            if os.environ.get("FASTNERF_VIEWER_SCREENSHOT"):
+                page.screenshot(path=str(DOCS_SCREENSHOT))
+            browser.close()
+    finally:
+        output = stop(process)
+    assert record["c2w"] != first["c2w"], "the drag did not move the camera"
+    expected = expected_frame(tiny_run, record)
+    height, width = expected.shape[:2]
+    assert abs(shown.shape[1] / shown.shape[0] - width / height) < 0.05  # the render has the canvas's shape
+    seen = shrink(shown, width, height)
+    if os.environ.get("FASTNERF_VIEWER_DEBUG"):
+        import imageio.v2 as imageio
+        for name, image in (("seen", seen), ("expected", expected)):
+            imageio.imwrite(f"/tmp/viewer-{name}.png", (image * 255).byte().numpy())
+    # The image region: all of it but the corner where viser draws its axes gizmo (bottom left).
+    mask = torch.ones(height, width, dtype=torch.bool)
+    mask[int(height * 0.8):, : int(width * 0.15)] = False
+    score = -10 * math.log10(float(((seen - expected)[mask] ** 2).mean()))
+    assert score >= 25.0, f"the page shows another image than fastnerf.render: PSNR {score:.1f} dB"
+    assert "stopping" in output and "Traceback" not in output
+
+
+def test_port_in_use_is_an_error_that_names_it(tiny_run, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["view", str(tiny_run), "--port", str(port)]) == 2
+    assert f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
