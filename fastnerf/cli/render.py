@@ -122,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     fps = args.fps
     if fps is not None and not fps > 0:
         raise UserError(f"--fps must be positive, got {fps}")
+    if args.path not in NAMED_PATHS and not is_path_file(args.path):
+        raise UserError(f"--path {args.path}: use one of {', '.join(NAMED_PATHS)} or a camera path .json file")
     if args.scene is not None or is_multi_scene_run(args.run):
         return run_scene_render(args)
 
@@ -129,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         from ..camera_path import load_camera_path
         from ..train import load_run
 
-        cameras, file_fps = load_camera_path(args.path)
+        cameras, file_fps = load_camera_path(args.path)  # before the run: a bad file fails at once
         model, _ = load_run(args.run, device=args.device)
         fps = fps or file_fps
     else:
