@@ -148,50 +148,72 @@ def expected_frame(run, record: dict) -> torch.Tensor:
     return render(model, camera)["rgb"].clamp(0, 1)
 
 
-def test_view_shows_what_fastnerf_render_gives_after_a_drag(tiny_run):
+def drag_and_compare(url: str, run, *, wait_for_text: str | None = None, screenshot=None) -> None:
+    """Open ``url``, drag the camera, and check that the frame the page shows is what
+    ``fastnerf.render`` gives for ``run`` at the camera the page reports (PSNR >= 25 dB)."""
     sync_playwright = browser_or_skip()
-    port = free_port()
-    process, url = start([sys.executable, "-m", "fastnerf", "view", str(tiny_run), "--port", str(port),
-                          "--resolution", "64", "--threads", "1"], "fastnerf view: ")
-    try:
-        assert url == f"http://127.0.0.1:{port}"
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 720, "height": 480})
-            page.goto(url)
-            first = settled_frame(page, None)
-            page.evaluate(CLICK_CHECKBOX_JS, "training cameras")  # frustums would cover parts of the image
-            for close in page.locator(".mantine-Notification-closeButton").all():
-                close.click()
-            box = page.locator("canvas").first.bounding_box()
-            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-            page.mouse.move(x, y)
-            page.mouse.down()
-            page.mouse.move(x + 90, y + 25, steps=12)
-            page.mouse.up()
-            record = settled_frame(page, json.dumps(first))
-            time.sleep(1.0)  # the image message precedes the record; give the texture a moment
-            shown = canvas_image(page)
-            if os.environ.get("FASTNERF_VIEWER_SCREENSHOT"):
-                page.screenshot(path=str(DOCS_SCREENSHOT))
-            browser.close()
-    finally:
-        output = stop(process)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 720, "height": 480})
+        page.goto(url)
+        if wait_for_text is not None:
+            page.get_by_text(wait_for_text).first.wait_for(timeout=60_000)
+        first = settled_frame(page, None)
+        page.evaluate(CLICK_CHECKBOX_JS, "training cameras")  # frustums would cover parts of the image
+        for close in page.locator(".mantine-Notification-closeButton").all():
+            close.click()
+        box = page.locator("canvas").first.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x + 90, y + 25, steps=12)
+        page.mouse.up()
+        record = settled_frame(page, json.dumps(first))
+        time.sleep(1.0)  # the image message precedes the record; give the texture a moment
+        shown = canvas_image(page)
+        if screenshot is not None:
+            page.screenshot(path=str(screenshot))
+        browser.close()
     assert record["c2w"] != first["c2w"], "the drag did not move the camera"
-    expected = expected_frame(tiny_run, record)
+    expected = expected_frame(run, record)
     height, width = expected.shape[:2]
     assert abs(shown.shape[1] / shown.shape[0] - width / height) < 0.05  # the render has the canvas's shape
     seen = shrink(shown, width, height)
-    if os.environ.get("FASTNERF_VIEWER_DEBUG"):
-        import imageio.v2 as imageio
-        for name, image in (("seen", seen), ("expected", expected)):
-            imageio.imwrite(f"/tmp/viewer-{name}.png", (image * 255).byte().numpy())
     # The image region: all of it but the corner where viser draws its axes gizmo (bottom left).
     mask = torch.ones(height, width, dtype=torch.bool)
     mask[int(height * 0.8):, : int(width * 0.15)] = False
     score = -10 * math.log10(float(((seen - expected)[mask] ** 2).mean()))
     assert score >= 25.0, f"the page shows another image than fastnerf.render: PSNR {score:.1f} dB"
+
+
+def test_view_shows_what_fastnerf_render_gives_after_a_drag(tiny_run):
+    browser_or_skip()
+    port = free_port()
+    process, url = start([sys.executable, "-m", "fastnerf", "view", str(tiny_run), "--port", str(port),
+                          "--resolution", "64", "--threads", "1"], "fastnerf view: ")
+    try:
+        assert url == f"http://127.0.0.1:{port}"
+        screenshot = DOCS_SCREENSHOT if os.environ.get("FASTNERF_VIEWER_SCREENSHOT") else None
+        drag_and_compare(url, tiny_run, screenshot=screenshot)
+    finally:
+        output = stop(process)
     assert "stopping" in output and "Traceback" not in output
+
+
+def test_train_viewer_shows_the_model_in_training(tiny_run, tmp_path):
+    browser_or_skip()
+    data = load_run(tiny_run)[1]["dataset"]["path"]
+    port = free_port()
+    run = tmp_path / "live"
+    process, url = start([sys.executable, "-m", "fastnerf", "train", "teacher", "--data", str(data), "--out",
+                          str(run), "--steps", "3", "--quiet", "--eval-every", "0", "--threads", "1", "--viewer",
+                          "--port", str(port), "--viewer-resolution", "64"], "viewer: ")
+    try:
+        # the final frame: the averaged weights the checkpoint holds, with the step it reached
+        drag_and_compare(url, run, wait_for_text="trained: step 3 / 3")
+    finally:
+        output = stop(process)
+    assert "training finished; the viewer stays" in output and "Traceback" not in output
 
 
 def test_port_in_use_is_an_error_that_names_it(tiny_run, capsys):

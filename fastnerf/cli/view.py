@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from ._shared import add_device_option, add_threads_option, apply_threads
+from ._shared import add_device_option, add_threads_option, add_viewer_options, apply_threads
 
 
 def add_parser(subparsers) -> None:
@@ -15,24 +15,13 @@ def add_parser(subparsers) -> None:
                                    "training cameras, saves PNGs and records camera paths for `fastnerf render "
                                    "--path FILE`. On a remote machine: ssh -L 7007:127.0.0.1:7007 HOST.")
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run folders or checkpoint files")
-    add_viewer_options(parser, prefix="")
+    add_viewer_options(parser)
     parser.add_argument("--resolution", type=int, default=512, metavar="PIXELS",
                         help="longer side of the image once the camera rests (default 512; a slider changes it)")
     parser.add_argument("--paths", default=".", metavar="DIR", help="where recorded camera paths go (default .)")
     add_device_option(parser)
     add_threads_option(parser)
     parser.set_defaults(func=run)
-
-
-def add_viewer_options(parser: argparse.ArgumentParser, prefix: str) -> None:
-    """``--host`` and ``--port`` (``train --viewer`` shares them)."""
-    from ..viewer.server import DEFAULT_PORT
-
-    parser.add_argument(f"--{prefix}host", default="127.0.0.1", metavar="HOST",
-                        help="address to serve on (default 127.0.0.1: this machine only; reach it from elsewhere "
-                        "through an SSH tunnel)")
-    parser.add_argument(f"--{prefix}port", type=int, default=DEFAULT_PORT, metavar="PORT",
-                        help=f"port to serve on (default {DEFAULT_PORT}); a port in use is an error")
 
 
 def run(args: argparse.Namespace) -> int:

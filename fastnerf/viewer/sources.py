@@ -78,14 +78,18 @@ class ViewedModel:
 
     def _render(self, camera: Camera) -> dict:
         with self.lock:
-            state, self._pending = self._pending, None
-            if state is not None:
+            pending, self._pending = self._pending, None
+            if pending is not None:
+                state, status = pending
                 self.model.load_state_dict(state)
+                if status is not None:
+                    self.status = status
             return render(self.model, camera, views=self.views)
 
-    def offer_weights(self, state: dict) -> None:
-        """New weights (a ``state_dict``: the averaged weights of a run in training) for the next render."""
-        self._pending = state
+    def offer_weights(self, state: dict, status: str | None = None) -> None:
+        """New weights (a ``state_dict``: the averaged weights of a run in training) for the next
+        render, and the status line that goes with them."""
+        self._pending = (state, status)
         self.version += 1
 
 
@@ -117,21 +121,27 @@ def run_name(run) -> str:
 
 def load_viewed_run(run, *, device=None, name: str | None = None) -> ViewedModel:
     """A run folder (or checkpoint) with the training cameras and images of its own dataset."""
-    from ..data import load, load_scenes
     from ..train import load_run
 
     model, checkpoint = load_run(run, device=device)
-    info = checkpoint.get("dataset", {})
-    data, downscale = info.get("path"), info.get("downscale", 1)
+    name = name or f"{run_name(run)} ({checkpoint['model_kind']})"
+    return viewed_model(name, model, checkpoint.get("dataset", {}), where=str(run))
+
+
+def viewed_model(name: str, model, dataset_info: dict, *, where: str) -> ViewedModel:
+    """``model`` with the training cameras and images of the dataset ``dataset_info`` names (what a
+    checkpoint records: ``path``, ``downscale``, ``multi_scene``)."""
+    from ..data import load, load_scenes
+
+    data, downscale = dataset_info.get("path"), dataset_info.get("downscale", 1)
     if data is None:
-        raise UserError(f"{run}: the checkpoint does not say which dataset it was trained on")
+        raise UserError(f"{where}: the checkpoint does not say which dataset it was trained on")
     config = model.config()
     centre = None
     if config.get("aabb") is not None and not config.get("ndc"):
         aabb = torch.tensor(config["aabb"], dtype=torch.float64)
         centre = (aabb[:3] + aabb[3:]) / 2
-    name = name or f"{run_name(run)} ({checkpoint['model_kind']})"
-    if info.get("multi_scene"):  # image-conditioned: the first scene, conditioned on its first view
+    if dataset_info.get("multi_scene"):  # image-conditioned: the first scene, conditioned on its first view
         scene = load_scenes(data, "train", downscale=downscale)[0]
         views = (scene.images[:1], scene.cameras[:1])
         return ViewedModel(name, model, scene.cameras, scene.images, centre=centre, views=views)
