@@ -223,3 +223,43 @@ def test_port_in_use_is_an_error_that_names_it(tiny_run, capsys):
         port = taken.getsockname()[1]
         assert main(["view", str(tiny_run), "--port", str(port)]) == 2
     assert f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
+
+
+def test_the_engine_reports_every_step_with_the_averaged_weights(tiny_run, tmp_path):
+    from fastnerf.train import TeacherTask, load_checkpoint, train
+
+    data = load_run(tiny_run)[1]["dataset"]["path"]
+    reports = []
+
+    def on_step(report):
+        reports.append((report.step, report.loss, report.averaged_state() if report.step == 3 else None))
+
+    train(TeacherTask(data=data, model_config={"hash_log2_size": 10, "grid_resolution": 8}), tmp_path / "run",
+          steps=3, progress=False, eval_every=0, on_step=on_step)
+    assert [step for step, _, _ in reports] == [1, 2, 3] and all(math.isfinite(loss) for _, loss, _ in reports)
+    checkpoint = load_checkpoint(tmp_path / "run")
+    for name, value in checkpoint["averaged"]["params"].items():  # what the viewer gets is what the checkpoint holds
+        assert torch.equal(reports[-1][2][name], value), name
+
+
+def test_the_live_view_copies_no_weights_while_no_browser_is_connected(tiny_run):
+    pytest.importorskip("viser")
+    from fastnerf.train.engine import StepReport
+    from fastnerf.viewer.live import LiveView
+
+    model, checkpoint = load_run(tiny_run)
+    copies = []
+
+    def averaged_state():
+        copies.append(1)
+        return model.state_dict()
+
+    live = LiveView("tiny", host="127.0.0.1", port=free_port(), log=lambda message: None)
+    try:
+        for step in range(1, 6):
+            live.on_step(StepReport(step, 5, 0.25, {"psnr": 12.5}, model, averaged_state,
+                                    lambda: checkpoint["dataset"]))
+        assert len(copies) == 1  # the viewer's own copy of the model, made once
+        assert live.source.status == "training: step 5 / 5, loss 0.25, held-out PSNR 12.50 dB"
+    finally:
+        live.stop()

@@ -53,7 +53,8 @@ class Viewer:
             self.server.stop()
             raise UserError(f"port {port} on {host} is in use; pick another with --port")
         self.host, self.port = host, port
-        self.server.gui.configure_theme(control_layout="fixed", show_share_button=False, dark_mode=False)
+        self.server.gui.configure_theme(show_share_button=False, dark_mode=False)
+        self.server.gui.main_panel.dock_right()  # beside the image, not over it
         self.server.scene.set_up_direction(tuple(sources[0].up.tolist()))
         self._set_initial_camera(sources[0])
         self.server.on_client_connect(self._connect)
