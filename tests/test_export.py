@@ -55,12 +55,10 @@ def test_pt2_program_matches_render_with_a_dynamic_batch(tmp_path):
 @pytest.fixture(scope="module")
 def trained_student(tmp_path_factory):
     """A tiny scene, a 3-step teacher and a 5-step lightfield student, all through the CLI."""
-    from fastnerf.data.procedural import SCENES, make_scene
+    from tiny_runs import tiny_teacher_run
 
     root = tmp_path_factory.mktemp("lf")
-    data = make_scene(SCENES[0], root / "data", n_train=6, n_val=1, n_test=2, res=16, seed=0, samples_per_axis=1)
-    assert main(["train", "teacher", "--data", str(data), "--out", str(root / "teacher"), "--steps", "3", "--quiet",
-                 "--eval-every", "0"]) == 0
+    data, _ = tiny_teacher_run(root)
     assert main(["train", "student", "--kind", "lightfield", "--teacher", str(root / "teacher"), "--out",
                  str(root / "student"), "--steps", "4", "--quiet", "--initial-views", "3", "--pool-size", "3",
                  "--option", "hidden=16", "--option", "bundle=2", "--option", "n_blocks=1",

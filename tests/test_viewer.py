@@ -8,7 +8,6 @@ except under CI=true, where they fail (.ci/run installs Chromium).
 import json
 import math
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -20,9 +19,9 @@ import torch
 
 from fastnerf.cameras import Camera
 from fastnerf.cli import main
-from fastnerf.data.procedural import SCENES, make_scene
 from fastnerf.rendering import render
 from fastnerf.train import load_run
+from tiny_runs import tiny_teacher_run
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -60,11 +59,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("viewer")
-    data = make_scene(SCENES[0], root / "data", n_train=6, n_val=1, n_test=1, res=16, seed=0, samples_per_axis=1)
-    assert main(["train", "teacher", "--data", str(data), "--out", str(root / "run"), "--steps", "3", "--quiet",
-                 "--eval-every", "0"]) == 0
-    return root / "run"
+    return tiny_teacher_run(tmp_path_factory.mktemp("viewer"), n_test=1)[1]
 
 
 def start(command: list[str], pattern: str, timeout: float = 90.0):
