@@ -138,9 +138,7 @@ def shrink(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
 
 def expected_frame(run, record: dict) -> torch.Tensor:
     model, _ = load_run(run)
-    camera = Camera(torch.tensor(record["c2w"]), record["fx"], record["fy"], record["cx"], record["cy"],
-                    record["width"], record["height"])
-    return render(model, camera)["rgb"].clamp(0, 1)
+    return render(model, expected_camera(record))["rgb"].clamp(0, 1)
 
 
 def drag_and_compare(url: str, run, *, wait_for_text: str | None = None, screenshot=None) -> None:
@@ -258,3 +256,77 @@ def test_the_live_view_copies_no_weights_while_no_browser_is_connected(tiny_run)
         assert live.source.status == "training: step 5 / 5, loss 0.25, held-out PSNR 12.50 dB"
     finally:
         live.stop()
+
+
+# ------------------------------------------------------------------------------ without a browser
+def test_browser_and_fastnerf_cameras_convert_both_ways():
+    from fastnerf.cameras import orbit_path
+    from fastnerf.viewer.poses import c2w_from_viser, viser_from_c2w
+
+    for c2w in orbit_path(4, 3.0, 25.0, 8, 8, 0.9).c2w.double().numpy():
+        wxyz, position = viser_from_c2w(c2w)
+        assert torch.allclose(torch.from_numpy(c2w_from_viser(wxyz, position)), torch.from_numpy(c2w), atol=1e-9)
+    # viser's camera looks along its +Z (OpenCV); fastnerf's along -Z (OpenGL): the same direction
+    c2w = c2w_from_viser((1.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0))
+    assert c2w[:3, 2].tolist() == [0.0, 0.0, -1.0] and c2w[:3, 1].tolist() == [0.0, -1.0, 0.0]
+
+
+def test_fixed_camera_kinds_render_their_own_camera_letterboxed_to_the_canvas():
+    import numpy as np
+
+    from fastnerf.cameras import orbit_path
+    from fastnerf.models import build_model
+    from fastnerf.viewer.session import letterbox
+    from fastnerf.viewer.sources import ViewedModel
+
+    model = build_model("pose", width=8, height=6, fx=8.0, fy=8.0, cx=4.0, cy=3.0, hidden=8, code_dim=8, channels=8)
+    cameras = orbit_path(3, 3.0, 20.0, 8, 6, 2 * math.atan(0.5))
+    source = ViewedModel("pose", model, cameras, torch.zeros(3, 6, 8, 3))
+    assert source.fixed_camera is not None and source.outputs == ["rgb"]
+    view = source.camera_for(cameras.c2w[1].numpy(), 1.2, 300, 100)  # the browser's field of view and size...
+    assert (view.width, view.height, float(view.fx), float(view.cx)) == (8, 6, 8.0, 4.0)  # ...give way to its own
+    frame = source.render(view)
+    assert frame.image.shape == (6, 8, 3) and frame.image.dtype == np.uint8
+    assert letterbox(frame.image, 2.0).shape == (6, 12, 3) and letterbox(frame.image, 1.0).shape == (6, 6, 3)
+    assert (letterbox(frame.image, 2.0)[:, 2:10] == frame.image).all()
+
+
+def test_a_render_error_is_shown_and_the_viewer_carries_on(tiny_run, monkeypatch):
+    from types import SimpleNamespace
+    from unittest.mock import MagicMock
+
+    from fastnerf.viewer.session import Session
+    from fastnerf.viewer.sources import ViewedModel, load_viewed_run, to_display
+
+    source = load_viewed_run(tiny_run)
+    assert source.outputs == ["rgb", "depth", "opacity"]
+    client = MagicMock()
+    client.camera.configure_mock(wxyz=(1.0, 0.0, 0.0, 0.0), position=(0.0, 0.0, 4.0), fov=0.8, image_width=40,
+                                 image_height=30, aspect=40 / 30)
+    session = Session(SimpleNamespace(sources=[source], resolution=32, verbose=False), client)
+    session.stop()
+    session.thread.join()
+    session.resolution.value, session.output_choice.value = 32, "depth"
+
+    def fails(self, camera, output="rgb"):
+        raise RuntimeError("out of memory, say")
+
+    monkeypatch.setattr(ViewedModel, "render", fails)
+    session._draw(moving=False)  # no exception escapes
+    assert "render error" in session.timing.content and "out of memory, say" in session.timing.content
+    assert "out of memory, say" in client.add_notification.call_args.args[1]
+    monkeypatch.undo()
+    session._draw(moving=False)
+    image = client.scene.set_background_image.call_args.args[0]
+    assert image.shape == (24, 32, 3)  # the canvas's shape at the resolution asked
+    record = json.loads(session.frame_info.value)
+    assert (record["width"], record["height"], record["output"]) == (32, 24, "depth")
+    result = render(load_run(tiny_run)[0], expected_camera(record))
+    assert (image == to_display(result, "depth")).all()  # the depth of that camera, drawn grey
+    near = result["depth"][result["opacity"] > 0.5]
+    assert near.numel() == 0 or image[..., 0].std() > 0  # not a blank
+
+
+def expected_camera(record: dict) -> Camera:
+    return Camera(torch.tensor(record["c2w"]), record["fx"], record["fy"], record["cx"], record["cy"],
+                  record["width"], record["height"])
