@@ -2,9 +2,10 @@
 
 ``LiveView.on_step`` is the engine's per-step callback (``fastnerf.train.engine.StepReport``), on
 the training thread. It only writes a status line unless a browser is connected; then, at most every
-``refresh_seconds`` (and never so often that copying the weights costs training more than about 5%),
-it copies the averaged weights, as the checkpoint holds them, into the viewer's own copy of the
-model, which the render threads swap in before their next frame. Training never waits for a render.
+``refresh_seconds``, and never so often that copying the weights costs training more than about 5%
+or that redrawing with them keeps a core busy more than a fifth of the time, it copies the averaged
+weights, as the checkpoint holds them, for the viewer's own copy of the model, which the render
+threads swap in before their next frame. Training never waits for a render.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .server import Viewer, check_port_free
 from .sources import ViewedModel, viewed_model
 
 COPY_SHARE = 0.05  # at most this share of training time goes to copying weights for the viewer
+REDRAW_SHARE = 0.2  # redraws for new weights keep a core busy at most this share of the time
 
 
 class LiveView:
@@ -42,7 +44,8 @@ class LiveView:
         state = report.averaged_state()
         cost = time.monotonic() - now
         self.source.offer_weights(state)
-        self.next_copy = now + max(self.refresh_seconds, cost / COPY_SHARE)
+        redraw = self.source.last_render_seconds
+        self.next_copy = now + max(self.refresh_seconds, cost / COPY_SHARE, redraw / REDRAW_SHARE)
 
     def _start(self, report) -> None:
         model = copy.deepcopy(report.model)

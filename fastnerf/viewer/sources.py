@@ -47,6 +47,7 @@ class ViewedModel:
         self.name, self.model, self.cameras, self.images, self.views = name, model, cameras.batch(), images, views
         self.lock = threading.Lock()
         self.version, self.status, self._pending = 0, "", None
+        self.last_render_seconds = 0.0
         origins = self.cameras.c2w[:, :3, 3].double()
         self.centre = origins.mean(0) if centre is None else torch.as_tensor(centre, dtype=torch.float64)
         self.radius = float((origins - self.centre).norm(dim=-1).mean()) or 1.0
@@ -72,6 +73,7 @@ class ViewedModel:
         start = time.perf_counter()
         result = self._render(camera)
         seconds = time.perf_counter() - start
+        self.last_render_seconds = seconds
         if output not in result:
             raise UserError(f"{self.name} renders {', '.join(self.outputs)}; not {output}")
         return Frame(to_display(result, output), camera, seconds, output)
