@@ -296,7 +296,7 @@ def test_a_render_error_is_shown_and_the_viewer_carries_on(tiny_run, monkeypatch
     from unittest.mock import MagicMock
 
     from fastnerf.viewer.session import Session
-    from fastnerf.viewer.sources import ViewedModel, load_viewed_run, to_display
+    from fastnerf.viewer.sources import FAR, ViewedModel, load_viewed_run, to_display
 
     source = load_viewed_run(tiny_run)
     assert source.outputs == ["rgb", "depth", "opacity"]
@@ -325,6 +325,11 @@ def test_a_render_error_is_shown_and_the_viewer_carries_on(tiny_run, monkeypatch
     assert (image == to_display(result, "depth")).all()  # the depth of that camera, drawn grey
     near = result["depth"][result["opacity"] > 0.5]
     assert near.numel() == 0 or image[..., 0].std() > 0  # not a blank
+    # the depth handed to the browser (so the frustums hide behind the scene): along the optical axis, far where empty
+    depth_z = torch.from_numpy(client.scene.set_background_image.call_args.kwargs["depth"])
+    hit = result["opacity"] > 0.5
+    assert depth_z.shape == (24, 32) and bool((depth_z[~hit] == FAR).all())
+    assert bool((depth_z[hit] <= result["depth"][hit] / result["opacity"][hit] + 1e-4).all())
 
 
 def expected_camera(record: dict) -> Camera:

@@ -70,7 +70,7 @@ class Viewer:
 
         first = source.cameras[0]
         # A step back from the first training camera, so that its frustum is not all one sees.
-        position = source.centre + 1.2 * (first.c2w[:3, 3].double().cpu() - source.centre)
+        position = source.centre + 1.5 * (first.c2w[:3, 3].double().cpu() - source.centre)
         initial = self.server.initial_camera
         initial.position = tuple(position.tolist())
         initial.look_at = tuple(source.centre.tolist())

@@ -98,7 +98,7 @@ class Session:
         camera.up_direction = tuple(source.up.tolist())
         if source.fixed_camera is not None:
             c = source.fixed_camera
-            camera.fov = fov_y_of(source.cameras[0])
+            camera.fov = source.fixed_fov_y()
             self.note.content = (f"*This kind renders only its training camera, {c['width']}x{c['height']} pixels: "
                                  "the view follows your camera's pose at that field of view and size.*")
         else:
@@ -112,7 +112,7 @@ class Session:
         if not self.show_cameras.value:
             return
         source = self.source
-        scale = 0.08 * source.radius
+        scale = 0.05 * source.radius
         aspect = source.cameras.width / source.cameras.height
         for index in range(len(source.cameras)):
             camera = source.cameras[index]
@@ -188,8 +188,11 @@ class Session:
             self.sharp = True  # do not retry until something changes
             return
         self.seconds_per_pixel = frame.seconds / (view.width * view.height)
-        image = letterbox(frame.image, aspect) if source.fixed_camera is not None else frame.image
-        self.client.scene.set_background_image(image, format="jpeg" if moving else "png", jpeg_quality=85)
+        image, depth = frame.image, frame.depth_z
+        if source.fixed_camera is not None:
+            image, depth = letterbox(image, aspect), None
+        self.client.scene.set_background_image(image, format="jpeg" if moving else "png", jpeg_quality=85,
+                                               depth=depth)
         self.timing.content = (f"**{frame.seconds * 1e3:.1f} ms** render, {view.width}x{view.height}"
                                + (" (moving)" if moving else ""))
         self.status.content = source.status
@@ -241,7 +244,7 @@ class Session:
         source = self.source
         if source.fixed_camera is not None:
             width, height = source.fixed_camera["width"], source.fixed_camera["height"]
-            fovs = [fov_y_of(source.cameras[0])] * len(self.recording)
+            fovs = [source.fixed_fov_y()] * len(self.recording)
         else:
             width, height = size_for(self.client.camera.aspect, int(self.resolution.value))
             fovs = [fov for _, fov in self.recording]

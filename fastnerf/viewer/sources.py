@@ -9,6 +9,7 @@ they were trained for) and source views (``needs_views``: image-conditioned kind
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -23,16 +24,20 @@ from ..rendering import render
 from .poses import camera_at
 
 OUTPUT_NAMES = {"rgb": "colour", "depth": "depth", "opacity": "opacity"}
+FAR = 150.0  # "nothing here" for the browser's depth test (viser encodes depth up to ~167)
 
 
 @dataclass
 class Frame:
-    """One rendered view: ``image [H,W,3]`` uint8 and the camera it was rendered at."""
+    """One rendered view: ``image [H,W,3]`` uint8 and the camera it was rendered at;
+    ``depth_z [H,W]``: distance along the optical axis (far where nothing was hit), for
+    drawing the scene's frustums behind what the model shows (None when not available)."""
 
     image: np.ndarray
     camera: Camera
     seconds: float
     output: str
+    depth_z: np.ndarray | None = None
 
 
 class ViewedModel:
@@ -69,6 +74,11 @@ class ViewedModel:
                           c["width"], c["height"], check=False)
         return camera_at(c2w, fov_y, width, height)
 
+    def fixed_fov_y(self) -> float:
+        """Vertical field of view (radians) of the fixed camera."""
+        c = self.fixed_camera
+        return 2 * math.atan(0.5 * c["height"] / c["fy"])
+
     def render(self, camera: Camera, output: str = "rgb") -> Frame:
         start = time.perf_counter()
         result = self._render(camera)
@@ -76,7 +86,16 @@ class ViewedModel:
         self.last_render_seconds = seconds
         if output not in result:
             raise UserError(f"{self.name} renders {', '.join(self.outputs)}; not {output}")
-        return Frame(to_display(result, output), camera, seconds, output)
+        return Frame(to_display(result, output), camera, seconds, output, self._depth_z(result, camera))
+
+    def _depth_z(self, result: dict, camera: Camera) -> np.ndarray | None:
+        if "depth" not in result or "opacity" not in result or self.model.config().get("ndc"):
+            return None  # (NDC depth is not a world distance)
+        _, directions = camera.rays()  # [H,W,3] unit length
+        forward = -camera.c2w[:3, 2].to(directions)
+        depth = result["depth"].to(directions) / result["opacity"].to(directions).clamp(min=1e-6)
+        depth_z = depth * (directions @ forward)
+        return torch.where(result["opacity"].to(directions) > 0.5, depth_z, FAR).cpu().numpy()
 
     def _render(self, camera: Camera) -> dict:
         with self.lock:
