@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from fastnerf.camera_path import load_camera_path
 from fastnerf.cameras import Camera
 from fastnerf.cli import main
 from fastnerf.rendering import render
@@ -291,22 +292,33 @@ def test_fixed_camera_kinds_render_their_own_camera_letterboxed_to_the_canvas():
     assert (letterbox(frame.image, 2.0)[:, 2:10] == frame.image).all()
 
 
-def test_a_render_error_is_shown_and_the_viewer_carries_on(tiny_run, monkeypatch):
+def stub_session(run, tmp_path):
+    """A ``Session`` on a stand-in browser tab (a 40x30 canvas), its render thread stopped."""
     from types import SimpleNamespace
     from unittest.mock import MagicMock
 
+    from fastnerf.viewer.server import Viewer
     from fastnerf.viewer.session import Session
-    from fastnerf.viewer.sources import FAR, ViewedModel, load_viewed_run, to_display
+    from fastnerf.viewer.sources import load_viewed_run
 
-    source = load_viewed_run(tiny_run)
-    assert source.outputs == ["rgb", "depth", "opacity"]
+    source = load_viewed_run(run)
     client = MagicMock()
     client.camera.configure_mock(wxyz=(1.0, 0.0, 0.0, 0.0), position=(0.0, 0.0, 4.0), fov=0.8, image_width=40,
                                  image_height=30, aspect=40 / 30)
-    session = Session(SimpleNamespace(sources=[source], resolution=32, verbose=False), client)
+    viewer = SimpleNamespace(sources=[source], resolution=32, verbose=False, path_dir=tmp_path)
+    viewer.next_path_file = lambda: Viewer.next_path_file(viewer)
+    session = Session(viewer, client)
     session.stop()
     session.thread.join()
     session.resolution.value, session.output_choice.value = 32, "depth"
+    return session, source, client
+
+
+def test_a_render_error_is_shown_and_the_viewer_carries_on(tiny_run, tmp_path, monkeypatch):
+    from fastnerf.viewer.sources import FAR, ViewedModel, to_display
+
+    session, source, client = stub_session(tiny_run, tmp_path)
+    assert source.outputs == ["rgb", "depth", "opacity"]
 
     def fails(self, camera, output="rgb"):
         raise RuntimeError("out of memory, say")
@@ -335,3 +347,31 @@ def test_a_render_error_is_shown_and_the_viewer_carries_on(tiny_run, monkeypatch
 def expected_camera(record: dict) -> Camera:
     return Camera(torch.tensor(record["c2w"]), record["fx"], record["fy"], record["cx"], record["cy"],
                   record["width"], record["height"])
+
+
+def test_a_recorded_camera_path_renders_with_fastnerf_render(tiny_run, tmp_path):
+    import imageio.v2 as imageio
+
+    from fastnerf.cameras import orbit_path
+    from fastnerf.viewer.poses import viser_from_c2w
+
+    session, _, client = stub_session(tiny_run, tmp_path)
+    session.record.value = True
+    poses = orbit_path(3, 4.0, 20.0, 8, 8, 0.8).c2w.double().numpy()
+    for c2w in poses:  # the browser's camera moves; the render loop samples it
+        wxyz, position = viser_from_c2w(c2w)
+        client.camera.configure_mock(wxyz=wxyz, position=position)
+        session.last_sample = 0.0
+        session._sample_camera()
+    session._save_path()
+    [path] = list(tmp_path.glob("camera_path-*.json"))
+    assert client.send_file_download.call_args.args[0] == path.name
+    document = json.loads(path.read_text())
+    assert (document["render_width"], document["render_height"], len(document["camera_path"])) == (32, 24, 3)
+    assert main(["render", str(tiny_run), "--path", str(path), "--out", str(tmp_path / "frames")]) == 0
+    frames = sorted((tmp_path / "frames").iterdir())
+    cameras = load_camera_path(path)[0]
+    assert torch.allclose(cameras.c2w.double(), torch.from_numpy(poses), atol=1e-5)
+    expected = render(load_run(tiny_run)[0], cameras[2])["rgb"].clamp(0, 1)
+    last = torch.from_numpy(imageio.imread(frames[-1])).float() / 255
+    assert len(frames) == 3 and (last - expected).abs().max() < 1 / 255 + 1e-6
