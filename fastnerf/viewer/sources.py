@@ -140,16 +140,19 @@ def run_name(run) -> str:
     return path.parent.name if path.is_file() else path.name
 
 
-def load_viewed_run(run, *, device=None, name: str | None = None) -> ViewedModel:
-    """A run folder (or checkpoint) with the training cameras and images of its own dataset."""
+def load_viewed_run(run, *, device=None, name: str | None = None, scene=None, source_views=None) -> ViewedModel:
+    """A run folder (or checkpoint) with the training cameras and images of its own dataset;
+    image-conditioned runs: the scene ``scene`` (default: the first of its dataset), conditioned
+    on its views ``source_views`` (default ``[0]``)."""
     from ..train import load_run
 
     model, checkpoint = load_run(run, device=device)
     name = name or f"{run_name(run)} ({checkpoint['model_kind']})"
-    return viewed_model(name, model, checkpoint.get("dataset", {}), where=str(run))
+    return viewed_model(name, model, checkpoint.get("dataset", {}), where=str(run), scene=scene,
+                        source_views=source_views)
 
 
-def viewed_model(name: str, model, dataset_info: dict, *, where: str) -> ViewedModel:
+def viewed_model(name: str, model, dataset_info: dict, *, where: str, scene=None, source_views=None) -> ViewedModel:
     """``model`` with the training cameras and images of the dataset ``dataset_info`` names (what a
     checkpoint records: ``path``, ``downscale``, ``multi_scene``)."""
     from ..data import load, load_scenes
@@ -162,9 +165,32 @@ def viewed_model(name: str, model, dataset_info: dict, *, where: str) -> ViewedM
     if config.get("aabb") is not None and not config.get("ndc"):
         aabb = torch.tensor(config["aabb"], dtype=torch.float64)
         centre = (aabb[:3] + aabb[3:]) / 2
-    if dataset_info.get("multi_scene"):  # image-conditioned: the first scene, conditioned on its first view
-        scene = load_scenes(data, "train", downscale=downscale)[0]
-        views = (scene.images[:1], scene.cameras[:1])
-        return ViewedModel(name, model, scene.cameras, scene.images, centre=centre, views=views)
+    if dataset_info.get("multi_scene") or getattr(model, "needs_views", False):
+        if scene is not None:
+            images, cameras = load_scene_views(scene, downscale)
+        else:
+            first = load_scenes(data, "train", downscale=downscale)[0]
+            images, cameras = first.images, first.cameras
+        chosen = list(source_views or [0])
+        bad = [v for v in chosen if not 0 <= v < len(cameras)]
+        if bad:
+            raise UserError(f"--source-views {bad} out of range: the scene has views 0..{len(cameras) - 1}")
+        views = (images[chosen], cameras[chosen])
+        return ViewedModel(name, model, cameras, images, centre=centre, views=views)
+    if scene is not None or source_views:
+        raise UserError(f"{where}: --scene and --source-views apply to image-conditioned runs")
     dataset = load(data, "train", downscale=downscale)
     return ViewedModel(name, model, dataset.cameras, dataset.images, centre=centre)
+
+
+def load_scene_views(path, downscale: int):
+    """``(images [V,H,W,3], cameras)`` of one scene: a Blender scene's train views, or the first
+    scene (SRN instance, DTU scan) of what ``load_scenes`` finds at ``path``."""
+    from ..data import load, load_scenes
+
+    path = Path(path)
+    if (path / "transforms_train.json").is_file():
+        train = load(path, "train", downscale=downscale)
+        return train.images, train.cameras
+    first = load_scenes(path, "test", downscale=downscale)[0]
+    return first.images, first.cameras
