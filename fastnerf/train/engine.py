@@ -58,7 +58,8 @@ class StepReport:
 
     The callback runs on the training thread: it should return at once and copy what it keeps.
     ``model`` is the model in training (raw weights); ``averaged_state()`` copies its ``state_dict``
-    with the averaged weights, as the checkpoint holds them; ``dataset_info()`` is the task's.
+    with the averaged weights (the weights the checkpoint renders with; the buffers, such as the
+    occupancy grid, as training has them now); ``dataset_info()`` is the task's.
     """
 
     step: int
