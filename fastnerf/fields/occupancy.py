@@ -9,22 +9,40 @@ threshold the opacity of one marching step, alpha ~= sigma * step_size; to do th
 cell absorbs 1%"). With raw sigma the threshold is a density. As in nerfacc, the effective
 threshold is min(threshold, mean of the EMA), so a field that is faint everywhere early in
 training does not empty the grid.
+
+Contraction: with `contraction="mipnerf360"` the grid covers all of space, contracted
+(`fastnerf.reference.march_rays.contract`, mip-NeRF 360's map under the inf-norm) into the cube
+[-2, 2]^3 of `aabb`'s normalised coordinates: `aabb` is its middle half, and the cells grow
+without bound outside it. Cell centres and sample points are mapped back to the world with
+`uncontract`. `march_rays(..., contraction=grid.contraction)` reads the grid the same way.
 """
 
 import torch
 from torch import nn
 
+from ..reference.march_rays import contract, uncontract
+
+CONTRACTIONS = (None, "mipnerf360")
+_CONTRACTED_EDGE = 2.0 - 1e-4  # |u| < 2 strictly: uncontract is infinite on the cube's surface
+
 
 class OccupancyGrid(nn.Module):
     """aabb [6] + a resolution^3 grid: `density_ema [R,R,R]`, `occupied [R,R,R] bool`, `step`.
+
+    `contraction`: None (the grid covers `aabb`) or "mipnerf360" (all space, see the module
+    docstring); a construction argument (models keep it in their config), not state.
 
     All three are buffers, so `state_dict()` saves them and `load_state_dict` restores them.
     occupied[i, j, k] is the cell of x index i, y index j, z index k. Until `warmup_steps`
     updates (or training steps) have passed, every cell is occupied.
     """
 
-    def __init__(self, aabb, resolution=128, *, decay: float = 0.95, threshold: float = 0.01, warmup_steps: int = 256):
+    def __init__(self, aabb, resolution=128, *, decay: float = 0.95, threshold: float = 0.01, warmup_steps: int = 256,
+                 contraction: str | None = None):
         super().__init__()
+        if contraction not in CONTRACTIONS:
+            raise ValueError(f"contraction must be one of {CONTRACTIONS}, got {contraction!r}")
+        self.contraction = contraction
         aabb = torch.as_tensor(aabb, dtype=torch.float32).reshape(-1)
         if aabb.numel() != 6 or not bool(torch.isfinite(aabb).all()) or not bool((aabb[:3] < aabb[3:]).all()):
             raise ValueError(f"aabb must be six finite numbers (min xyz, max xyz) with min < max, got {aabb.tolist()}")
@@ -55,7 +73,8 @@ class OccupancyGrid(nn.Module):
         return float(self.occupied.float().mean())
 
     def cell_centers(self) -> torch.Tensor:
-        """[R^3, 3] cell centres in world space, x-major (the flat order of `occupied`)."""
+        """[R^3, 3] cell centres in world space, x-major (the flat order of `occupied`); for a
+        contracted grid, the centres in contracted space mapped back to the world."""
         return self._points(torch.arange(self.occupied.numel(), device=self.aabb.device), None)
 
     def _points(self, cells: torch.Tensor, jitter) -> torch.Tensor:
@@ -64,7 +83,24 @@ class OccupancyGrid(nn.Module):
         index = index + (0.5 if jitter is None else jitter)
         res = torch.tensor(self.resolution, dtype=torch.float32, device=cells.device)
         lo, hi = self.aabb[:3], self.aabb[3:]
-        return lo + index / res * (hi - lo)
+        if self.contraction is None:
+            return lo + index / res * (hi - lo)
+        contracted = (index / res * 4.0 - 2.0).clamp(-_CONTRACTED_EDGE, _CONTRACTED_EDGE)
+        return uncontract(contracted, self.aabb)
+
+    def cells_of(self, points: torch.Tensor) -> torch.Tensor:
+        """[M] flat cell index (x-major) of world `points [M, 3]`, -1 outside the grid: the cell
+        `march_rays` reads for a sample there (contracted for a contracted grid)."""
+        res = torch.tensor(self.resolution, dtype=torch.float32, device=points.device)
+        lo, hi = self.aabb[:3], self.aabb[3:]
+        if self.contraction is None:
+            cell = (points - lo) / (hi - lo) * res
+        else:
+            cell = (contract(points, self.aabb) + 2.0) * (res / 4.0)
+        inside = ((cell >= 0) & (cell < res)).all(1)
+        index = cell.clamp(min=0).long().minimum(res.long() - 1)
+        flat = (index[:, 0] * self.resolution[1] + index[:, 1]) * self.resolution[2] + index[:, 2]
+        return torch.where(inside, flat, torch.full_like(flat, -1))
 
     @torch.no_grad()
     def update(self, density_fn, *, step: int = None, n_samples: int = None, generator=None, chunk: int = 1 << 18,
@@ -110,4 +146,4 @@ class OccupancyGrid(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"aabb={self.aabb.tolist()}, resolution={self.resolution}, decay={self.decay}, "
-                f"threshold={self.threshold}, warmup_steps={self.warmup_steps}")
+                f"threshold={self.threshold}, warmup_steps={self.warmup_steps}, contraction={self.contraction!r}")

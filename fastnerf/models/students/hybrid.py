@@ -39,7 +39,7 @@ from ...fields.spherical_harmonics import SphericalHarmonicsEncoding
 from ...fields.upsampling import UPSAMPLERS, UpsamplingDecoder, check_upsampler
 from ...options import Option
 from ...volume import render_rays
-from ..nerf import marched_rays
+from ..nerf import marched_rays, refuse_unbounded
 from . import register_student
 
 SAMPLINGS = ("march", "dense")
@@ -119,6 +119,8 @@ class HybridStudent(nn.Module):
 
     @classmethod
     def config_for(cls, teacher, dataset, sampler, **overrides) -> dict:
+        refuse_unbounded(teacher, "hybrid", "the hybrid marches its feature field in the teacher's box "
+                         "with the teacher's occupancy grid, which here lives in contracted space")
         t = teacher.config()
         config = {"aabb": t["aabb"], "ndc": t.get("ndc"), "grid_resolution": t.get("grid_resolution", 64),
                   "background": t.get("background", [1.0, 1.0, 1.0])}
