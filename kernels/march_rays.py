@@ -75,9 +75,12 @@ def _march_kernel(
         tl.store(counts_ptr + rays, kept, mask=mask)
 
 
-def march_rays(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets=None):
+def march_rays(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets=None, contraction=None,
+               cone_angle=0.0, max_step=None):
     """Launcher; inputs validated by fastnerf.ops.march_rays.
     Returns (packed_info [N, 2] int64, t_starts [S], t_ends [S])."""
+    if contraction is not None or cone_angle != 0.0:
+        raise NotImplementedError("the Triton march_rays' contracted mode is not written yet")
     rays_o, rays_d, t_near, t_far, aabb = (x.contiguous() for x in (rays_o, rays_d, t_near, t_far, aabb))
     occupied = occupied.contiguous().view(torch.uint8)
     offsets = None if offsets is None else offsets.contiguous()

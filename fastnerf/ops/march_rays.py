@@ -1,4 +1,5 @@
-"""fastnerf.ops.march_rays: fixed-step samples along rays, kept only in occupied grid cells.
+"""fastnerf.ops.march_rays: samples along rays, kept only in occupied grid cells; fixed steps or
+Instant-NGP's cone stepping, the grid over the box or over mip-NeRF 360's contracted space.
 
 Backends: "torch" (fastnerf.reference.march_rays), "cpp" and "cuda" (torch.ops.fastnerf.march_rays
 in fastnerf._C), "triton" (torch.ops.fastnerf.march_rays_triton, kernels in
@@ -46,29 +47,67 @@ def march_rays(
     step_size: float,  # > 0
     *,
     offsets: torch.Tensor = None,  # [N] float32 in [0, 1): per-ray start jitter, in steps
+    contraction: str = None,  # None, or "mipnerf360": the grid covers contracted space [-2, 2]^3
+    cone_angle: float = 0.0,  # >= 0: steps of max(t * cone_angle, step_size); 0: fixed steps
+    max_step: float = None,  # >= step_size: the longest cone step; None: no cap
     backend: str = None,
 ) -> MarchResult:
-    """March each ray in steps of `step_size` from t0 = t_near + offsets * step_size to t_far.
+    """March each ray from t0 = t_near + offsets * (first step) to t_far.
 
-    Interval m of ray r is [t0 + m step, min(t0 + (m+1) step, t_far)] for m = 0, 1, ... while its
-    start < t_far; it is kept iff its midpoint lies in an occupied cell (cell of p:
-    floor((p - aabb_min) * R / (aabb_max - aabb_min)); outside the aabb is empty). The exact
-    float32 formula and the tie-breaking at cell faces are in fastnerf.reference.march_rays.
-    A ray may have at most 2**24 intervals ((t_far - t_near) / step_size).
+    Fixed steps (cone_angle 0): interval m of ray r is [t0 + m step, min(t0 + (m+1) step, t_far)]
+    for m = 0, 1, ... while its start < t_far. Cone stepping (cone_angle > 0, Instant-NGP): each
+    interval is min(max(start * cone_angle, step_size), max_step) long, so a ray to t = 1e4 costs
+    a few thousand intervals, not millions. An interval is kept iff its midpoint lies in an
+    occupied cell: without contraction the grid spans the aabb (cell of p:
+    floor((p - aabb_min) * R / (aabb_max - aabb_min)); outside is empty); with
+    contraction="mipnerf360" it spans mip-NeRF 360's contracted cube [-2, 2]^3 of
+    ``fastnerf.reference.march_rays.contract`` (the aabb is its middle half), so all of space
+    has a cell. The exact float32 formulas and the tie-breaking at cell faces are in
+    fastnerf.reference.march_rays. A ray may have at most 2**24 intervals.
     Returns (packed_info [N, 2] int64, t_starts [S], t_ends [S]), the layout composite takes.
     """
     device = check_rays(rays_o, rays_d, t_near, t_far, offsets)
     step_size = _validate.positive_float(step_size, "step_size")
+    contraction, cone_angle, max_step = check_mode(contraction, cone_angle, max_step, step_size)
     aabb, occupied = grid_tensors(grid, device=device)
-    _check_values(t_near, t_far, offsets, step_size)
+    _check_values(t_near, t_far, offsets, step_size, cone_angle=cone_angle, max_step=max_step)
     rays_o, rays_d, t_near, t_far = (x.detach() for x in (rays_o, rays_d, t_near, t_far))
     offsets = None if offsets is None else offsets.detach()
 
     name = backends.select(device, backend)
+    args = (rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets)
     if name == "torch":
-        return MarchResult(*reference.march_rays(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets))
-    op = torch.ops.fastnerf.march_rays_triton if name == "triton" else torch.ops.fastnerf.march_rays
-    return MarchResult(*op(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets))
+        return MarchResult(*reference.march_rays(*args, contraction, cone_angle, max_step))
+    # The default mode goes through the ops' original arguments: a fastnerf._C built before the
+    # contracted mode still serves it.
+    mode = {} if (contraction, cone_angle, max_step) == (None, 0.0, None) else \
+        dict(contraction=contraction, cone_angle=cone_angle, max_step=max_step)
+    if name == "triton":
+        return MarchResult(*torch.ops.fastnerf.march_rays_triton(*args, **mode))
+    if mode and not _native_has_modes():
+        raise RuntimeError("fastnerf._C predates march_rays' contraction and cone_angle: rebuild it "
+                           "(python setup.py build_ext --inplace), or pass backend='torch'")
+    return MarchResult(*torch.ops.fastnerf.march_rays(*args, **mode))
+
+
+def check_mode(contraction, cone_angle, max_step, step_size):
+    """(contraction, cone_angle float, max_step float or None), checked: errors name the argument."""
+    if contraction not in reference.CONTRACTIONS:
+        raise ValueError(f"contraction must be one of {reference.CONTRACTIONS}, got {contraction!r}")
+    if isinstance(cone_angle, torch.Tensor) and cone_angle.numel() == 1:
+        cone_angle = cone_angle.item()
+    if isinstance(cone_angle, bool) or not isinstance(cone_angle, (int, float)) or \
+            not 0.0 <= float(cone_angle) < float("inf"):
+        raise ValueError(f"cone_angle must be a finite number >= 0, got {cone_angle!r}")
+    if max_step is not None:
+        max_step = _validate.positive_float(max_step, "max_step")
+        if max_step < step_size:
+            raise ValueError(f"max_step must be >= step_size ({step_size}), got {max_step}")
+    return contraction, float(cone_angle), max_step
+
+
+def _native_has_modes() -> bool:
+    return any(arg.name == "cone_angle" for arg in torch.ops.fastnerf.march_rays.default._schema.arguments)
 
 
 def check_rays(rays_o, rays_d, t_near, t_far, offsets) -> torch.device:
@@ -88,16 +127,21 @@ def check_rays(rays_o, rays_d, t_near, t_far, offsets) -> torch.device:
     return device
 
 
-def _check_values(t_near, t_far, offsets, step_size):
-    """Data checks, one device sync: finite t, offsets in [0, 1), at most 2**24 intervals a ray."""
+def _check_values(t_near, t_far, offsets, step_size, *, cone_angle=0.0, max_step=None):
+    """Data checks, one device sync: finite t, offsets in [0, 1), at most 2**24 intervals a ray
+    (cone stepping: the bound of ``cone_interval_bound``, and steps that float32 t can take)."""
     if t_near.shape[0] == 0 or torch.compiler.is_compiling():
         return
-    span = torch.where(t_far > t_near, t_far - t_near, torch.zeros_like(t_far))
-    checks = [
-        ~(torch.isfinite(t_near).all()),
-        ~(torch.isfinite(t_far).all()),
-        (span / step_size).amax() > reference.MAX_INTERVALS - 2,
-    ]
+    if cone_angle == 0:
+        span = torch.where(t_far > t_near, t_far - t_near, torch.zeros_like(t_far))
+        too_many = (span / step_size).amax() > reference.MAX_INTERVALS - 2
+    else:
+        bound = cone_interval_bound(t_near.double(), t_far.double(), step_size, cone_angle, max_step)
+        too_many = bound.nan_to_num(0.0).amax() > reference.MAX_INTERVALS - 2
+    checks = [~(torch.isfinite(t_near).all()), ~(torch.isfinite(t_far).all()), too_many]
+    if cone_angle > 0:  # t + step must move t: step_size at least 2 ulps of every t a ray passes
+        reach = torch.maximum(t_near.abs(), t_far.abs()).amax()
+        checks.append(reach * 2.0**-22 > step_size)
     if offsets is not None:
         checks.append(~((offsets >= 0) & (offsets < 1)).all())
     bad = torch.stack(checks).tolist()
@@ -106,14 +150,36 @@ def _check_values(t_near, t_far, offsets, step_size):
     if bad[1]:
         raise ValueError("t_far must be finite (use fastnerf.ops.ray_aabb for rays that miss the box)")
     if bad[2]:
-        raise ValueError(
-            f"step_size {step_size} is too small: (t_far - t_near) / step_size must stay below 2**24 intervals a ray"
-        )
-    if len(bad) > 3 and bad[3]:
+        what = "(t_far - t_near) / step_size" if cone_angle == 0 else "the cone-stepped interval count"
+        raise ValueError(f"step_size {step_size} is too small: {what} must stay below 2**24 intervals a ray")
+    if cone_angle > 0 and bad[3]:
+        raise ValueError(f"step_size {step_size} is too small for cone stepping at |t| up to "
+                         f"{float(reach):g}: float32 t would not advance (need step_size >= |t| * 2**-22)")
+    if offsets is not None and bad[-1]:
         raise ValueError("offsets must lie in [0, 1) (a fraction of step_size)")
 
 
-def _fake(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets=None):
+def cone_interval_bound(t0, t_far, step_size, cone_angle, max_step=None):
+    """[N] float64: at least the number of cone-stepped intervals of each ray from t0 to t_far.
+    Steps are step_size while t * cone_angle < step_size (linear), then grow by 1 + cone_angle a
+    step (geometric) until they reach max_step (linear again). float32 rounding may shorten a
+    step by half an ulp of t, at most 1/4 of it given step_size >= |t| 2**-22; allowed for."""
+    cap = float("inf") if max_step is None else max_step
+    t_linear, t_capped = step_size / cone_angle, cap / cone_angle
+    short = 0.75  # the shortest a rounded step can be, as a fraction of its exact length
+    zero = torch.zeros_like(t0)
+    n_linear = torch.ceil(torch.maximum(torch.clamp(t_far, max=t_linear) - t0, zero) / (step_size * short))
+    lo = torch.clamp(t0, min=t_linear)
+    hi = torch.clamp(t_far, max=t_capped)
+    growth = torch.log1p(torch.tensor(cone_angle * short, dtype=torch.float64))
+    n_geometric = torch.where(hi > lo, torch.ceil(torch.log(hi / lo) / growth), zero)
+    n_capped = torch.ceil(torch.maximum(t_far - torch.clamp(t0, min=t_capped), zero) / (cap * short)) \
+        if max_step is not None else zero
+    return n_linear + n_geometric + n_capped + 2
+
+
+def _fake(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets=None, contraction=None,
+          cone_angle=0.0, max_step=None):
     n_samples = torch.library.get_ctx().new_dynamic_size()
     return (
         t_near.new_empty(t_near.shape[0], 2, dtype=torch.int64),
@@ -139,10 +205,14 @@ def _march_rays_triton(
     occupied: torch.Tensor,
     step_size: float,
     offsets: torch.Tensor | None = None,
+    contraction: str | None = None,
+    cone_angle: float = 0.0,
+    max_step: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     from ..kernels import march_rays as kernels
 
-    return kernels.march_rays(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets)
+    return kernels.march_rays(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets,
+                              contraction, cone_angle, max_step)
 
 
 _march_rays_triton.register_fake(_fake)
