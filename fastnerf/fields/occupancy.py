@@ -20,9 +20,8 @@ without bound outside it. Cell centres and sample points are mapped back to the 
 import torch
 from torch import nn
 
-from ..reference.march_rays import contract, uncontract
+from ..reference.march_rays import CONTRACTIONS, uncontract
 
-CONTRACTIONS = (None, "mipnerf360")
 _CONTRACTED_EDGE = 2.0 - 1e-4  # |u| < 2 strictly: uncontract is infinite on the cube's surface
 
 
@@ -87,20 +86,6 @@ class OccupancyGrid(nn.Module):
             return lo + index / res * (hi - lo)
         contracted = (index / res * 4.0 - 2.0).clamp(-_CONTRACTED_EDGE, _CONTRACTED_EDGE)
         return uncontract(contracted, self.aabb)
-
-    def cells_of(self, points: torch.Tensor) -> torch.Tensor:
-        """[M] flat cell index (x-major) of world `points [M, 3]`, -1 outside the grid: the cell
-        `march_rays` reads for a sample there (contracted for a contracted grid)."""
-        res = torch.tensor(self.resolution, dtype=torch.float32, device=points.device)
-        lo, hi = self.aabb[:3], self.aabb[3:]
-        if self.contraction is None:
-            cell = (points - lo) / (hi - lo) * res
-        else:
-            cell = (contract(points, self.aabb) + 2.0) * (res / 4.0)
-        inside = ((cell >= 0) & (cell < res)).all(1)
-        index = cell.clamp(min=0).long().minimum(res.long() - 1)
-        flat = (index[:, 0] * self.resolution[1] + index[:, 1]) * self.resolution[2] + index[:, 2]
-        return torch.where(inside, flat, torch.full_like(flat, -1))
 
     @torch.no_grad()
     def update(self, density_fn, *, step: int = None, n_samples: int = None, generator=None, chunk: int = 1 << 18,

@@ -260,6 +260,18 @@ class NeRF(nn.Module):
         length = rays_d.norm(dim=-1).clamp_min(1e-12)
         return self._config["near"] / length, far / length
 
+    def intervals_per_ray(self) -> float:
+        """About how many intervals a ray marches while every cell is occupied (the ray batch's
+        first guess): half a box diagonal's steps; unbounded, near to far with cone steps."""
+        config = self._config
+        if config["far"] is None:
+            return config["steps_per_diagonal"] / 2.0
+        near, far, step = config["near"], config["far"], self.step_size
+        if self.cone_angle == 0.0:
+            return (far - near) / step
+        t_linear = max(near, step / self.cone_angle)  # where the steps start to grow
+        return max(0.0, min(far, t_linear) - near) / step + max(0.0, math.log(far / t_linear)) / self.cone_angle
+
     def sample_step(self, positions: torch.Tensor) -> torch.Tensor:
         """``[S]`` the marching step near ``positions [S,3]``: ``step_size``, or with cone stepping
         ``max(cone_angle * distance, step_size)`` at the distance from the box centre (cameras

@@ -91,6 +91,7 @@ class _Run:
     def __init__(self, task, out, dist, *, steps, minutes, seed, resume, backend, eval_every, checkpoint_every,
                  progress, log):
         self.out, self.dist, self.log, self.show_progress = out, dist, log, progress
+        self.bar = None  # tasks may log (ctx.log) while building their model, before the bar exists
         self.eval_every, self.checkpoint_every = int(eval_every or 0), int(checkpoint_every or 0)
         self.checkpoint = load_checkpoint(out, map_location=dist.device) if resume else None
         engine_state = {}
@@ -122,7 +123,6 @@ class _Run:
         self.last_saved = None
         if self.checkpoint is not None:
             self._restore(engine_state)
-        self.bar = None
 
     # ------------------------------------------------------------------ state
     def _restore(self, engine_state: dict) -> None:

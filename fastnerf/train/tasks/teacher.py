@@ -40,11 +40,12 @@ DEFAULT_LR = {"hash": 2e-2, "frequency": 2e-3}  # hash at 100x100: 1e-2 31.36 dB
 HASH_RES_PER_PIXEL = 1.92
 STEPS_PER_PIXEL = 1.28
 SCENES = ("bounded", "unbounded")
-# Unbounded: Instant-NGP's cone angle for large scenes (about a pixel's angle at 200-400 pixels
-# across): steps grow past 256 steps' distance, so a ray to the far plane costs ~256 ln(far / that)
-# more. The inner box is the middle half of the contracted cube, so the finest hash level doubles
-# to keep the box's detail.
-UNBOUNDED_CONE_ANGLE = 1.0 / 256
+# Unbounded: cone stepping with a step of one pixel's angle (1 / fx) of the distance, at least
+# Instant-NGP's 1/256 for large scenes: near the objects the step stays about the bounded one
+# (STEPS_PER_PIXEL), and a ray to the far plane costs ~ln(far / t) / cone_angle more past that.
+# The inner box is the middle half of the contracted cube, so the finest hash level doubles to
+# keep the box's detail.
+MIN_CONE_ANGLE = 1.0 / 256
 
 
 def resolution_defaults(width: int, height: int) -> dict:
@@ -99,7 +100,8 @@ def unbounded_config(dataset, hash_max_res: int) -> dict:
                         "rendered in NDC, which already maps its infinite frustum into a box: use --scene bounded")
     box = inner_box(dataset)
     aabb = _padded(box) if box is not None else _camera_radius_box(dataset)
-    return {"aabb": aabb, "contraction": "mipnerf360", "cone_angle": UNBOUNDED_CONE_ANGLE,
+    cone_angle = max(MIN_CONE_ANGLE, float(1.0 / dataset.cameras.fx.double().median()))
+    return {"aabb": aabb, "contraction": "mipnerf360", "cone_angle": cone_angle,
             "near": float(dataset.near or 0.0), "far": far_plane(dataset, aabb),
             "hash_max_res": int(min(4096, 2 * hash_max_res))}
 
@@ -198,7 +200,7 @@ class TeacherTask(Task):
         if self.args["scene"] == "bounded" and not ctx.resuming:
             self._suggest_unbounded(dataset, config, ctx.log)
         if self.samples_per_ray is None:
-            self.samples_per_ray = model.config()["steps_per_diagonal"] / 2.0
+            self.samples_per_ray = model.intervals_per_ray()
         return model
 
     @staticmethod
