@@ -288,8 +288,11 @@ class NeRF(nn.Module):
         (``sigma * step``, the step there: ``sample_step``; threshold 0.01), sampling ``n_samples``
         cells (all during warm-up). ``reduce(density_ema)``: combines the replicas' estimates in
         place (data-parallel training)."""
-        self.grid.update(lambda x: self.density(x, backend=backend) * self.sample_step(x), step=step,
-                         n_samples=n_samples, generator=generator, reduce=reduce)
+        def opacity(x):  # bounded: one fixed step (a Python float, exactly as before)
+            step_size = self.step_size if self.cone_angle == 0.0 else self.sample_step(x)
+            return self.density(x, backend=backend) * step_size
+
+        self.grid.update(opacity, step=step, n_samples=n_samples, generator=generator, reduce=reduce)
 
     def occupancy(self) -> float:
         """Fraction of occupied grid cells."""
