@@ -22,8 +22,10 @@ def _available(backend):
 
 
 @st.composite
-def problems(draw, max_rays=40, max_steps=60):
-    """A ray batch with its ray_aabb segments, a random grid, a step and optional jitter."""
+def problems(draw, max_rays=40, max_steps=60, modes=False, max_reach=1e3):
+    """A ray batch with its ray_aabb segments, a random grid, a step and optional jitter; with
+    `modes`, also a contraction, a cone angle and a max_step (and segments reaching up to
+    `max_reach` times the box, as unbounded scenes have)."""
     batch = draw(ray_batches(max_rays=max_rays))
     aabb = batch["aabb"]
     g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
@@ -37,16 +39,25 @@ def problems(draw, max_rays=40, max_steps=60):
     span = float((aabb[3:] - aabb[:3]).norm())
     step = span / draw(st.integers(2, max_steps)) * draw(st.sampled_from([1.0, 1.37]))
     offsets = torch.rand(t_near.shape, generator=g) if draw(st.booleans()) else None
+    mode = dict(contraction=None, cone_angle=0.0, max_step=None)
+    if modes:
+        mode["contraction"] = draw(st.sampled_from(reference.march_rays.CONTRACTIONS))
+        mode["cone_angle"] = draw(st.sampled_from([0.0, 1 / 256, 0.05, 0.4]))
+        mode["max_step"] = draw(st.sampled_from([None, step, step * 3.3]))
+        reach = draw(st.sampled_from([1.0, 10.0, max_reach]))
+        far = mode["cone_angle"] and mode["max_step"] is None  # else the steps stop growing: stay near
+        t_far = t_near + (t_far - t_near) * (reach if far else min(reach, 10.0))
     return dict(rays_o=batch["rays_o"], rays_d=batch["rays_d"], t_near=t_near, t_far=t_far,
-                grid=(aabb, occupied), step_size=step, offsets=offsets)
+                grid=(aabb, occupied), step_size=step, offsets=offsets, **mode)
 
 
 def _call(p, backend, device="cpu", strided=False):
     move = (lambda x: non_contiguous(x.to(device))) if strided else (lambda x: x.to(device))
     grid = tuple(x.to(device) for x in p["grid"])
     offsets = None if p["offsets"] is None else move(p["offsets"])
+    mode = {name: p[name] for name in ("contraction", "cone_angle", "max_step") if name in p}
     return march_rays(move(p["rays_o"]), move(p["rays_d"]), move(p["t_near"]), move(p["t_far"]), grid,
-                      p["step_size"], offsets=offsets, backend=backend)
+                      p["step_size"], offsets=offsets, backend=backend, **mode)
 
 
 # ---- the reference by hand and by invariants ---------------------------------------------------

@@ -10,7 +10,8 @@ namespace fastnerf {
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> march_rays_cpu(
     const at::Tensor& rays_o, const at::Tensor& rays_d, const at::Tensor& t_near, const at::Tensor& t_far,
-    const at::Tensor& aabb, const at::Tensor& occupied, double step_size, const c10::optional<at::Tensor>& offsets) {
+    const at::Tensor& aabb, const at::Tensor& occupied, double step_size, const c10::optional<at::Tensor>& offsets,
+    const c10::optional<c10::string_view> contraction, double cone_angle, const c10::optional<double> max_step) {
   auto count = [](const MarchArgs& args) {
     std::atomic<bool> non_finite{false};
     at::parallel_for(0, args.n_rays, 64, [&](int64_t begin, int64_t end) {
@@ -26,13 +27,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> march_rays_cpu(
       for (int64_t ray = begin; ray < end; ++ray) march_fill_ray(args, ray);
     });
   };
-  return march_rays_impl(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets, count, fill);
+  return march_rays_impl(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets, contraction, cone_angle,
+                         max_step, count, fill);
 }
 
 TORCH_LIBRARY_FRAGMENT(fastnerf, m) {
-  m.def(
-      "march_rays(Tensor rays_o, Tensor rays_d, Tensor t_near, Tensor t_far, Tensor aabb, Tensor occupied,"
-      " float step_size, Tensor? offsets=None) -> (Tensor packed_info, Tensor t_starts, Tensor t_ends)");
+  m.def(FASTNERF_MARCH_RAYS_SCHEMA);
 }
 
 TORCH_LIBRARY_IMPL(fastnerf, CPU, m) { m.impl("march_rays", &march_rays_cpu); }

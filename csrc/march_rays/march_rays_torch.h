@@ -1,10 +1,18 @@
 // march_rays' torch-side pieces shared by the CPU and CUDA bindings: checks, allocation and
 // count-then-fill. The device parts are the `count(args)` and `fill(args)` callbacks.
+
+// The schema both bindings implement (march_rays.cpp defines it).
+#define FASTNERF_MARCH_RAYS_SCHEMA                                                                      \
+  "march_rays(Tensor rays_o, Tensor rays_d, Tensor t_near, Tensor t_far, Tensor aabb, Tensor occupied," \
+  " float step_size, Tensor? offsets=None, str? contraction=None, float cone_angle=0.0,"              \
+  " float? max_step=None) -> (Tensor packed_info, Tensor t_starts, Tensor t_ends)"
 #pragma once
 
 #include <ATen/ATen.h>
 #include <c10/util/Optional.h>
+#include <c10/util/string_view.h>
 
+#include <cmath>
 #include <tuple>
 
 #include "checks.h"
@@ -16,6 +24,7 @@ template <typename Count, typename Fill>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> march_rays_impl(
     const at::Tensor& rays_o, const at::Tensor& rays_d, const at::Tensor& t_near, const at::Tensor& t_far,
     const at::Tensor& aabb, const at::Tensor& occupied, double step_size, const c10::optional<at::Tensor>& offsets,
+    const c10::optional<c10::string_view>& contraction, double cone_angle, const c10::optional<double>& max_step,
     const Count& count, const Fill& fill) {
   const auto device = rays_o.device();
   const int64_t N = rays_o.size(0);
@@ -34,6 +43,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> march_rays_impl(
   check_size(t_far, "t_far", 0, N);
   check_size(aabb, "aabb", 0, 6);
   TORCH_CHECK(step_size > 0, "step_size must be > 0, got ", step_size);
+  TORCH_CHECK(!contraction.has_value() || *contraction == "mipnerf360",
+              "contraction must be None or \"mipnerf360\", got \"", contraction.value_or(""), "\"");
+  TORCH_CHECK(cone_angle >= 0 && std::isfinite(cone_angle), "cone_angle must be finite and >= 0, got ", cone_angle);
+  TORCH_CHECK(!max_step.has_value() || *max_step >= step_size, "max_step must be >= step_size (", step_size,
+              "), got ", max_step.value_or(0.0));
   at::Tensor offsets_c;
   if (offsets.has_value()) {
     check_tensor(*offsets, "offsets", 1, device);
@@ -49,6 +63,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> march_rays_impl(
                  offsets_c.defined() ? offsets_c.data_ptr<float>() : nullptr, box.data_ptr<float>(),
                  occ.data_ptr<bool>(), {occ.size(0), occ.size(1), occ.size(2)}, N, float(step_size),
                  counts.data_ptr<int64_t>(), nullptr, 0, nullptr, nullptr};
+  args.contracted = contraction.has_value();
+  args.cone = cone_angle > 0;
+  args.cone_angle = float(cone_angle);
+  if (max_step.has_value()) args.max_step = float(*max_step);
   if (N > 0) count(args);
   const at::Tensor starts = at::cumsum(counts, 0) - counts;
   const at::Tensor packed_info = at::stack({starts, counts}, 1).contiguous();

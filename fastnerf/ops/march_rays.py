@@ -139,9 +139,8 @@ def _check_values(t_near, t_far, offsets, step_size, *, cone_angle=0.0, max_step
         bound = cone_interval_bound(t_near.double(), t_far.double(), step_size, cone_angle, max_step)
         too_many = bound.nan_to_num(0.0).amax() > reference.MAX_INTERVALS - 2
     checks = [~(torch.isfinite(t_near).all()), ~(torch.isfinite(t_far).all()), too_many]
-    if cone_angle > 0:  # t + step must move t: step_size at least 2 ulps of every t a ray passes
-        reach = torch.maximum(t_near.abs(), t_far.abs()).amax()
-        checks.append(reach * 2.0**-22 > step_size)
+    if cone_angle > 0:  # start + dt must move start: dt at least 2 ulps of every t a ray passes
+        checks.append(~(cone_steps_advance(t_near.double(), t_far.double(), step_size, cone_angle, max_step).all()))
     if offsets is not None:
         checks.append(~((offsets >= 0) & (offsets < 1)).all())
     bad = torch.stack(checks).tolist()
@@ -153,17 +152,30 @@ def _check_values(t_near, t_far, offsets, step_size, *, cone_angle=0.0, max_step
         what = "(t_far - t_near) / step_size" if cone_angle == 0 else "the cone-stepped interval count"
         raise ValueError(f"step_size {step_size} is too small: {what} must stay below 2**24 intervals a ray")
     if cone_angle > 0 and bad[3]:
-        raise ValueError(f"step_size {step_size} is too small for cone stepping at |t| up to "
-                         f"{float(reach):g}: float32 t would not advance (need step_size >= |t| * 2**-22)")
+        raise ValueError(f"step_size {step_size} (cone_angle {cone_angle}, max_step {max_step}) is too small for "
+                         "the rays' t: cone steps must be at least |t| * 2**-22 or float32 t would not advance")
     if offsets is not None and bad[-1]:
         raise ValueError("offsets must lie in [0, 1) (a fraction of step_size)")
+
+
+def cone_steps_advance(t_near, t_far, step_size, cone_angle, max_step=None):
+    """[N] bool: whether every cone step of the ray is at least |t| 2**-22 (two float32 ulps of t),
+    so start + dt always advances and by at least 3/4 of dt. dt(t) / |t| is smallest at an end
+    of [t_near, t_far]: for t < 0 dt is step_size; for t > 0 it falls as step_size / t, stays
+    cone_angle, then falls as max_step / t."""
+    cap = float("inf") if max_step is None else max_step
+
+    def fine(t):
+        return (t * cone_angle).clamp(min=step_size, max=cap) >= t.abs() * 2.0**-22
+
+    return fine(t_near) & (fine(t_far) | (t_far <= t_near))
 
 
 def cone_interval_bound(t0, t_far, step_size, cone_angle, max_step=None):
     """[N] float64: at least the number of cone-stepped intervals of each ray from t0 to t_far.
     Steps are step_size while t * cone_angle < step_size (linear), then grow by 1 + cone_angle a
     step (geometric) until they reach max_step (linear again). float32 rounding may shorten a
-    step by half an ulp of t, at most 1/4 of it given step_size >= |t| 2**-22; allowed for."""
+    step by half an ulp of t, at most 1/4 of it given ``cone_steps_advance``; allowed for."""
     cap = float("inf") if max_step is None else max_step
     t_linear, t_capped = step_size / cone_angle, cap / cone_angle
     short = 0.75  # the shortest a rounded step can be, as a fraction of its exact length
