@@ -64,7 +64,7 @@ def test_the_model_reads_a_far_point_through_the_contracted_grid():
     occupied = model.grid.occupied.nonzero()
     assert occupied.tolist() == [cell.tolist()]
     rays_o, rays_d = torch.zeros(1, 3), far_point / far_point.norm()
-    out = model.render_rays(rays_o, rays_d, backend="torch", early_stop_eps=0.0)
+    out = model.render_rays(rays_o, rays_d, early_stop_eps=0.0)
     mids = (out["t_starts"] + out["t_ends"]) / 2
     assert mids.numel() > 0 and mids.min() <= far_point.norm() <= mids.max()
     assert blob(rays_o + mids[:, None] * rays_d).all(), "samples only in the far point's cell"
@@ -77,7 +77,7 @@ def test_samples_per_ray_stay_bounded_to_a_far_plane():
     rays_d = torch.nn.functional.normalize(torch.randn(8, 3, generator=torch.Generator().manual_seed(1)), dim=-1)
     rays_o = torch.zeros(8, 3)
     t_near, t_far = model.ray_range(rays_d)
-    packed_info, _, _ = march_rays(rays_o, rays_d, t_near, t_far, model.grid, model.step_size, backend="torch",
+    packed_info, _, _ = march_rays(rays_o, rays_d, t_near, t_far, model.grid, model.step_size,
                                    **march_options(model.grid, model.cone_angle))
     counts = packed_info[:, 1]
     step, cone = model.step_size, model.cone_angle
@@ -106,7 +106,7 @@ def test_bad_scene_settings_name_the_argument():
 
 def test_teacher_trains_unbounded_and_its_grid_stays_contracted(garden, tmp_path):
     logs = []
-    summary = train_teacher(garden, tmp_path / "run", steps=16, scene="unbounded", backend="torch", target_samples=2048,
+    summary = train_teacher(garden, tmp_path / "run", steps=16, scene="unbounded", target_samples=2048,
                             max_rays=64, grid_every=4, eval_every=0, progress=False, model_config=SMALL,
                             log=logs.append)
     assert math.isfinite(summary["held_out_psnr"]) and summary["scene"] == "unbounded"
