@@ -46,6 +46,10 @@ SCENES = ("bounded", "unbounded")
 # The inner box is the middle half of the contracted cube, so the finest hash level doubles to
 # keep the box's detail.
 MIN_CONE_ANGLE = 1.0 / 256
+# Fewest rays a step, per scene model. An unbounded ray marches ~5x a bounded one's intervals
+# while the grid warms up (every cell occupied, near to far): 256 rays would make those steps
+# 5x the target samples.
+MIN_RAYS = {"bounded": 256, "unbounded": 64}
 
 
 def resolution_defaults(width: int, height: int) -> dict:
@@ -233,7 +237,8 @@ class TeacherTask(Task):
     def loss(self, model, step: int, ctx):
         dataset, a, generator = self._train, self.args, ctx.generator
         target_samples, max_rays = a["target_samples"] / ctx.world_size, a["max_rays"] / ctx.world_size
-        n_rays = int(min(max_rays, max(256, target_samples / max(self.samples_per_ray, 1.0))))
+        min_rays = MIN_RAYS[a["scene"]]  # per rank
+        n_rays = int(min(max_rays, max(min_rays, target_samples / max(self.samples_per_ray, 1.0))))
         factor = self._factor(model, step, ctx.total_steps)
         rays_per_pixel = factor * factor
         n_pixels = max(1, (n_rays - n_rays % 64) // rays_per_pixel)
