@@ -15,9 +15,10 @@ from fastnerf.models.students.baked import BakedStudent
 from fastnerf.models.students.hybrid import HybridStudent
 from fastnerf.models.students.shared import SharedStudent
 from fastnerf.reference.march_rays import contract, grid_cells, uncontract
-from fastnerf.train import load_checkpoint, train_teacher
+from fastnerf.train import load_checkpoint, train, train_teacher
 from fastnerf.train.checkpoint import model_from_checkpoint, save_checkpoint
 from fastnerf.ops import march_rays
+from fastnerf.train.tasks.student import StudentTask
 from fastnerf.train.tasks.teacher import teacher_config_for
 from fastnerf.volume import march_options
 
@@ -104,7 +105,7 @@ def test_bad_scene_settings_name_the_argument():
                     OccupancyGrid(BOX, 4, contraction="mipnerf360"), step_size=0.1)
 
 
-def test_teacher_trains_unbounded_and_its_grid_stays_contracted(garden, tmp_path):
+def test_teacher_trains_unbounded_its_grid_stays_contracted_and_pose_distils_it(garden, tmp_path):
     logs = []
     summary = train_teacher(garden, tmp_path / "run", steps=16, scene="unbounded", target_samples=2048,
                             max_rays=64, grid_every=4, eval_every=0, progress=False, model_config=SMALL,
@@ -119,6 +120,11 @@ def test_teacher_trains_unbounded_and_its_grid_stays_contracted(garden, tmp_path
     centres = model.grid.cell_centers()[model.grid.occupied.reshape(-1)]
     inner = torch.tensor(config["aabb"])
     assert ((centres < inner[:3]) | (centres > inner[3:])).any(1).any(), "occupied cells out in the far field"
+    # pose (as lightfield) learns from the teacher's rendered views alone: it works on this teacher
+    pose = StudentTask(teacher=str(tmp_path / "run"), kind="pose", model={"hidden": 16, "code_dim": 16, "channels": 8},
+                       settings={"batch_views": 1}, pool_size=2, initial_views=1, fresh_ratio=0.0, eval_views=1,
+                       teacher_supersample=1)
+    assert train(pose, tmp_path / "pose", steps=1, progress=False, eval_every=0)["steps"] == 1
 
 
 def test_a_bounded_teacher_on_unbounded_data_suggests_the_unbounded_scene(garden, tmp_path):
