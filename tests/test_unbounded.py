@@ -105,7 +105,7 @@ def test_bad_scene_settings_name_the_argument():
                     OccupancyGrid(BOX, 4, contraction="mipnerf360"), step_size=0.1)
 
 
-def test_teacher_trains_unbounded_its_grid_stays_contracted_and_pose_distils_it(garden, tmp_path):
+def test_teacher_trains_unbounded_its_grid_stays_contracted_and_students_follow(garden, tmp_path):
     logs = []
     summary = train_teacher(garden, tmp_path / "run", steps=16, scene="unbounded", target_samples=2048,
                             max_rays=64, grid_every=4, eval_every=0, progress=False, model_config=SMALL,
@@ -120,11 +120,17 @@ def test_teacher_trains_unbounded_its_grid_stays_contracted_and_pose_distils_it(
     centres = model.grid.cell_centers()[model.grid.occupied.reshape(-1)]
     inner = torch.tensor(config["aabb"])
     assert ((centres < inner[:3]) | (centres > inner[3:])).any(1).any(), "occupied cells out in the far field"
-    # pose (as lightfield) learns from the teacher's rendered views alone: it works on this teacher
-    pose = StudentTask(teacher=str(tmp_path / "run"), kind="pose", model={"hidden": 16, "code_dim": 16, "channels": 8},
-                       settings={"batch_views": 1}, pool_size=2, initial_views=1, fresh_ratio=0.0, eval_views=1,
-                       teacher_supersample=1)
-    assert train(pose, tmp_path / "pose", steps=1, progress=False, eval_every=0)["steps"] == 1
+    # pose (as lightfield) learns from the teacher's rendered views alone; the hybrid follows the
+    # teacher into its contracted space (its grid copied, the same contraction)
+    for kind, options in (("pose", {"hidden": 16, "code_dim": 16, "channels": 8}),
+                          ("hybrid", {"features": 8, "decoder_channels": 8})):
+        task = StudentTask(teacher=str(tmp_path / "run"), kind=kind, model=options, settings={"batch_views": 1},
+                           pool_size=2, initial_views=1, fresh_ratio=0.0, eval_views=1, teacher_supersample=1)
+        assert train(task, tmp_path / kind, steps=1, progress=False, eval_every=0)["steps"] == 1
+    hybrid = model_from_checkpoint(load_checkpoint(tmp_path / "hybrid"))
+    assert hybrid.grid.contraction == "mipnerf360" and hybrid.config()["far"] == config["far"]
+    assert hybrid.config()["cone_angle"] == config["cone_angle"] * hybrid.factor, "its pixels are factor times wider"
+    torch.testing.assert_close(hybrid.grid.aabb, model.grid.aabb)
 
 
 def test_a_bounded_teacher_on_unbounded_data_suggests_the_unbounded_scene(garden, tmp_path):
@@ -163,12 +169,27 @@ def test_checkpoints_from_before_the_scene_option_load_unchanged(tmp_path):
 
 
 @pytest.mark.parametrize("student, reason", [(BakedStudent, "sparse grid lives in the teacher's world box"),
-                                             (HybridStudent, "occupancy grid, which here lives in contracted space"),
                                              (SharedStudent, "occupancy grid in the world box")])
 def test_students_that_march_the_teacher_s_box_refuse_a_contracted_teacher(student, reason):
     teacher = build_model("nerf", **TINY, **UNBOUNDED)
     with pytest.raises(UserError, match=f"unbounded scene.*{reason}"):
         student.config_for(teacher, None, None)
+
+
+def test_the_hybrid_reads_the_teacher_s_contracted_space():
+    """Initialised from a contracted teacher, the hybrid's density is the teacher's at far points
+    (the same contraction before the same hash grid) and it marches the same grid."""
+    torch.manual_seed(0)
+    teacher = build_model("nerf", **TINY, **UNBOUNDED, hash_features=2, geo_features=15)
+    config = HybridStudent.config_for(teacher, None, None, features=8, factor=2, sampling="march", samples=16,
+                                      upsampler="bilinear", decoder_channels=8)
+    hybrid = build_model("hybrid", **config)
+    assert hybrid.init_from_teacher(teacher)
+    points = torch.tensor([[0.2, 0.1, -0.3], [30.0, 4.0, -7.0], [-500.0, 2.0, 90.0]])
+    torch.testing.assert_close(hybrid.density(points), teacher.density(points))
+    assert torch.equal(hybrid.grid.occupied, teacher.grid.occupied) and hybrid.grid.contraction == "mipnerf360"
+    rays_o, rays_d = torch.zeros(2, 3), torch.nn.functional.normalize(points[1:], dim=-1)
+    assert hybrid.render_features(rays_o, rays_d).shape == (2, 8)
 
 
 def test_uncontract_inverts_contract_far_out():

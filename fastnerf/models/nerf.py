@@ -37,8 +37,8 @@ from torch import nn
 from ..fields.frequency import FrequencyEncoding
 from ..fields.hash_grid import HashEncoding
 from ..fields.mlp import MLP, trunc_exp
-from ..fields.occupancy import CONTRACTIONS, OccupancyGrid
-from ..reference.march_rays import contract
+from ..fields.occupancy import OccupancyGrid
+from ..fields.scene_space import encoding_input, intervals_per_ray, ray_range, scene_config, step_at
 from ..fields.spherical_harmonics import SphericalHarmonicsEncoding
 from ..errors import UserError
 from ..supersampling import check_factor
@@ -69,27 +69,13 @@ def marched_rays(ndc, rays_o, rays_d):
     return ndc_rays(rays_o, rays_d, fx_ratio=ndc["fx_ratio"], fy_ratio=ndc["fy_ratio"], near=ndc["near"])
 
 
-def _check_scene(contraction, cone_angle, near, far, ndc) -> None:
-    if contraction not in CONTRACTIONS:
-        raise ValueError(f"NeRF: contraction must be one of {CONTRACTIONS}, got {contraction!r}")
-    if not (math.isfinite(float(cone_angle)) and float(cone_angle) >= 0.0):
-        raise ValueError(f"NeRF: cone_angle must be a finite number >= 0, got {cone_angle!r}")
-    if contraction is not None and ndc is not None:
-        raise ValueError("NeRF: contraction and ndc exclude each other (NDC already maps a forward-facing "
-                         "capture's infinite frustum into a box)")
-    if contraction is not None and far is None:
-        raise ValueError("NeRF: a contracted (unbounded) model needs far, where its rays end")
-    if far is not None and not (0.0 <= float(near) < float(far) and math.isfinite(float(far))):
-        raise ValueError(f"NeRF: near and far must satisfy 0 <= near < far < inf, got near={near!r}, far={far!r}")
-
-
 def refuse_unbounded(teacher, kind: str, reason: str) -> None:
     """A ``UserError`` naming ``reason`` when ``teacher`` models an unbounded (contracted) scene,
     for a student ``kind`` that cannot follow it there."""
     if teacher.config().get("contraction") is not None:
         raise UserError(f"{kind}: the teacher models an unbounded scene (--scene unbounded: contracted space, "
-                        f"cone steps to a far plane) and {reason}; distil it into a student that learns from the "
-                        "teacher's images alone (pose, lightfield), or train a bounded teacher (--scene bounded)")
+                        f"cone steps to a far plane) and {reason}; distil it into a student that follows it there "
+                        "(pose, lightfield, hybrid), or train a bounded teacher (--scene bounded)")
 
 
 @register_model("nerf", task="teacher",
@@ -128,7 +114,7 @@ class NeRF(nn.Module):
         super().__init__()
         if encoding not in ENCODINGS:
             raise ValueError(f"NeRF: encoding must be one of {ENCODINGS}, got {encoding!r}")
-        _check_scene(contraction, cone_angle, near, far, ndc)
+        scene = scene_config(contraction, cone_angle, near, far, ndc=ndc, who="NeRF")
         aabb = [float(v) for v in torch.as_tensor(aabb, dtype=torch.float32).tolist()]
         if len(aabb) != 6 or not all(aabb[i] < aabb[i + 3] for i in range(3)):
             raise ValueError(f"NeRF: aabb must be (xmin, ymin, zmin, xmax, ymax, zmax) with min < max, got {aabb}")
@@ -141,8 +127,7 @@ class NeRF(nn.Module):
             color_layers=int(color_layers), geo_features=int(geo_features),
             sh_degree=int(sh_degree), freq_pos=int(freq_pos), freq_dir=int(freq_dir), width=int(width),
             depth=int(depth), supersample=check_factor(supersample, "NeRF: supersample"),
-            contraction=contraction, cone_angle=float(cone_angle), near=float(near),
-            far=None if far is None else float(far),
+            **scene,
         )
         self.contraction, self.cone_angle = contraction, float(cone_angle)
         self.supersample = self._config["supersample"]
@@ -188,9 +173,7 @@ class NeRF(nn.Module):
     def unit_positions(self, positions: torch.Tensor) -> torch.Tensor:
         """``positions [S,3]`` (world or NDC) -> the encoding's input ``[S,3]`` in ``[0, 1]``:
         the box normalised (clamped), or the contracted position ``(u + 2) / 4``."""
-        if self.contraction is not None:
-            return (contract(positions, self.aabb) + 2.0) * 0.25
-        return ((positions - self.aabb[:3]) / (self.aabb[3:] - self.aabb[:3])).clamp(0.0, 1.0)
+        return encoding_input(positions, self.aabb, self.contraction)
 
     def _features(self, positions: torch.Tensor, backend=None):  # [S,3] (world or NDC) -> sigma [S], feat [S,F]
         unit = self.unit_positions(positions)
@@ -254,11 +237,7 @@ class NeRF(nn.Module):
     def ray_range(self, rays_d: torch.Tensor):
         """``(t_near [N], t_far [N])`` of an unbounded model's rays (``near`` to ``far`` whatever the
         directions' lengths), or ``(None, None)``: bounded rays span the box (``ray_aabb``)."""
-        far = self._config["far"]
-        if far is None:
-            return None, None
-        length = rays_d.norm(dim=-1).clamp_min(1e-12)
-        return self._config["near"] / length, far / length
+        return ray_range(rays_d, self._config["near"], self._config["far"])
 
     def intervals_per_ray(self) -> float:
         """About how many intervals a ray marches while every cell is occupied (the ray batch's
@@ -266,31 +245,17 @@ class NeRF(nn.Module):
         config = self._config
         if config["far"] is None:
             return config["steps_per_diagonal"] / 2.0
-        near, far, step = config["near"], config["far"], self.step_size
-        if self.cone_angle == 0.0:
-            return (far - near) / step
-        t_linear = max(near, step / self.cone_angle)  # where the steps start to grow
-        return max(0.0, min(far, t_linear) - near) / step + max(0.0, math.log(far / t_linear)) / self.cone_angle
-
-    def sample_step(self, positions: torch.Tensor) -> torch.Tensor:
-        """``[S]`` the marching step near ``positions [S,3]``: ``step_size``, or with cone stepping
-        ``max(cone_angle * distance, step_size)`` at the distance from the box centre (cameras
-        sit near the box, so it stands for the distance from them)."""
-        if self.cone_angle == 0.0:
-            return torch.full(positions.shape[:1], self.step_size, device=positions.device)
-        centre = (self.aabb[:3] + self.aabb[3:]) * 0.5
-        return ((positions - centre).norm(dim=-1) * self.cone_angle).clamp_min(self.step_size)
+        return intervals_per_ray(config["near"], config["far"], self.step_size, self.cone_angle)
 
     @torch.no_grad()
     def update_grid(self, *, step: int, generator=None, n_samples: int | None = None, reduce=None,
                     backend=None) -> None:
         """Refresh the occupancy grid at training ``step`` from the opacity of one marching step
-        (``sigma * step``, the step there: ``sample_step``; threshold 0.01), sampling ``n_samples``
+        (``sigma * step``, the step there: ``fields.scene_space.step_at``; threshold 0.01), sampling ``n_samples``
         cells (all during warm-up). ``reduce(density_ema)``: combines the replicas' estimates in
         place (data-parallel training)."""
-        def opacity(x):  # bounded: one fixed step (a Python float, exactly as before)
-            step_size = self.step_size if self.cone_angle == 0.0 else self.sample_step(x)
-            return self.density(x, backend=backend) * step_size
+        def opacity(x):  # bounded: one fixed step, a Python float (as before)
+            return self.density(x, backend=backend) * step_at(x, self.aabb, self.step_size, self.cone_angle)
 
         self.grid.update(opacity, step=step, n_samples=n_samples, generator=generator, reduce=reduce)
 

@@ -19,7 +19,9 @@ occupancy grid and colour MLP. The first 3 features are a colour (sigmoid per sa
 on the background colour): the image is that low-resolution colour, bilinearly upsampled, plus
 the decoder's residual (its last conv starts at zero). Started from a teacher, the hybrid thus
 renders the teacher's low-resolution image from step 0 and learns the detail the upsampling
-loses. Forward-facing (NDC) teachers are followed into NDC.
+loses. Forward-facing (NDC) teachers are followed into NDC, unbounded ones (``--scene
+unbounded``) into their contracted space: the same contraction of the same inner box for the
+hash grid and the occupancy grid, cone steps from ``near`` to ``far`` (``fields.scene_space``).
 """
 
 from __future__ import annotations
@@ -35,11 +37,12 @@ from ...errors import UserError
 from ...fields.hash_grid import HashEncoding
 from ...fields.mlp import MLP, trunc_exp
 from ...fields.occupancy import OccupancyGrid
+from ...fields.scene_space import SCENE_KEYS, encoding_input, ray_range, scene_config, step_at
 from ...fields.spherical_harmonics import SphericalHarmonicsEncoding
 from ...fields.upsampling import UPSAMPLERS, UpsamplingDecoder, check_upsampler
 from ...options import Option
 from ...volume import render_rays
-from ..nerf import marched_rays, refuse_unbounded
+from ..nerf import marched_rays
 from . import register_student
 
 SAMPLINGS = ("march", "dense")
@@ -62,6 +65,7 @@ class HybridStudent(nn.Module):
 
     Args:
         aabb, ndc: the marched box (and NDC transform), as the teacher's.
+        contraction, cone_angle, near, far: the teacher's scene space (unbounded teachers).
         grid_resolution: occupancy-grid cells per axis.
         hash_*: the hash grid; hidden, geo_features: the density MLP (the teacher's layout).
         color_layers: hidden layers of the feature MLP (width ``hidden``: the teacher's colour MLP).
@@ -77,7 +81,8 @@ class HybridStudent(nn.Module):
                  hash_levels: int = 16, hash_features: int = 2, hash_log2_size: int = 15, hash_min_res: int = 16,
                  hash_max_res: int = 256, hidden: int = 64, geo_features: int = 15, sh_degree: int = 4,
                  color_layers: int = 2, features: int, factor: int, sampling: str, samples: int, upsampler: str,
-                 decoder_channels: int, min_channels: int = 16, background=(1.0, 1.0, 1.0)):
+                 decoder_channels: int, min_channels: int = 16, background=(1.0, 1.0, 1.0),
+                 contraction: str | None = None, cone_angle: float = 0.0, near: float = 0.0, far: float | None = None):
         # features, factor, sampling, samples, upsampler, decoder_channels: defaults from OPTIONS
         super().__init__()
         if factor < 1 or factor & (factor - 1):
@@ -87,6 +92,7 @@ class HybridStudent(nn.Module):
         if samples < 1:
             raise ValueError(f"hybrid: samples must be positive, got {samples}")
         aabb = [float(v) for v in aabb]
+        scene = scene_config(contraction, cone_angle, near, far, ndc=ndc, who="hybrid")
         self._config = dict(aabb=aabb, ndc=None if ndc is None else {k: float(v) for k, v in ndc.items()},
                             grid_resolution=int(grid_resolution), hash_levels=int(hash_levels),
                             hash_features=int(hash_features), hash_log2_size=int(hash_log2_size),
@@ -95,13 +101,13 @@ class HybridStudent(nn.Module):
                             features=int(features), factor=int(factor), sampling=sampling,
                             samples=int(samples), upsampler=check_upsampler(upsampler),
                             decoder_channels=int(decoder_channels), min_channels=int(min_channels),
-                            background=[float(v) for v in background])
+                            background=[float(v) for v in background], **scene)
         if features < 3:
             raise ValueError(f"hybrid: features must be at least 3 (the first 3 are a colour), got {features}")
         self.factor, self.sampling, self.samples = int(factor), sampling, int(samples)
         self.register_buffer("aabb", torch.tensor(aabb))
         self.step_size = math.dist(aabb[:3], aabb[3:]) / samples
-        self.grid = OccupancyGrid(self.aabb.clone(), grid_resolution)
+        self.grid = OccupancyGrid(self.aabb.clone(), grid_resolution, contraction=contraction)
         self.position_encoding = HashEncoding(hash_levels, hash_features, hash_log2_size, hash_min_res, hash_max_res)
         self.geometry_mlp = MLP(self.position_encoding.out_dim, 1 + geo_features, width=hidden, n_hidden=1, bias=False)
         self.direction_encoding = SphericalHarmonicsEncoding(sh_degree)
@@ -119,11 +125,13 @@ class HybridStudent(nn.Module):
 
     @classmethod
     def config_for(cls, teacher, dataset, sampler, **overrides) -> dict:
-        refuse_unbounded(teacher, "hybrid", "the hybrid marches its feature field in the teacher's box "
-                         "with the teacher's occupancy grid, which here lives in contracted space")
         t = teacher.config()
         config = {"aabb": t["aabb"], "ndc": t.get("ndc"), "grid_resolution": t.get("grid_resolution", 64),
-                  "background": t.get("background", [1.0, 1.0, 1.0])}
+                  "background": t.get("background", [1.0, 1.0, 1.0]),
+                  **{k: t[k] for k in SCENE_KEYS if t.get(k) is not None}}
+        if config.get("cone_angle"):  # a feature pixel spans `factor` image pixels: so may a cone step
+            factor = overrides.get("factor", next(o.default for o in OPTIONS if o.name == "factor"))
+            config["cone_angle"] = config["cone_angle"] * factor
         if t.get("encoding") == "hash":  # the teacher's field layout, so init_from_teacher can copy it
             config.update({k: t[k] for k in ("hash_levels", "hash_features", "hash_log2_size", "hash_min_res",
                                              "hash_max_res", "hidden", "geo_features", "sh_degree", "color_layers")})
@@ -151,7 +159,7 @@ class HybridStudent(nn.Module):
 
     # ----------------------------------------------------------------------------- field
     def _geometry(self, positions: torch.Tensor, backend=None):  # [S,3] -> (sigma [S], geo [S,G])
-        unit = ((positions - self.aabb[:3]) / (self.aabb[3:] - self.aabb[:3])).clamp(0.0, 1.0)
+        unit = encoding_input(positions, self.aabb, self._config["contraction"])
         h = self.geometry_mlp(self.position_encoding(unit, backend=backend))
         return trunc_exp(h[:, 0]), h[:, 1:]
 
@@ -172,8 +180,9 @@ class HybridStudent(nn.Module):
 
     @torch.no_grad()
     def update_grid(self, *, step: int, generator=None, reduce=None, backend=None) -> None:
-        self.grid.update(lambda x: self.density(x, backend=backend) * self.step_size, step=step,
-                         n_samples=self.grid.occupied.numel() // 8, generator=generator, reduce=reduce)
+        cone_angle = self._config["cone_angle"]
+        self.grid.update(lambda x: self.density(x, backend=backend) * step_at(x, self.aabb, self.step_size, cone_angle),
+                         step=step, n_samples=self.grid.occupied.numel() // 8, generator=generator, reduce=reduce)
 
     # ----------------------------------------------------------------------------- feature rendering
     def render_features(self, rays_o: torch.Tensor, rays_d: torch.Tensor, *, train: bool = False, generator=None,
@@ -191,8 +200,10 @@ class HybridStudent(nn.Module):
             return self.features(geo, directions, backend=backend)
 
         dense = self.samples if self.sampling == "dense" else None
+        t_near, t_far = ray_range(rays_d, self._config["near"], self._config["far"])
         out = render_rays(field, rays_o, rays_d, self.grid, step_size=self.step_size, train=train, generator=generator,
-                          backend=backend, dense_samples=dense, stages=(geometry, features))
+                          backend=backend, dense_samples=dense, stages=(geometry, features), t_near=t_near,
+                          t_far=t_far, cone_angle=self._config["cone_angle"])
         return out["values"] + (1.0 - out["opacity"][:, None]) * self.background_feature
 
     def feature_camera(self, camera: Camera) -> Camera:
