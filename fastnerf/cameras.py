@@ -7,6 +7,11 @@ j = row) casts its ray through its centre (i + 0.5, j + 0.5), whose camera-space
 
 A ``Camera`` is either single (``c2w [4,4]``, intrinsics 0-d) or a batch (``c2w [B,4,4]``,
 intrinsics ``[B]``); all cameras of a batch share ``width`` and ``height``.
+
+Lens distortion (``fastnerf.distortion``: COLMAP's SIMPLE_RADIAL, RADIAL, OPENCV, OPENCV_FISHEYE):
+``distortion_model`` is shared by a batch, ``distortion`` (``[4]`` / ``[B,4]``) is per camera. The
+pixel coordinates are then undistorted before they become directions; a camera without
+distortion casts exactly the pinhole rays above.
 """
 
 from __future__ import annotations
@@ -16,9 +21,27 @@ from typing import Sequence
 
 import torch
 
+from . import distortion as lens
+from .errors import UserError
+
 # Rotation part must satisfy |R^T R - I| <= this (float32 poses written to JSON keep ~1e-6).
 RIGID_TOLERANCE = 1e-3
+INTRINSICS_TOLERANCE = 1e-3  # relative: intrinsics that agree this well are the same camera
 _INTRINSIC_NAMES = ("fx", "fy", "cx", "cy")
+
+
+def check_fixed_intrinsics(fixed, intrinsics, who: str) -> None:
+    """``UserError`` unless every row of ``intrinsics [B,4]`` (fx, fy, cx, cy) is ``fixed [4]``
+    (within ``INTRINSICS_TOLERANCE``): ``who`` renders that one camera and cannot honour others."""
+    wanted = torch.as_tensor(fixed, dtype=torch.float32).flatten()
+    got = torch.as_tensor(intrinsics, dtype=torch.float32).detach().cpu()
+    if got.ndim != 2 or got.shape[1] != 4:
+        raise UserError(f"intrinsics must be [B,4] (fx, fy, cx, cy), got shape {tuple(got.shape)}")
+    differ = ((got - wanted).abs() > INTRINSICS_TOLERANCE * wanted.abs().clamp(min=1.0)).any(1)
+    if bool(differ.any()):
+        shown = ", ".join(f"{v:.6g}" for v in got[differ][0].tolist())
+        raise UserError(f"intrinsics: {who} renders only the camera it was trained for, fx, fy, cx, cy = "
+                        f"{', '.join(f'{v:.6g}' for v in wanted.tolist())}; got {shown}")
 
 
 def rigid_transform_problems(c2w: torch.Tensor) -> list[tuple[int, str]]:
@@ -66,9 +89,13 @@ class Camera:
         fx, fy: focal lengths in pixels, 0-d / ``[B]`` (a Python number is broadcast).
         cx, cy: principal point in pixels (image centre is ``width / 2, height / 2``).
         width, height: image size in pixels, shared by the batch.
+        distortion_model: ``None`` (pinhole) or a model of ``fastnerf.distortion.MODELS``.
+        distortion: its parameters in COLMAP's order, ``[K]`` / ``[B,K]`` (or padded to 4); a
+            perspective model whose parameters are all zero is a plain pinhole camera.
     """
 
-    def __init__(self, c2w, fx, fy, cx, cy, width: int, height: int, *, check: bool = True):
+    def __init__(self, c2w, fx, fy, cx, cy, width: int, height: int, *, check: bool = True,
+                 distortion_model: str | None = None, distortion=None):
         c2w = torch.as_tensor(c2w, dtype=torch.float32)
         if c2w.ndim not in (2, 3) or tuple(c2w.shape[-2:]) != (4, 4):
             raise ValueError(f"Camera: c2w must have shape [4,4] or [B,4,4], got {list(c2w.shape)}")
@@ -89,6 +116,9 @@ class Camera:
         self.cy = _as_intrinsic(cy, "cy", batch_shape)
         self.width = int(width)
         self.height = int(height)
+        self.distortion_model, self.distortion = lens.camera_lens(distortion_model, distortion, batch_shape)
+        if self.distortion is not None:
+            self.distortion = self.distortion.to(c2w.device)
 
     # ----------------------------------------------------------------------------- constructors
     @classmethod
@@ -118,23 +148,47 @@ class Camera:
             raise TypeError("a single Camera cannot be indexed; use camera.batch() for a batch of one")
         if isinstance(index, int) and not -len(self) <= index < len(self):
             raise IndexError(f"camera index {index} out of range for a batch of {len(self)}")
-        return self._replace(self.c2w[index], *(getattr(self, n)[index] for n in _INTRINSIC_NAMES))
+        return self._replace(self.c2w[index], *(getattr(self, n)[index] for n in _INTRINSIC_NAMES),
+                             distortion=None if self.distortion is None else self.distortion[index])
 
     def batch(self) -> "Camera":
         """This camera as a batch (a batch stays as it is)."""
         if self.is_batch:
             return self
-        return self._replace(self.c2w[None], *(getattr(self, n)[None] for n in _INTRINSIC_NAMES))
+        return self._replace(self.c2w[None], *(getattr(self, n)[None] for n in _INTRINSIC_NAMES),
+                             distortion=None if self.distortion is None else self.distortion[None])
 
     def to(self, device) -> "Camera":
-        return self._replace(self.c2w.to(device), *(getattr(self, n).to(device) for n in _INTRINSIC_NAMES))
+        return self._replace(self.c2w.to(device), *(getattr(self, n).to(device) for n in _INTRINSIC_NAMES),
+                             distortion=None if self.distortion is None else self.distortion.to(device))
 
-    def _replace(self, c2w, fx, fy, cx, cy, width=None, height=None) -> "Camera":
+    def _replace(self, c2w, fx, fy, cx, cy, width=None, height=None, *, distortion=None, model=None) -> "Camera":
         camera = Camera.__new__(Camera)
         camera.c2w, camera.fx, camera.fy, camera.cx, camera.cy = c2w, fx, fy, cx, cy
         camera.width = self.width if width is None else int(width)
         camera.height = self.height if height is None else int(height)
+        camera.distortion_model = self.distortion_model if model is None else model
+        camera.distortion = self.distortion if distortion is None else distortion
         return camera
+
+    # ----------------------------------------------------------------------------- lens
+    @property
+    def has_distortion(self) -> bool:
+        return self.distortion_model is not None
+
+    def pinhole(self) -> "Camera":
+        """The same cameras without lens distortion (for novel views rendered as a pinhole camera would)."""
+        camera = self._replace(self.c2w, self.fx, self.fy, self.cx, self.cy)
+        camera.distortion_model, camera.distortion = None, None
+        return camera
+
+    def require_pinhole(self, consumer: str) -> None:
+        """``UserError`` naming ``consumer`` when these cameras have lens distortion it cannot apply."""
+        if self.has_distortion:
+            raise UserError(
+                f"{consumer} takes pinhole cameras only (fx, fy, cx, cy), and this camera has {self.distortion_model} "
+                "lens distortion; use a model that renders rays (the teacher, the hybrid or baked students), "
+                "or undistort the images first")
 
     @staticmethod
     def cat(cameras: Sequence["Camera"]) -> "Camera":
@@ -146,9 +200,19 @@ class Camera:
         if len(sizes) != 1:
             raise ValueError(f"Camera.cat: cameras have different image sizes {sorted(sizes)}")
         first = batches[0]
-        return first._replace(
+        combined = first._replace(
             torch.cat([c.c2w for c in batches]), *(torch.cat([getattr(c, n) for c in batches]) for n in _INTRINSIC_NAMES)
         )
+        if not any(c.has_distortion for c in batches):
+            return combined
+        try:
+            merged = lens.batch_lens([(c.distortion_model, params) for c in batches
+                                      for params in (c.distortion.cpu() if c.has_distortion else [None] * len(c))])
+        except ValueError as error:
+            raise ValueError(f"Camera.cat: {error}") from None
+        combined.distortion_model = merged["distortion_model"]
+        combined.distortion = merged["distortion"].to(combined.device)
+        return combined
 
     # ----------------------------------------------------------------------------- resizing
     def resize(self, width: int, height: int) -> "Camera":
@@ -177,10 +241,16 @@ class Camera:
         x = (cols[None, None, :] - camera.cx[:, None, None]) / camera.fx[:, None, None]  # [B,1,W]
         y = -(rows[None, :, None] - camera.cy[:, None, None]) / camera.fy[:, None, None]  # [B,H,1]
         x, y = torch.broadcast_tensors(x, y)  # [B,H,W]
-        camera_dirs = torch.stack([x, y, -torch.ones_like(x)], dim=-1)  # [B,H,W,3]
-        rotation = camera.c2w[:, :3, :3]  # [B,3,3]
-        directions = torch.einsum("bij,bhwj->bhwi", rotation, camera_dirs)
-        directions = directions / directions.norm(dim=-1, keepdim=True)
+        if camera.has_distortion:
+            directions = camera._lens_directions(camera.distortion[:, None, None], cols[None, None, :], rows[None, :, None],
+                                                 *(getattr(camera, n)[:, None, None] for n in _INTRINSIC_NAMES))
+            directions = torch.einsum("bij,bhwj->bhwi", camera.c2w[:, :3, :3].double(), directions)
+            directions = (directions / directions.norm(dim=-1, keepdim=True)).float()
+        else:
+            camera_dirs = torch.stack([x, y, -torch.ones_like(x)], dim=-1)  # [B,H,W,3]
+            rotation = camera.c2w[:, :3, :3]  # [B,3,3]
+            directions = torch.einsum("bij,bhwj->bhwi", rotation, camera_dirs)
+            directions = directions / directions.norm(dim=-1, keepdim=True)
         origins = camera.c2w[:, None, None, :3, 3].expand_as(directions)
         if not self.is_batch:
             return origins[0], directions[0]
@@ -206,11 +276,23 @@ class Camera:
         cx, cy = camera.cx[camera_index], camera.cy[camera_index]
         x = x.to(device=self.device, dtype=torch.float32)
         y = y.to(device=self.device, dtype=torch.float32)
-        camera_dirs = torch.stack([(x - cx) / fx, -(y - cy) / fy, -torch.ones_like(x)], dim=-1)  # [n,3]
         c2w = camera.c2w[camera_index]  # [n,4,4]
+        if camera.has_distortion:
+            camera_dirs = camera._lens_directions(camera.distortion[camera_index], x, y, fx, fy, cx, cy)  # [n,3]
+            directions = torch.einsum("nij,nj->ni", c2w[:, :3, :3].double(), camera_dirs)
+            return c2w[:, :3, 3].contiguous(), (directions / directions.norm(dim=-1, keepdim=True)).float()
+        camera_dirs = torch.stack([(x - cx) / fx, -(y - cy) / fy, -torch.ones_like(x)], dim=-1)  # [n,3]
         directions = torch.einsum("nij,nj->ni", c2w[:, :3, :3], camera_dirs)
         directions = directions / directions.norm(dim=-1, keepdim=True)
         return c2w[:, :3, 3].contiguous(), directions
+
+    def _lens_directions(self, params, x, y, fx, fy, cx, cy) -> torch.Tensor:
+        """Camera-space directions ``[..., 3]`` float64 through pixel coordinates ``x, y`` of a distorted
+        lens (``params`` and the intrinsics broadcast against them)."""
+        u_d = (x.double() - cx.double()) / fx.double()
+        v_d = (y.double() - cy.double()) / fy.double()
+        u_d, v_d = torch.broadcast_tensors(u_d, v_d)
+        return lens.undistorted_directions(self.distortion_model, params.double(), u_d, v_d)
 
     def pixel_rays(
         self, camera_index: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, offsets: torch.Tensor | None = None
@@ -242,7 +324,8 @@ class Camera:
 
     def __repr__(self) -> str:
         size = f"batch of {len(self)}" if self.is_batch else "single"
-        return f"Camera({size}, {self.width}x{self.height}, device={self.device})"
+        model = f", {self.distortion_model}" if self.has_distortion else ""
+        return f"Camera({size}, {self.width}x{self.height}{model}, device={self.device})"
 
 
 # --------------------------------------------------------------------------------- paths

@@ -3,7 +3,11 @@
 The exported graph is the student's ``export_forward``: it takes ``c2w [B,4,4]`` float32
 camera-to-world matrices in the world frame ``fastnerf.data.load`` gives (B dynamic) and, for
 models whose ``export_takes_intrinsics`` is true, ``intrinsics [B,4]`` = fx, fy, cx, cy in
-pixels; it returns ``rgb [B,H,W,3]`` in [0, 1], the size fixed at export. Whether a kind exports
+pixels; it returns ``rgb [B,H,W,3]`` in [0, 1], the size fixed at export. A model that renders
+one fixed camera (its ``fixed_intrinsics()``) exports a graph without an intrinsics input; the
+file records that camera (ONNX metadata / a pt2 extra file, ``CAMERA_RECORD``), and ``run_onnx``,
+``run_pt2`` and ``onnx_latency_ms`` given intrinsics check them against it (a ``UserError`` naming
+the file's camera), so no caller's camera is silently ignored. Whether a kind exports
 is its own declaration (``fastnerf.models.registry``: ``no_export`` says why not; without it, a
 class with ``export_forward`` exports): a kind that does not is refused with a ``UserError``
 giving its reason, before anything is built (``check_kind_exports``).
@@ -15,6 +19,7 @@ protocol of ``fastnerf eval``'s ``latency_ms`` (5 warm-ups, the mean of 100 runs
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -30,6 +35,7 @@ from .errors import UserError
 FORMATS = ("onnx", "pt2")
 MAX_BATCH = 4096  # the dynamic batch dimension's upper bound in the exported graph
 LATENCY_WARMUP, LATENCY_REPEATS = 5, 100
+CAMERA_RECORD = "fastnerf_fixed_intrinsics"  # metadata key / pt2 extra file: "[fx, fy, cx, cy]" (JSON)
 
 
 class ExportedRenderer(nn.Module):
@@ -97,6 +103,7 @@ def native_size(model: nn.Module) -> tuple[int, int]:
 def camera_inputs(camera) -> tuple[torch.Tensor, torch.Tensor]:
     """``(c2w [B,4,4], intrinsics [B,4])`` of a single or batch ``fastnerf.cameras.Camera``: an exported graph's inputs."""
     batch = camera.batch()
+    batch.require_pinhole("an exported graph (its input intrinsics [B,4] has no lens)")
     return batch.c2w, torch.stack([batch.fx, batch.fy, batch.cx, batch.cy], dim=-1)
 
 
@@ -121,9 +128,9 @@ def renderer_for(model: nn.Module, size: tuple[int, int] | None = None) -> Expor
     width, height = size if size is not None else native_size(model)
     renderer = ExportedRenderer(model.eval(), width, height).eval()
     if not renderer.takes_intrinsics:
-        c2w, intrinsics = (t.to(_device(model)) for t in example_inputs(width, height, batch=1))
+        c2w, _ = example_inputs(width, height, batch=1)
         with torch.no_grad():
-            produced = tuple(renderer(c2w, intrinsics).shape[1:3])
+            produced = tuple(renderer(c2w.to(_device(model))).shape[1:3])
         if produced != (height, width):
             raise UserError(f"export: a {kind!r} student renders {produced[1]}x{produced[0]} images only, "
                             f"not {width}x{height}; drop --size, or use a kind that renders any size "
@@ -159,25 +166,56 @@ def export_model(model: nn.Module, path, *, format: str = "onnx", size: tuple[in
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{format}")
     os.close(handle)
+    record = _camera_record(model)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the exporters' deprecation and "torchvision missing" chatter
             if format == "pt2":
                 program = torch.export.export(renderer, inputs, dynamic_shapes=dynamic)
-                torch.export.save(program, temporary)
+                torch.export.save(program, temporary, extra_files={CAMERA_RECORD: record} if record else None)
             else:
                 require_onnx()
                 names = ["c2w", "intrinsics"] if renderer.takes_intrinsics else ["c2w"]
                 torch.onnx.export(renderer, inputs, temporary, input_names=names, output_names=["rgb"],
                                   dynamic_shapes=dynamic, dynamo=True, verbose=False,
                                   external_data=False)
+                if record:
+                    _add_onnx_metadata(temporary, {CAMERA_RECORD: record})
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
     return {"path": str(path), "format": format, "kind": model.kind, "width": renderer.width,
-            "height": renderer.height,
+            "height": renderer.height, "takes_intrinsics": renderer.takes_intrinsics,
             "inputs": ["c2w [B,4,4]", "intrinsics [B,4]"] if renderer.takes_intrinsics else ["c2w [B,4,4]"]}
+
+
+def _camera_record(model: nn.Module) -> str | None:
+    """JSON ``[fx, fy, cx, cy]`` of a model that renders one fixed camera (``fixed_intrinsics``), else None."""
+    fixed = getattr(model, "fixed_intrinsics", None)
+    return json.dumps([float(v) for v in fixed()]) if fixed is not None else None
+
+
+def _add_onnx_metadata(path, entries: dict) -> None:
+    import onnx
+
+    graph = onnx.load(str(path))
+    for key, value in entries.items():
+        onnx.helper.set_model_props(graph, {**{p.key: p.value for p in graph.metadata_props}, key: value})
+    onnx.save(graph, str(path))
+
+
+def _check_recorded_camera(record: str | None, intrinsics, path) -> None:
+    """For a file whose graph takes no intrinsics: ``intrinsics`` given must be its recorded camera's."""
+    if intrinsics is None:
+        return
+    from .cameras import check_fixed_intrinsics
+
+    if not record:
+        raise UserError(f"{path}: this file renders one fixed camera and takes no intrinsics, and it records none to "
+                        "check the given ones against (exported before fastnerf recorded them); pass no intrinsics, "
+                        "or export it again")
+    check_fixed_intrinsics(json.loads(record), intrinsics, f"{path} (a fixed-camera student)")
 
 
 def require_onnx():
@@ -235,6 +273,9 @@ def onnx_session(path, *, threads: int | None = None):
 
 
 def _feeds(session, c2w: torch.Tensor, intrinsics: torch.Tensor | None) -> dict:
+    if "intrinsics" not in {spec.name for spec in session.get_inputs()}:
+        record = session.get_modelmeta().custom_metadata_map.get(CAMERA_RECORD)
+        _check_recorded_camera(record, intrinsics, getattr(session, "_model_path", None) or "the ONNX file")
     feeds = {}
     for spec in session.get_inputs():
         if spec.name == "c2w":
@@ -255,9 +296,13 @@ def run_onnx(session_or_path, c2w: torch.Tensor, intrinsics: torch.Tensor | None
 
 
 def run_pt2(path, c2w: torch.Tensor, intrinsics: torch.Tensor | None = None) -> torch.Tensor:
-    """``rgb [B,H,W,3]`` from a ``.pt2`` program written by ``export_model``."""
-    program = torch.export.load(str(path)).module()
+    """``rgb [B,H,W,3]`` from a ``.pt2`` program written by ``export_model`` (``intrinsics`` given to
+    a fixed-camera program must be the camera it records)."""
+    extra = {CAMERA_RECORD: ""}
+    program = torch.export.load(str(path), extra_files=extra).module()
     inputs = [spec for spec in program.graph.nodes if spec.op == "placeholder"]
+    if len(inputs) == 1:
+        _check_recorded_camera(extra[CAMERA_RECORD], intrinsics, path)
     with torch.no_grad():
         return program(c2w, intrinsics) if len(inputs) > 1 else program(c2w)
 

@@ -108,6 +108,34 @@ def test_march_rays_bitwise_equal_to_reference(with_offsets):
         assert torch.equal(a, e)
 
 
+@pytest.mark.parametrize("fraction", [1.0, 0.3])
+def test_march_rays_contracted_matches_reference(fraction):
+    """Closed-form cone steps against the spec's float32 accumulation: the same intervals up to
+    rounding (a full grid: every interval; a partial one: the same kept cells but at faces)."""
+    g = torch.Generator().manual_seed(8)
+    rays_o = torch.rand(50, 3, generator=g) - 0.5
+    rays_d = torch.nn.functional.normalize(torch.randn(50, 3, generator=g), dim=1)
+    aabb = torch.tensor([-1.0, -1.0, -1.0, 1.0, 1.0, 1.0])
+    t_near, t_far = torch.full((50,), 0.05), torch.full((50,), 1e3)
+    t_far[:3] = torch.tensor([0.05, 0.5, 2.0])  # empty, linear steps only, both phases
+    occupied = torch.rand(8, 8, 8, generator=g) < fraction
+    fast = baselines.march_rays_contracted(rays_o, rays_d, t_near, t_far, aabb, occupied, 0.01, 1 / 64)
+    ref = reference.march_rays.march_rays(rays_o, rays_d, t_near, t_far, aabb, occupied, 0.01,
+                                          contraction="mipnerf360", cone_angle=1 / 64)
+    counts_fast, counts_ref = fast[0][:, 1], ref[0][:, 1]
+    assert int(counts_ref.sum()) > 1000 and counts_ref[0] == counts_fast[0] == 0
+    if fraction == 1.0:
+        assert ((counts_fast - counts_ref).abs() <= 1).all()
+        equal = counts_fast == counts_ref
+        assert equal.float().mean() > 0.8
+        in_fast, in_ref = (torch.repeat_interleave(equal, c) for c in (counts_fast, counts_ref))  # those rays' samples
+        for column in (1, 2):  # t_starts, t_ends
+            torch.testing.assert_close(fast[column][in_fast], ref[column][in_ref], rtol=1e-3, atol=1e-6)
+        assert torch.equal(fast[0][:, 0], torch.cumsum(counts_fast, 0) - counts_fast)
+    else:
+        assert abs(int(counts_fast.sum()) - int(counts_ref.sum())) <= 0.01 * int(counts_ref.sum())
+
+
 @pytest.mark.parametrize("with_offsets", [False, True])
 def test_baked_render_matches_reference(with_offsets):
     # A sparse vertex grid (missing vertices and a row past V add nothing) that is not a cube,

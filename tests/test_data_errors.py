@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from fastnerf.cameras import orbit_path
@@ -224,17 +225,34 @@ def test_bad_load_arguments(blender, kwargs, match):
         load(folder, **kwargs)
 
 
-def test_ngp_fisheye_refused_and_distortion_warned(tmp_path):
+def test_ngp_lens_distortion_is_read_without_a_warning_and_bad_lenses_are_refused(tmp_path):
     cameras = orbit_path(2, 4.0, 30.0, 6, 4, 0.8)
     json_path = write_ngp(tmp_path, np.zeros((2, 4, 6, 3), np.uint8), cameras)
     meta = json.loads(json_path.read_text())
-    meta["k1"] = 0.1
+    meta["k1"] = 0.1  # Instant-NGP's fox: no camera_model, so OPENCV
     rewrite(json_path, meta)
-    with pytest.warns(UserWarning, match="distortion"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dataset = load(tmp_path, split="all")
+    assert dataset.cameras.distortion_model == "OPENCV"
+    torch.testing.assert_close(dataset.cameras.distortion, torch.tensor([[0.1, 0.0, 0.0, 0.0]] * 2))
+    meta["frames"][1].update(camera_model="OPENCV_FISHEYE", k1=0.0, k3=0.2)  # per frame: one lens a frame
+    rewrite(json_path, meta)
+    with pytest.raises(DatasetError, match=r"transforms\.json: .*fisheye and a perspective lens"):
         load(tmp_path, split="all")
     meta["camera_model"] = "OPENCV_FISHEYE"
     rewrite(json_path, meta)
-    with pytest.raises(DatasetError, match=r"transforms\.json, field 'camera_model'"):
+    fisheye = load(tmp_path, split="all").cameras
+    assert fisheye.distortion_model == "OPENCV_FISHEYE"
+    torch.testing.assert_close(fisheye.distortion, torch.tensor([[0.1, 0.0, 0.0, 0.0], [0.0, 0.0, 0.2, 0.0]]))
+    meta["camera_model"] = "FOV"
+    del meta["frames"][1]["camera_model"]
+    rewrite(json_path, meta)
+    with pytest.raises(DatasetError, match=r"transforms\.json, field 'camera_model': 'FOV' is not supported"):
+        load(tmp_path, split="all")
+    meta["camera_model"] = "RADIAL"
+    rewrite(json_path, meta)
+    with pytest.raises(DatasetError, match=r"frame 1, field 'k3': camera_model RADIAL has no 'k3'"):
         load(tmp_path, split="all")
 
 

@@ -157,3 +157,31 @@ def test_fixed_camera_students_export_their_one_size(kind, tmp_path):
     assert torch.allclose(run_pt2(tmp_path / "s.pt2", cameras.c2w), fastnerf.render(model, cameras)["rgb"], atol=1e-5)
     with pytest.raises(UserError, match="8x6 images only"):
         export_model(model, tmp_path / "t.pt2", format="pt2", size=(16, 12))
+
+
+@pytest.mark.parametrize("format", ["pt2", "onnx"])
+def test_a_fixed_camera_file_checks_the_intrinsics_it_is_given(format, tmp_path):
+    if format == "onnx":
+        pytest.importorskip("onnxscript")
+        pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = build_model("pose", width=8, height=6, fx=9.0, fy=9.5, cx=4.0, cy=3.0, centre=[0.0, 0.0, 0.0], scale=4.0,
+                        hidden=8, code_dim=8, channels=8, n_hidden=1).eval()
+    path = tmp_path / f"s.{format}"
+    info = export_model(model, path, format=format)
+    assert not info["takes_intrinsics"]
+    run = run_pt2 if format == "pt2" else run_onnx
+    cameras = Camera(orbit_path(2, 4.0, 25.0, 8, 6, 0.9).c2w, 9.0, 9.5, 4.0, 3.0, 8, 6)
+    c2w, intrinsics = camera_inputs(cameras)
+    expected = fastnerf.render(model, cameras)["rgb"]
+    assert torch.allclose(run(path, c2w, intrinsics), expected, atol=1e-5)  # its own camera: checked, accepted
+    assert torch.allclose(run(path, c2w), expected, atol=1e-5)
+    other = intrinsics.clone()
+    other[1, 0] = 12.0  # a wider focal length on the second camera
+    with pytest.raises(UserError, match=r"intrinsics: .* fx, fy, cx, cy = 9, 9.5, 4, 3; got 12, 9.5, 4, 3"):
+        run(path, c2w, other)
+    with pytest.raises(UserError, match=r"intrinsics: .* fx, fy, cx, cy = 9, 9.5, 4, 3; got 12"):
+        model.export_forward(c2w, other)  # the PyTorch model says the same
+    if format == "onnx":
+        with pytest.raises(UserError, match="intrinsics"):
+            onnx_latency_ms(path, c2w[:1], other[1:], warmup=0, repeats=1)

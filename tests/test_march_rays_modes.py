@@ -13,7 +13,7 @@ from fastnerf.ops import march_rays
 from fastnerf.ops.march_rays import cone_interval_bound
 from fastnerf.reference.march_rays import contract, occupied_at, uncontract
 from op_tester import backend_params, interpreted
-from test_march_rays import BOX, _available, _call, problems
+from test_march_rays import BOX, _available, _call, assert_matches_reference, problems
 
 FAR = dict(contraction="mipnerf360", cone_angle=1 / 256, step_size=2 * math.sqrt(3) / 1024)  # Instant-NGP's
 
@@ -110,6 +110,11 @@ def test_contracted_march_by_hand(backend):
     info, _, _ = march_rays(*_rays_along_x(0.0, 1e4), (BOX, torch.tensor([True, True, False, False]).reshape(4, 1, 1)),
                             0.5, contraction="mipnerf360", cone_angle=0.75, backend=backend)
     assert info.tolist() == [[0, 0]]  # mid 0.25 is x > 0: cell 2, never the lower half
+    # contraction alone, fixed steps of 0.5 to t = 4: cell 2 holds x in [0, 1), cell 3 all x >= 1
+    for occupied, expected in (([False, False, True, True], 8), ([False, False, True, False], 2)):
+        info, t_starts, _ = march_rays(*_rays_along_x(0.0, 4.0), (BOX, torch.tensor(occupied).reshape(4, 1, 1)),
+                                       0.5, contraction="mipnerf360", backend=backend)
+        assert info.tolist() == [[0, expected]] and t_starts.tolist() == [0.5 * m for m in range(expected)]
 
 
 # ---- the reference by invariants ----------------------------------------------------------------
@@ -161,6 +166,16 @@ def test_full_contracted_grid_keeps_every_interval_and_the_bound_holds(p):
         assert (bound <= 1.5 * counts + 6).all()  # and not wildly above (a bound that cannot fail)
 
 
+@pytest.mark.parametrize("backend", ["torch", "cpp"])
+@given(p=problems(max_rays=20))
+def test_cone_angle_zero_is_the_fixed_step_march(backend, p):
+    """Old calls are unchanged: cone_angle 0 marches in fixed steps whatever max_step says."""
+    _available(backend)
+    plain = _call(p, backend)
+    explicit = _call({**p, "contraction": None, "cone_angle": 0.0, "max_step": p["step_size"] * 2}, backend)
+    assert all(torch.equal(a, e) for a, e in zip(explicit, plain))
+
+
 # ---- every fast backend against the reference ---------------------------------------------------
 
 
@@ -170,12 +185,7 @@ def test_modes_match_reference(device, backend, data):
     small = interpreted(device, backend)
     p = data.draw(problems(max_rays=5, max_steps=6, modes=True, max_reach=10.0) if small
                   else problems(max_rays=100, max_steps=60, modes=True), label="p")
-    strided = data.draw(st.booleans(), label="non_contiguous")
-    expected = _call(p, "torch")
-    actual = _call(p, backend, device, strided)
-    for name, a, e in zip(("packed_info", "t_starts", "t_ends"), actual, expected):
-        assert a.dtype == e.dtype and a.shape == e.shape, f"{backend} {name}: {a.shape} != {e.shape}"
-        assert torch.equal(a.cpu(), e), f"{backend} {name} differs"
+    assert_matches_reference(p, backend, device, strided=data.draw(st.booleans(), label="non_contiguous"))
 
 
 @pytest.mark.parametrize("device,backend", backend_params())

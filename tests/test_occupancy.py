@@ -16,7 +16,7 @@ def test_defaults_and_buffers():
     grid = OccupancyGrid(BOX)
     assert grid.occupied.shape == (128, 128, 128) and grid.occupied.dtype == torch.bool
     assert grid.occupied.all() and grid.occupancy_fraction() == 1.0
-    assert set(grid.state_dict()) == {"aabb", "density_ema", "occupied", "step"}
+    assert set(grid.state_dict()) == {"aabb", "density_ema", "occupied", "step", "unit_step"}
 
 
 def test_warmup_keeps_everything_occupied_then_thresholds():

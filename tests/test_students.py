@@ -87,6 +87,20 @@ def test_fixed_camera_students_render_their_camera_and_refuse_others(kind):
     assert torch.equal(fastnerf.render(rebuilt, batch)["rgb"], out)
 
 
+@pytest.mark.parametrize("kind", ["pose", "shared", "hybrid"])
+def test_students_that_bake_their_background_refuse_another(kind):
+    torch.manual_seed(0)
+    background = [0.2, 0.3, 0.4]
+    model = small_hybrid(background=background) if kind == "hybrid" else fixed_student(kind, background=background)
+    camera = cameras(1)[0]
+    out = fastnerf.render(model, camera)["rgb"]
+    assert torch.equal(fastnerf.render(model, camera, background=torch.tensor(background))["rgb"], out)
+    with pytest.raises(UserError, match=rf"background=\[0.0, 0.0, 0.0\]: the '{kind}' student bakes its background "
+                                        r"into the image and renders only the background it was trained on, "
+                                        r"\[0.2, 0.3, 0.4\]"):
+        fastnerf.render(model, camera, background=[0.0, 0.0, 0.0])
+
+
 def test_pose_student_learns_two_views_apart():
     torch.manual_seed(0)
     model = fixed_student("pose", n_up=1)
@@ -164,7 +178,8 @@ def test_hybrid_started_from_a_hash_teacher_renders_the_teacher_at_low_resolutio
     low_image = colour[:, :3].reshape(1, 3, 4, 3).permute(0, 3, 1, 2)  # [1, 3 channels, 3 rows, 4 columns]
     upsampled = torch.nn.functional.interpolate(low_image, scale_factor=4.0, mode="bilinear", align_corners=False)
     assert torch.allclose(image[0], upsampled[0].permute(1, 2, 0), atol=1e-5)
-    assert not small_hybrid(hash_levels=3).init_from_teacher(teacher)
+    with pytest.raises(ValueError, match="field layout differs"):
+        small_hybrid(hash_levels=3).init_from_teacher(teacher)
     groups = model.param_groups(1e-3, field_lr=1e-2)
     assert groups[0]["base_lr"] == 1e-2 and groups[1]["base_lr"] == 1e-3
     assert groups[0]["params"][0] is model.position_encoding.table

@@ -119,3 +119,24 @@ def test_a_saved_pool_starts_a_run_and_a_resume_needs_it_no_more(tmp_path):
     path.unlink()
     resumed = train(None, tmp_path / "pose", steps=3, resume=True, progress=False, eval_every=0)
     assert resumed["steps"] == 3 and resumed["pool_views"] == 3
+
+
+def test_teacher_init_auto_logs_what_was_copied_and_on_refuses_what_cannot_be(tmp_path, capsys):
+    teacher = teacher_run(tmp_path, "blender")
+    lines = []
+    train(student_task(teacher, "hybrid"), tmp_path / "auto", steps=1, progress=False, eval_every=0, log=lines.append)
+    assert any("teacher init: the 'hybrid' student copied the teacher's hash grid, geometry MLP (frozen), "
+               "occupancy grid, colour MLP" in line for line in lines), lines
+    lines.clear()
+    train(student_task(teacher, "pose"), tmp_path / "pose", steps=1, progress=False, eval_every=0, log=lines.append)
+    assert any("teacher init: nothing copied (a 'pose' student has nothing it could copy" in line for line in lines)
+    base = ["train", "student", "--teacher", str(teacher), "--out", str(tmp_path / "s"), "--steps", "1", "--quiet",
+            "--teacher-init", "on"]
+    assert main(base + ["--kind", "pose"]) == 2
+    assert "--teacher-init on, but a 'pose' student has nothing it could copy from a teacher" in capsys.readouterr().err
+    assert main(base + ["--kind", "hybrid", "--option", "hash_levels=3"]) == 2
+    assert "--teacher-init on, but the teacher's field layout differs from the hybrid's" in capsys.readouterr().err
+    assert main(base[:-2] + ["--no-teacher-init", "--kind", "hybrid", "--steps", "1", "--pool-size", "2",
+                             "--initial-views", "1", "--option", "features=8", "--eval-every", "0"]) == 0
+    model, checkpoint = load_run(tmp_path / "s")
+    assert checkpoint["train_args"]["teacher_init"] == "off" and not model.geometry_frozen

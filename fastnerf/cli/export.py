@@ -40,9 +40,10 @@ def run(args: argparse.Namespace) -> int:
           f"-> rgb [B,{info['height']},{info['width']},3]")
     # Parity check on two example cameras: the file against the PyTorch model it came from.
     c2w, intrinsics = example_inputs(info["width"], info["height"])
+    intrinsics = intrinsics if info["takes_intrinsics"] else None  # a fixed-camera graph takes none
     with torch.no_grad():
         expected = model.eval().export_forward(c2w, intrinsics, **(
-            {"height": info["height"], "width": info["width"]} if getattr(model, "export_takes_intrinsics", False) else {}))
+            {"height": info["height"], "width": info["width"]} if info["takes_intrinsics"] else {}))
     if args.format == "pt2":
         produced = run_pt2(args.out, c2w, intrinsics)
     else:

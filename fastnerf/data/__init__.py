@@ -1,4 +1,4 @@
-"""Posed-image datasets: ``load(path)`` reads Blender, Instant-NGP / nerfstudio and LLFF data
+"""Posed-image datasets: ``load(path)`` reads Blender, Instant-NGP / nerfstudio, LLFF, COLMAP and DTU-scan data
 into one ``Dataset``; ``procedural`` writes built-in scenes in the Blender format."""
 
 from .dataset import Dataset

@@ -17,7 +17,6 @@ from .errors import DatasetError, SplitMissing
 from .fields import read_json
 from .transforms_json import (
     build_cameras,
-    check_camera_model,
     explicit_aabb,
     frame_list,
     image_stack,
@@ -43,7 +42,6 @@ def load_blender(folder: Path, split: str, *, downscale: int, background: torch.
     meta = read_json(json_path)
     frames_json = frame_list(json_path, meta)
     frames = read_frames(json_path, frames_json, list(range(len(frames_json))), skip_missing=skip_missing)
-    check_camera_model(meta, frames, json_path)
     cameras = build_cameras(meta, frames, json_path, downscale)
     aabb = explicit_aabb(meta, json_path)
     near, far = near_far(meta, json_path)

@@ -24,7 +24,7 @@ class Dataset:
         aabb_scale: Instant-NGP's ``aabb_scale`` when ``aabb`` came from it (``aabb`` is then the
             cube of that many unit cubes it marches, the unit cube in its middle), else ``None``.
         forward_facing: True for LLFF-style captures (all cameras look one way).
-        format: ``"blender"``, ``"ngp"``, ``"llff"`` (or ``"memory"`` when built from tensors).
+        format: ``"blender"``, ``"ngp"``, ``"llff"``, ``"colmap"``, ``"dtu"`` (or ``"memory"`` when built from tensors).
         path: the folder (or file) it was read from; split: the split name.
     """
 

@@ -10,6 +10,10 @@ camera-to-world pose in the normalised world (pixelNeRF does the same in two ste
 turns the whole world 180 degrees about X, which changes no image), then flip the camera's Y
 and Z axes from OpenCV to OpenGL. ``K``'s pixel centres are at integers (OpenCV), so ``cx, cy``
 gain half a pixel here. Ray bounds are pixelNeRF's DTU ones (near 0.1, far 5.0).
+
+``load_scan_dataset`` reads one scan as a posed single-scene ``Dataset`` (``fastnerf.data.load``
+on a scan folder, to train a teacher): the box is the normalised world's ``[-1, 1]^3``, and
+every 8th view by name is held out (``fastnerf.data.splits``).
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ import numpy as np
 import torch
 
 from ..cameras import Camera
+from .dataset import Dataset
 from .errors import DatasetError
 from .images import ImageStack, check_same_size, read_header
 from .scenes import MultiSceneDataset, Scene
+from .splits import holdout_by_name
 
 CAMERA_FILES = ("cameras.npz", "cameras_sphere.npz")
 IMAGE_FOLDERS = ("image", "images")
@@ -157,3 +163,17 @@ def load_dtu(path: Path, split: str, *, downscale: int, background, max_scenes=N
         scans = scans[:max_scenes]
     scenes = [load_scan(folder, downscale=downscale) for folder in scans]
     return MultiSceneDataset(scenes, "dtu", path, split, NEAR, FAR, AABB, (0.0, 0.0, 0.0))
+
+
+def load_scan_dataset(folder: Path, split: str, *, downscale: int, background: torch.Tensor,
+                      skip_missing: bool) -> Dataset:
+    """One DTU scan as a posed single-scene ``Dataset`` of ``split`` (images without alpha: the
+    background is only what renders fill empty space with)."""
+    if isinstance(downscale, bool) or not isinstance(downscale, int) or downscale < 1:
+        raise DatasetError(f"{folder}: downscale must be a positive integer, got {downscale!r}")
+    scene = load_scan(folder, downscale=downscale)
+    image_folder = next(folder / name for name in IMAGE_FOLDERS if (folder / name).is_dir())
+    names = [path.name for path in _image_files(image_folder)]  # the scene's views, in this order
+    indices = torch.tensor(holdout_by_name(names, split, str(camera_file(folder))))
+    return Dataset(scene.images[indices], scene.cameras[indices], background=background, aabb=AABB, near=NEAR,
+                   far=FAR, forward_facing=False, format="dtu", path=folder, split=split)

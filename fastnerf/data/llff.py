@@ -12,8 +12,8 @@ mean pose (see ``fastnerf.cameras.mean_pose``), which becomes the identity. Resc
 the bounds too; recentring is rigid and leaves depths unchanged. ``near`` is then
 ``0.9 * min(bounds)`` and ``far`` is ``max(bounds)``, in the final world units. Pass
 ``recenter=False`` and ``bd_factor=None`` to keep the poses as stored. ``aabb`` is ``None``
-(forward-facing scenes are unbounded behind the content). Splits: every 8th frame
-(0, 8, 16, ...) is ``val``/``test``, the rest ``train``; ``"all"`` is every frame.
+(forward-facing scenes are unbounded behind the content). Splits: every 8th frame by name
+(0, 8, 16, ...; ``fastnerf.data.splits``) is ``val``/``test``, the rest ``train``; ``"all"`` is every frame.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from .dataset import Dataset
 from .errors import DatasetError
 from .fields import check_rigid
 from .images import IMAGE_SUFFIXES, ImageStack, check_same_size, read_header
-from .splits import holdout_indices
+from .splits import holdout_by_name
 from .transforms_json import downscaled
 
 FILE_NAME = "poses_bounds.npy"
@@ -65,7 +65,7 @@ def load_llff(
         centre = mean_pose(torch.from_numpy(c2w)).double().numpy()
         c2w = np.linalg.inv(centre) @ c2w
 
-    indices = holdout_indices(len(poses), split, str(npy_path))
+    indices = holdout_by_name([path.name for path in image_paths], split, str(npy_path))
     locations = [f"{npy_path}, frame {k} ({image_paths[k].name})" for k in indices]
     headers = [read_header(image_paths[k], location) for k, location in zip(indices, locations)]
     width, height = check_same_size(headers, locations)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import torch
 
-from . import blender, llff, ngp
+from . import blender, colmap, dtu, llff, ngp
 from .dataset import Dataset
 from .errors import DatasetError
 
-FORMATS = ("blender", "ngp", "llff")
+FORMATS = ("blender", "ngp", "llff", "colmap", "dtu")
 
 
 def detect_format(path: Path) -> tuple[str, Path]:
@@ -31,9 +31,15 @@ def detect_format(path: Path) -> tuple[str, Path]:
         return "ngp", path / ngp.FILE_NAME
     if (path / llff.FILE_NAME).is_file():
         return "llff", path
+    if colmap.is_colmap_folder(path):
+        return "colmap", path
+    if dtu.camera_file(path) is not None:
+        return "dtu", path
     raise DatasetError(
         f"{path}: no dataset found; expected transforms_{{train,val,test}}.json (Blender), "
-        f"{ngp.FILE_NAME} (Instant-NGP / nerfstudio) or {llff.FILE_NAME} (LLFF)"
+        f"{ngp.FILE_NAME} (Instant-NGP / nerfstudio), {llff.FILE_NAME} (LLFF), a COLMAP model in "
+        f"{colmap.SPARSE_FOLDER}/0/ beside {colmap.IMAGE_FOLDER}/, or a DTU scan ({' or '.join(dtu.CAMERA_FILES)} "
+        "beside image/)"
     )
 
 
@@ -56,7 +62,7 @@ def load(
     skip_missing: bool = False,
     **format_options,
 ) -> Dataset:
-    """Read one split of a dataset in the Blender, Instant-NGP / nerfstudio or LLFF format.
+    """Read one split of a dataset: Blender, Instant-NGP / nerfstudio, LLFF, a COLMAP model or a DTU scan.
 
     Args:
         path: the dataset folder (or its ``transforms*.json`` / ``poses_bounds.npy``).
@@ -72,7 +78,8 @@ def load(
     kind, target = detect_format(path)
     if isinstance(downscale, bool) or not isinstance(downscale, int) or downscale < 1:
         raise DatasetError(f"{path}: downscale must be a positive integer, got {downscale!r}")
-    readers = {"blender": blender.load_blender, "ngp": ngp.load_ngp, "llff": llff.load_llff}
+    readers = {"blender": blender.load_blender, "ngp": ngp.load_ngp, "llff": llff.load_llff,
+               "colmap": colmap.load_colmap, "dtu": dtu.load_scan_dataset}
     return readers[kind](
         target,
         split,

@@ -5,8 +5,13 @@ top level or overridden per frame (a missing ``fl_y`` equals ``fl_x``; a missing
 is the image centre). Poses are OpenGL camera-to-world, used as they are (no re-orientation).
 
 Splits: nerfstudio's ``train_filenames`` / ``val_filenames`` / ``test_filenames`` when present;
-otherwise every 8th frame (0, 8, 16, ...) is ``val``/``test`` and the rest ``train``;
-``split="all"`` gives every frame.
+otherwise every 8th frame by ``file_path`` in sorted order (the 0th, 8th, 16th, ...; the rule
+every format without its own split follows, ``fastnerf.data.splits``) is ``val``/``test`` and
+the rest ``train``; ``split="all"`` gives every frame.
+
+Lens distortion: ``camera_model`` (``OPENCV``, ``OPENCV_FISHEYE``, ``SIMPLE_RADIAL``, ``RADIAL`` or a
+pinhole model) with ``k1 k2 p1 p2`` (``k1..k4`` for the fisheye), at the top level or per frame,
+as nerfstudio writes them, is applied to the rays (``fastnerf.distortion``).
 
 Bounds: an explicit ``"aabb"`` key wins. Otherwise ``aabb_scale`` gives the box that
 Instant-NGP marches, mapped back to the JSON's world units: Instant-NGP maps a world point p
@@ -32,10 +37,9 @@ import torch
 from .dataset import Dataset
 from .errors import DatasetError
 from .fields import finite_number, positive_number, read_json, where
-from .splits import holdout_indices
+from .splits import holdout_by_name
 from .transforms_json import (
     build_cameras,
-    check_camera_model,
     explicit_aabb,
     frame_list,
     image_stack,
@@ -53,7 +57,6 @@ def load_ngp(json_path: Path, split: str, *, downscale: int, background: torch.T
     frames_json = frame_list(json_path, meta)
     indices = _split_indices(meta, frames_json, split, json_path)
     frames = read_frames(json_path, frames_json, indices, skip_missing=skip_missing)
-    check_camera_model(meta, frames, json_path)
     cameras = build_cameras(meta, frames, json_path, downscale)
     aabb, aabb_scale = explicit_aabb(meta, json_path), None
     if aabb is None:
@@ -78,18 +81,20 @@ def load_ngp(json_path: Path, split: str, *, downscale: int, background: torch.T
 def _split_indices(meta: dict, frames: list, split: str, json_path: Path) -> list[int]:
     key = f"{split}_filenames"
     if key not in meta:
-        return holdout_indices(len(frames), split, str(json_path))
+        names = [_frame_name(f) for f in frames]
+        return holdout_by_name(names, split, str(json_path))
     names = meta[key]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise DatasetError(f"{where(json_path, field=key)}: expected a list of file names")
     wanted = {Path(n).as_posix().lstrip("./") for n in names}
-    indices = [
-        i for i, f in enumerate(frames)
-        if isinstance(f, dict) and Path(str(f.get("file_path", ""))).as_posix().lstrip("./") in wanted
-    ]
+    indices = [i for i, f in enumerate(frames) if _frame_name(f) in wanted]
     if not indices:
         raise DatasetError(f"{where(json_path, field=key)}: names no frame of the 'frames' list")
     return indices
+
+
+def _frame_name(frame) -> str:
+    return Path(str(frame.get("file_path", ""))).as_posix().lstrip("./") if isinstance(frame, dict) else ""
 
 
 def aabb_from_scale(meta: dict, json_path: Path) -> torch.Tensor | None:

@@ -1,23 +1,26 @@
 """What the Blender and Instant-NGP / nerfstudio ``transforms*.json`` formats share:
-the frame list, per-frame intrinsics, and the optional scene bounds."""
+the frame list, per-frame intrinsics and lens distortion, and the optional scene bounds."""
 
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import distortion as lens
 from ..cameras import Camera
 from .errors import DatasetError
 from .fields import check_rigid, finite_number, pose_matrix, positive_number, where
 from .images import ImageHeader, ImageStack, check_same_size, read_header, report_skipped, resolve_image
 
 _DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
-_PINHOLE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL")
+# The keys each camera_model reads (nerfstudio's names; COLMAP's models and parameter order).
+_LENS_KEYS = {"PINHOLE": (), "SIMPLE_PINHOLE": (), **lens.PARAMETERS}
+_LENS_KEYS["OPENCV"] = ("k1", "k2", "p1", "p2")
+DEFAULT_CAMERA_MODEL = "OPENCV"  # nerfstudio's default; Instant-NGP reads k1 k2 p1 p2 the same way
 
 
 @dataclass
@@ -111,25 +114,33 @@ def frame_intrinsics(meta: dict, frame: Frame, json_path: Path) -> tuple[float, 
     return fx, fy, principal[0], principal[1]
 
 
-def check_camera_model(meta: dict, frames: list[Frame], json_path: Path) -> None:
-    """Refuse non-pinhole models; warn that lens distortion coefficients are not applied."""
-    model = meta.get("camera_model")
-    if model is not None and model not in _PINHOLE_MODELS:
+def frame_lens(meta: dict, frame: Frame, json_path: Path) -> tuple[str | None, list[float]]:
+    """``(camera_model, parameters)`` of a frame (per-frame keys override the top-level ones);
+    ``(None, [])`` for a pinhole camera. A distortion key the model does not take must be 0."""
+    model, location = _field(meta, frame, "camera_model", json_path)
+    model = DEFAULT_CAMERA_MODEL if model is None else model
+    if model not in _LENS_KEYS:
         raise DatasetError(
-            f"{where(json_path, field='camera_model')}: {model!r} is not supported; fastnerf reads pinhole "
-            f"cameras ({', '.join(_PINHOLE_MODELS)}); undistort the images first"
+            f"{location}: {model!r} is not supported; fastnerf reads {', '.join(_LENS_KEYS)} "
+            "(COLMAP's definitions); undistort the images to a pinhole camera first"
         )
-    for frame in [None] + frames:
-        source = meta if frame is None else frame.entry
-        for key in _DISTORTION_KEYS:
-            value = source.get(key, 0)
-            if isinstance(value, (int, float)) and value != 0:
-                warnings.warn(
-                    f"{json_path}: lens distortion ('{key}' = {value}) is ignored; rays assume a pinhole camera, "
-                    "so undistort the images for exact results",
-                    stacklevel=4,
-                )
-                return
+    takes = _LENS_KEYS[model]
+    values = {}
+    for key in _DISTORTION_KEYS:
+        value, key_location = _field(meta, frame, key, json_path)
+        values[key] = 0.0 if value is None else finite_number(value, key_location)
+        if key not in takes and values[key] != 0:
+            raise DatasetError(f"{key_location}: camera_model {model} has no '{key}' "
+                               f"(it takes {', '.join(takes) or 'no distortion'}); fastnerf cannot apply it")
+    return (model, [values[key] for key in takes]) if takes else (None, [])
+
+
+def _lens(meta: dict, frames: list[Frame], json_path: Path) -> dict:
+    """``Camera`` keyword arguments for the frames' lenses."""
+    try:
+        return lens.batch_lens([frame_lens(meta, f, json_path) for f in frames])
+    except ValueError as error:
+        raise DatasetError(f"{json_path}: {error}") from None
 
 
 def build_cameras(meta: dict, frames: list[Frame], json_path: Path, downscale: int) -> Camera:
@@ -137,7 +148,8 @@ def build_cameras(meta: dict, frames: list[Frame], json_path: Path, downscale: i
     width, height = check_same_size([f.header for f in frames], [where(json_path, f.index, "file_path") for f in frames])
     intrinsics = torch.tensor([frame_intrinsics(meta, f, json_path) for f in frames], dtype=torch.float32)  # [N,4]
     c2w = torch.from_numpy(np.stack([f.c2w for f in frames])).float()
-    camera = Camera(c2w, *intrinsics.unbind(-1), width, height, check=False)  # rigidity checked per frame
+    camera = Camera(c2w, *intrinsics.unbind(-1), width, height, check=False,  # rigidity checked per frame
+                    **_lens(meta, frames, json_path))
     return downscaled(camera, downscale, json_path)
 
 

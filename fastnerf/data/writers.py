@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from ..cameras import Camera
+from ..distortion import FISHEYE
 from .llff import FILE_NAME as LLFF_FILE, llff_poses
 
 
@@ -54,6 +55,7 @@ def write_blender(folder, split: str, images, cameras: Camera, *, aabb=None, nea
     folder = Path(folder)
     pixels = to_uint8(images)
     _check(pixels, cameras)
+    cameras.require_pinhole("write_blender (NeRF-synthetic has no lens model; use write_ngp)")
     intrinsics = torch.stack([cameras.fx, cameras.fy, cameras.cx, cameras.cy], -1).cpu()  # [N,4]
     if not torch.allclose(intrinsics, intrinsics[:1].expand_as(intrinsics)):
         raise ValueError("write_blender: the Blender format has one set of intrinsics per split; cameras differ")
@@ -78,7 +80,10 @@ def write_blender(folder, split: str, images, cameras: Camera, *, aabb=None, nea
 
 
 def write_ngp(folder, images, cameras: Camera, *, aabb_scale: float | None = None, per_frame_intrinsics: bool = False) -> Path:
-    """``folder/transforms.json`` and ``folder/images/frame_{k:05d}.png``; returns the JSON path."""
+    """``folder/transforms.json`` and ``folder/images/frame_{k:05d}.png``; returns the JSON path.
+
+    A distorted camera writes ``camera_model`` and its keys (nerfstudio's names: ``k1 k2 p1 p2``,
+    the fisheye's ``k1..k4``) beside the intrinsics."""
     folder = Path(folder)
     pixels = to_uint8(images)
     _check(pixels, cameras)
@@ -92,6 +97,10 @@ def write_ngp(folder, images, cameras: Camera, *, aabb_scale: float | None = Non
         frame = {"file_path": name, "transform_matrix": _matrix(cameras.c2w[k])}
         target = frame if per_frame_intrinsics else meta
         target.update(fl_x=cameras.fx[k].item(), fl_y=cameras.fy[k].item(), cx=cameras.cx[k].item(), cy=cameras.cy[k].item())
+        if cameras.has_distortion:
+            keys = ("k1", "k2", "k3", "k4") if cameras.distortion_model == FISHEYE else ("k1", "k2", "p1", "p2")
+            target.update(camera_model=cameras.distortion_model if cameras.distortion_model == FISHEYE else "OPENCV",
+                          **dict(zip(keys, cameras.distortion[k].tolist())))
         frames.append(frame)
     meta["frames"] = frames
     json_path = folder / "transforms.json"
@@ -107,6 +116,7 @@ def write_llff(folder, images, cameras: Camera, bounds) -> Path:
     folder = Path(folder)
     pixels = to_uint8(images)
     _check(pixels, cameras)
+    cameras.require_pinhole("write_llff (LLFF has no lens model; use write_ngp)")
     if not torch.allclose(cameras.fx, cameras.fy) or not (
         torch.allclose(cameras.cx, torch.full_like(cameras.cx, cameras.width / 2))
         and torch.allclose(cameras.cy, torch.full_like(cameras.cy, cameras.height / 2))

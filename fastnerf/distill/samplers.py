@@ -6,7 +6,7 @@
 - ``PerturbedPoseSampler`` (forward-facing captures): training poses with their centres moved by
   a fraction of the cameras' spread and their orientations turned by a few degrees.
 
-Both give batch ``Camera`` objects with the intrinsics and size of the training cameras (or
+Both give batch ``Camera`` objects with the intrinsics, lens and size of the training cameras (or
 those of ``size``), drawn with a ``torch.Generator`` (any device; the cameras are on ``device``).
 """
 
@@ -57,8 +57,10 @@ class _Sampler:
     def _cameras(self, c2w: torch.Tensor) -> Camera:  # [n,4,4]
         t = self.template
         n = c2w.shape[0]
+        lens = {} if not t.has_distortion else {"distortion_model": t.distortion_model,
+                                                 "distortion": t.distortion.expand(n, -1)}
         return Camera(c2w.float(), t.fx.expand(n), t.fy.expand(n), t.cx.expand(n), t.cy.expand(n), t.width, t.height,
-                      check=False).to(self.device)
+                      check=False, **lens).to(self.device)
 
     @property
     def width(self) -> int:

@@ -3,45 +3,55 @@
 The grid keeps a per-cell density EMA and a bool occupancy derived from it (Instant-NGP,
 nerfacc). fastnerf.ops.march_rays keeps only samples whose midpoint lies in an occupied cell.
 
-Threshold: `threshold` applies to whatever `density_fn` returns. Instant-NGP and nerfacc
-threshold the opacity of one marching step, alpha ~= sigma * step_size; to do the same, pass
-`density_fn=lambda x: field.density(x) * step_size` (the default 0.01 is then "one step of this
-cell absorbs 1%"). With raw sigma the threshold is a density. As in nerfacc, the effective
-threshold is min(threshold, mean of the EMA), so a field that is faint everywhere early in
-training does not empty the grid.
+One unit: `density_fn` returns a density sigma; the grid keeps `sigma * unit_step`, the opacity
+of one step of length `unit_step` (a buffer, saved with the grid), and `threshold` applies to
+that. Instant-NGP and nerfacc threshold the opacity of one marching step; an owner sets
+`unit_step` to its marching step when it makes the grid (the default 0.01 is then "one step of
+this cell absorbs 1%"). A grid copied into another model (a student) brings its unit with it, so
+the copy's estimate stays comparable whatever step the new owner marches with. As in nerfacc, the
+effective threshold is min(threshold, mean of the EMA), so a field that is faint everywhere early
+in training does not empty the grid.
 
 Contraction: with `contraction="mipnerf360"` the grid covers all of space, contracted
 (`fastnerf.reference.march_rays.contract`, mip-NeRF 360's map under the inf-norm) into the cube
 [-2, 2]^3 of `aabb`'s normalised coordinates: `aabb` is its middle half, and the cells grow
 without bound outside it. Cell centres and sample points are mapped back to the world with
-`uncontract`. `march_rays(..., contraction=grid.contraction)` reads the grid the same way.
+`uncontract`. `march_rays(..., contraction=grid.contraction)` reads the grid the same way. With
+`cone_angle` > 0 (the owner's cone stepping) a step there is longer: the grid keeps
+sigma * max(cone_angle * distance from the box centre, unit_step) (`fields.scene_space.step_at`).
 """
+
+import copy
 
 import torch
 from torch import nn
 
 from ..reference.march_rays import CONTRACTIONS, uncontract
+from .scene_space import step_at
 
 _CONTRACTED_EDGE = 2.0 - 1e-4  # |u| < 2 strictly: uncontract is infinite on the cube's surface
 
 
 class OccupancyGrid(nn.Module):
-    """aabb [6] + a resolution^3 grid: `density_ema [R,R,R]`, `occupied [R,R,R] bool`, `step`.
+    """aabb [6] + a resolution^3 grid: `density_ema [R,R,R]`, `occupied [R,R,R] bool`, `step`, `unit_step`.
 
-    `contraction`: None (the grid covers `aabb`) or "mipnerf360" (all space, see the module
-    docstring); a construction argument (models keep it in their config), not state.
+    All are buffers, so `state_dict()` saves them and `load_state_dict` restores them (a state
+    without `unit_step`, from before it was a buffer, keeps the grid's own). occupied[i, j, k] is
+    the cell of x index i, y index j, z index k. Until `warmup_steps` updates (or training steps)
+    have passed, every cell is occupied.
 
-    All three are buffers, so `state_dict()` saves them and `load_state_dict` restores them.
-    occupied[i, j, k] is the cell of x index i, y index j, z index k. Until `warmup_steps`
-    updates (or training steps) have passed, every cell is occupied.
+    `contraction` (None: the grid covers `aabb`; "mipnerf360": all space) and `cone_angle` (see
+    the module docstring) are construction arguments (models keep them in their config), not state.
     """
 
     def __init__(self, aabb, resolution=128, *, decay: float = 0.95, threshold: float = 0.01, warmup_steps: int = 256,
-                 contraction: str | None = None):
+                 unit_step: float = 1.0, contraction: str | None = None, cone_angle: float = 0.0):
         super().__init__()
         if contraction not in CONTRACTIONS:
             raise ValueError(f"contraction must be one of {CONTRACTIONS}, got {contraction!r}")
-        self.contraction = contraction
+        if not 0.0 <= float(cone_angle) < float("inf"):
+            raise ValueError(f"cone_angle must be a finite number >= 0, got {cone_angle!r}")
+        self.contraction, self.cone_angle = contraction, float(cone_angle)
         aabb = torch.as_tensor(aabb, dtype=torch.float32).reshape(-1)
         if aabb.numel() != 6 or not bool(torch.isfinite(aabb).all()) or not bool((aabb[:3] < aabb[3:]).all()):
             raise ValueError(f"aabb must be six finite numbers (min xyz, max xyz) with min < max, got {aabb.tolist()}")
@@ -50,12 +60,25 @@ class OccupancyGrid(nn.Module):
             raise ValueError(f"resolution must be a positive int or three of them, got {resolution!r}")
         if not 0.0 <= decay <= 1.0:
             raise ValueError(f"decay must lie in [0, 1], got {decay}")
+        if not unit_step > 0:
+            raise ValueError(f"unit_step must be positive, got {unit_step}")
         self.resolution = res
         self.decay, self.threshold, self.warmup_steps = float(decay), float(threshold), int(warmup_steps)
         self.register_buffer("aabb", aabb.clone())
         self.register_buffer("density_ema", torch.zeros(res))
         self.register_buffer("occupied", torch.ones(res, dtype=torch.bool))
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+        self.register_buffer("unit_step", torch.tensor(float(unit_step)))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Grids saved before unit_step was a buffer stored sigma * their owner's step: the owner's own.
+        if prefix + "step" in state_dict and prefix + "unit_step" not in state_dict:
+            state_dict[prefix + "unit_step"] = self.unit_step.clone()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def past_warmup(self) -> bool:
+        return int(self.step) >= self.warmup_steps
 
     @classmethod
     def from_occupancy(cls, aabb, occupied: torch.Tensor, **kwargs) -> "OccupancyGrid":
@@ -92,7 +115,8 @@ class OccupancyGrid(nn.Module):
                reduce=None):
         """Sample one jittered point in cells, decay the EMA, take the max, threshold.
 
-        density_fn(points [M, 3]) -> sigma [M] (called under no_grad, in chunks of `chunk`).
+        density_fn(points [M, 3]) -> sigma [M], a density (called under no_grad, in chunks of
+        `chunk`); the grid keeps sigma * unit_step.
         n_samples: cells to sample; None samples every cell. Otherwise half are drawn uniformly
         and half among the occupied cells (Instant-NGP). During warm-up every cell is sampled.
         step: the training step (default: one more than the last update); warm-up lasts
@@ -112,23 +136,61 @@ class OccupancyGrid(nn.Module):
                 pick = torch.randint(occupied_cells.numel(), (n_samples // 2,), generator=generator, device=device)
                 uniform = torch.cat([uniform, occupied_cells[pick]])
             cells = uniform
-        jitter = torch.rand(cells.shape[0], 3, generator=generator, device=device)
-        sigma = torch.cat([
-            density_fn(self._points(cells[i:i + chunk], jitter[i:i + chunk])).reshape(-1).float()
-            for i in range(0, cells.shape[0], chunk)
-        ]) if cells.numel() else torch.zeros(0, device=device)
+        opacity = self._opacity(density_fn, cells, generator, chunk)
         ema = self.density_ema.reshape(-1)
         ema.mul_(self.decay)
-        ema.scatter_reduce_(0, cells, sigma.to(ema.dtype), reduce="amax")
+        ema.scatter_reduce_(0, cells, opacity.to(ema.dtype), reduce="amax")
         if reduce is not None:
             reduce(self.density_ema)
+        self._threshold(warm)
+        return self
+
+    @torch.no_grad()
+    def rebuild(self, density_fn, *, samples_per_cell: int = 8, seed: int = 0, chunk: int = 1 << 18):
+        """Estimate the grid afresh from `density_fn` (sigma, as for `update`): the max over
+        `samples_per_cell` jittered points in every cell (drawn from `seed`, so the same weights
+        give the same grid), replacing the running estimate; the step counter is kept, so a grid
+        in warm-up stays all occupied. Used to make the grid of averaged weights."""
+        device, n_cells = self.aabb.device, self.occupied.numel()
+        generator = torch.Generator(device).manual_seed(int(seed))
+        cells = torch.arange(n_cells, device=device)
+        estimate = torch.zeros(n_cells, device=device)
+        for _ in range(max(1, int(samples_per_cell))):
+            estimate = torch.maximum(estimate, self._opacity(density_fn, cells, generator, chunk))
+        self.density_ema.copy_(estimate.reshape(self.resolution))
+        self._threshold(not self.past_warmup)
+        return self
+
+    def rebuilt_state(self, density_fn, *, prefix: str = "", **kwargs) -> dict:
+        """The state dict (names under `prefix`) of a copy of this grid rebuilt from `density_fn`
+        (`rebuild`); this grid is left as it was."""
+        fresh = copy.deepcopy(self).rebuild(density_fn, **kwargs)
+        return {prefix + name: value for name, value in fresh.state_dict().items()}
+
+    def _opacity(self, density_fn, cells: torch.Tensor, generator, chunk: int) -> torch.Tensor:  # [M] -> [M]
+        """sigma * unit_step (cone stepping: the step there) at one jittered point in each of `cells`."""
+        device = self.aabb.device
+        jitter = torch.rand(cells.shape[0], 3, generator=generator, device=device)
+        if self.cone_angle == 0.0:
+            sigma = torch.cat([
+                density_fn(self._points(cells[i:i + chunk], jitter[i:i + chunk])).reshape(-1).float()
+                for i in range(0, cells.shape[0], chunk)
+            ]) if cells.numel() else torch.zeros(0, device=device)
+            return sigma * self.unit_step
+        return torch.cat([self._cone_opacity(density_fn, self._points(cells[i:i + chunk], jitter[i:i + chunk]))
+                          for i in range(0, cells.shape[0], chunk)]) if cells.numel() else torch.zeros(0, device=device)
+
+    def _cone_opacity(self, density_fn, points: torch.Tensor) -> torch.Tensor:  # [M,3] -> [M]
+        return density_fn(points).reshape(-1).float() * step_at(points, self.aabb, self.unit_step, self.cone_angle)
+
+    def _threshold(self, warm: bool) -> None:
         if warm:
             self.occupied.fill_(True)
         else:
-            threshold = min(self.threshold, float(ema.mean()))
+            threshold = min(self.threshold, float(self.density_ema.mean()))
             self.occupied.copy_(self.density_ema > threshold)
-        return self
 
     def extra_repr(self) -> str:
         return (f"aabb={self.aabb.tolist()}, resolution={self.resolution}, decay={self.decay}, "
-                f"threshold={self.threshold}, warmup_steps={self.warmup_steps}, contraction={self.contraction!r}")
+                f"threshold={self.threshold}, warmup_steps={self.warmup_steps}, unit_step={float(self.unit_step):g}, "
+                f"contraction={self.contraction!r}, cone_angle={self.cone_angle:g}")

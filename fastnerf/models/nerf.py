@@ -38,7 +38,7 @@ from ..fields.frequency import FrequencyEncoding
 from ..fields.hash_grid import HashEncoding
 from ..fields.mlp import MLP, trunc_exp
 from ..fields.occupancy import OccupancyGrid
-from ..fields.scene_space import encoding_input, intervals_per_ray, ray_range, scene_config, step_at
+from ..fields.scene_space import encoding_input, intervals_per_ray, ray_range, scene_config
 from ..fields.spherical_harmonics import SphericalHarmonicsEncoding
 from ..errors import UserError
 from ..supersampling import check_factor
@@ -134,7 +134,8 @@ class NeRF(nn.Module):
         self.register_buffer("aabb", torch.tensor(aabb))
         self.register_buffer("background", torch.tensor(self._config["background"]))
         self.step_size = math.dist(aabb[:3], aabb[3:]) / steps_per_diagonal
-        self.grid = OccupancyGrid(self.aabb.clone(), grid_resolution, warmup_steps=grid_warmup, contraction=contraction)
+        self.grid = OccupancyGrid(self.aabb.clone(), grid_resolution, warmup_steps=grid_warmup, unit_step=self.step_size,
+                                  contraction=contraction, cone_angle=self.cone_angle)
         if encoding == "hash":  # Instant-NGP: tiny MLPs without biases, SH view encoding
             self.position_encoding = HashEncoding(hash_levels, hash_features, hash_log2_size, hash_min_res,
                                                   hash_max_res)
@@ -251,13 +252,18 @@ class NeRF(nn.Module):
     def update_grid(self, *, step: int, generator=None, n_samples: int | None = None, reduce=None,
                     backend=None) -> None:
         """Refresh the occupancy grid at training ``step`` from the opacity of one marching step
-        (``sigma * step``, the step there: ``fields.scene_space.step_at``; threshold 0.01), sampling ``n_samples``
-        cells (all during warm-up). ``reduce(density_ema)``: combines the replicas' estimates in
+        (``sigma * step_size``, the grid's ``unit_step``; cone stepping: the step there; threshold
+        0.01), sampling ``n_samples`` cells (all during warm-up). ``reduce(density_ema)``: combines the replicas' estimates in
         place (data-parallel training)."""
-        def opacity(x):  # bounded: one fixed step, a Python float (as before)
-            return self.density(x, backend=backend) * step_at(x, self.aabb, self.step_size, self.cone_angle)
+        self.grid.update(lambda x: self.density(x, backend=backend), step=step, n_samples=n_samples,
+                         generator=generator, reduce=reduce)
 
-        self.grid.update(opacity, step=step, n_samples=n_samples, generator=generator, reduce=reduce)
+    @torch.no_grad()
+    def rebuilt_buffers(self, *, backend=None) -> dict:
+        """``{state-dict name: tensor}`` of the occupancy grid rebuilt from the current weights
+        (``OccupancyGrid.rebuild``); the model keeps its own grid. The engine stores this with the
+        averaged weights, so a loaded model marches the grid of the weights it renders with."""
+        return self.grid.rebuilt_state(lambda x: self.density(x, backend=backend), prefix="grid.")
 
     def occupancy(self) -> float:
         """Fraction of occupied grid cells."""

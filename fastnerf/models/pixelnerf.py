@@ -123,6 +123,7 @@ class PixelNeRF(nn.Module):
         if images.ndim != 4 or images.shape[-1] != 3:
             raise ValueError(f"encode_views: images must be [V,H,W,3], got {list(images.shape)}")
         cameras = cameras.batch().to(images.device)
+        cameras.require_pinhole("pixelnerf (project_features projects through fx, fy, cx, cy)")
         if len(cameras) != images.shape[0] or (cameras.height, cameras.width) != tuple(images.shape[1:3]):
             raise ValueError(f"encode_views: {images.shape[0]} images of {images.shape[2]}x{images.shape[1]} do not "
                              f"match {len(cameras)} cameras of {cameras.width}x{cameras.height}")

@@ -6,8 +6,9 @@ Layout: ``{"format_version", "model_kind", "model_config", "model", "optimizer",
 training task (``fastnerf.train.tasks``) and ``train_args`` rebuild it; ``extra["engine"]`` holds the
 seed, the budget (with the step count a minutes budget became), the world size and device. ``model`` is the
 ``state_dict`` training continues from (occupancy-grid buffers included); ``averaged`` holds the
-moving average of the parameters (``ParameterAverage.state_dict()``), which models are rebuilt
-with for evaluation and rendering; ``rng`` maps names to generator states (uint8 tensors).
+moving average of the parameters (``ParameterAverage.state_dict()``) and, under ``buffers``, the
+buffers a model derives from them (its occupancy grid, rebuilt from the averaged weights), which
+models are rebuilt with for evaluation and rendering; ``rng`` maps names to generator states (uint8 tensors).
 """
 
 from __future__ import annotations
@@ -145,3 +146,14 @@ def _load_averaged(model, averaged) -> None:
                 raise CheckpointError(f"checkpoint's averaged {name} has shape {tuple(value.shape)}, "
                                       f"the model's is {tuple(params[name].shape)}")
             params[name].copy_(value)
+    load_buffers(model, averaged.get("buffers") or {})
+
+
+def load_buffers(model, buffers: dict) -> None:
+    """Copy ``{state-dict name: tensor}`` into ``model``'s buffers of those names (shapes checked)."""
+    own = dict(model.named_buffers())
+    with torch.no_grad():
+        for name, value in buffers.items():
+            if name not in own or own[name].shape != value.shape:
+                raise CheckpointError(f"checkpoint's averaged buffer {name} does not fit its model")
+            own[name].copy_(value)

@@ -21,7 +21,7 @@ import torch
 from ..errors import UserError
 from .allocator import keep_freed_memory
 from .budget import Budget, check_budget
-from .checkpoint import load_checkpoint, load_model_state, save_checkpoint, upgraded_state
+from .checkpoint import load_buffers, load_checkpoint, load_model_state, save_checkpoint, upgraded_state
 from .denormals import with_flushed_denormals
 from .devices import synchronize
 from .distributed import Distributed
@@ -91,7 +91,7 @@ class _Run:
     def __init__(self, task, out, dist, *, steps, minutes, seed, resume, backend, eval_every, checkpoint_every,
                  progress, log):
         self.out, self.dist, self.log, self.show_progress = out, dist, log, progress
-        self.bar = None  # tasks may log (ctx.log) while building their model, before the bar exists
+        self.bar = None  # the progress bar, from run(); a task may log before (build_model)
         self.eval_every, self.checkpoint_every = int(eval_every or 0), int(checkpoint_every or 0)
         self.checkpoint = load_checkpoint(out, map_location=dist.device) if resume else None
         engine_state = {}
@@ -121,6 +121,7 @@ class _Run:
         self.average = None if task.ema_decay is None else ParameterAverage(self.model, decay=task.ema_decay)
         self.step, self.train_seconds = 0, 0.0
         self.last_saved = None
+        self.averaged_buffers = {}
         if self.checkpoint is not None:
             self._restore(engine_state)
 
@@ -158,8 +159,19 @@ class _Run:
                         train_args=self.task.train_args(), dataset=self.task.dataset_info(),
                         extra={"train_seconds": self.train_seconds, "engine": engine,
                                "task_state": self.task.state_dict()},
-                        averaged=None if self.average is None else self.average.state_dict(), task=self.task.name)
+                        averaged=None if self.average is None else self._averaged_state(), task=self.task.name)
         self.last_saved = self.step
+
+    def _averaged_state(self) -> dict:
+        """The averaged weights and the buffers the model derives from them (its occupancy grid,
+        rebuilt: ``model.rebuilt_buffers``), which a loaded model and the returned one use."""
+        state = self.average.state_dict()
+        rebuild = getattr(self.model, "rebuilt_buffers", None)
+        if rebuild is not None:
+            with self.average.swapped_in():
+                state["buffers"] = rebuild(backend=self.ctx.backend)
+        self.averaged_buffers = state.get("buffers") or {}
+        return state
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict:
@@ -203,6 +215,7 @@ class _Run:
         self._save()
         if self.average is not None:
             self.average.copy_to_model()  # from here on the model holds the weights evaluation uses
+            load_buffers(model, self.averaged_buffers)  # and the grid built from them, as load_run gives
         if not history or history[-1]["step"] != self.step:
             evaluation = self._evaluate(history, swap=False) or evaluation
         world = self.dist.world_size

@@ -9,7 +9,11 @@ task (``fastnerf.train.tasks.student``) knows no kind by name; it asks the class
   teacher, its training ``Dataset`` and the distillation camera ``sampler`` (size, intrinsics);
 - ``init_from_teacher(teacher)`` (optional): copy what it can from the teacher after building;
 - ``distill_loss(pool, generator, *, step, **settings) -> (loss, stats)``: one training step's
-  loss on draws from the ``fastnerf.distill.ViewPool`` (``draw_views`` or ``draw_rays``);
+  loss on draws from the ``fastnerf.distill.ViewPool`` (``draw_views`` or ``draw_rays``, or
+  ``draw_patches``: fresh teacher patches of sampled cameras, with ``hard_patches``, a buffer of
+  the hardest ones, which the pool's state carries);
+- ``check_settings(settings, model) -> settings`` (optional classmethod): the kind's settings
+  checked (and completed) before any work, for the model config overrides ``model``;
 - ``after_distill_step(step, generator)`` (optional): own state, e.g. an occupancy grid;
 - ``render_camera(camera, *, backend=None, background=None, chunk=8192)`` (the rendering protocol).
 

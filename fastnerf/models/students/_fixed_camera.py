@@ -8,12 +8,13 @@ import math
 import torch
 from torch import nn
 
+from ...cameras import INTRINSICS_TOLERANCE, check_fixed_intrinsics
 from ...errors import UserError
 from ...fields.mlp import MLP
 from ...fields.pose_encoding import PoseEncoding
 from ...fields.upsampling import UpsamplingDecoder
+from ._background import check_background
 
-INTRINSICS_TOLERANCE = 1e-3  # relative
 
 
 def default_n_up(width: int, height: int, base: int = 8) -> int:
@@ -37,7 +38,8 @@ def scene_frame(teacher, dataset) -> tuple[list, float]:
 
 
 def camera_config(camera) -> dict:
-    """The plain-value camera model of a (batch) ``Camera``'s first camera."""
+    """The plain-value camera model of a (batch) ``Camera``'s first camera (a pinhole one)."""
+    camera.require_pinhole("the pose and shared students (they learn one pinhole camera)")
     first = camera.batch()[0]
     return {"width": camera.width, "height": camera.height, "fx": float(first.fx), "fy": float(first.fy),
             "cx": float(first.cx), "cy": float(first.cy)}
@@ -46,6 +48,7 @@ def camera_config(camera) -> dict:
 def check_camera(model, camera) -> None:
     """``UserError`` unless every camera of ``camera`` has ``model``'s size and intrinsics."""
     c = model.camera
+    camera.require_pinhole(f"the {model.kind!r} student (it renders the pinhole camera it was trained for)")
     batch = camera.batch()
     wanted = torch.tensor([c["fx"], c["fy"], c["cx"], c["cy"]])
     got = torch.stack([batch.fx, batch.fy, batch.cx, batch.cy], -1).detach().cpu()  # [B,4]
@@ -93,12 +96,21 @@ class FixedCameraRendering:
     def forward(self, c2w: torch.Tensor, *, backend=None) -> torch.Tensor:  # [B,4,4] -> [B,H,W,3]
         return self.net.decode(self.net.code(c2w, backend=backend))
 
-    def export_forward(self, c2w: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
-        """``c2w [B,4,4]``, ``intrinsics [B,4]`` (fx, fy, cx, cy; ignored: fixed by training) -> ``rgb [B,H,W,3]``."""
+    def export_forward(self, c2w: torch.Tensor, intrinsics: torch.Tensor | None = None) -> torch.Tensor:
+        """``c2w [B,4,4]`` -> ``rgb [B,H,W,3]``. The exported graph takes no intrinsics (they are
+        fixed by training: ``fixed_intrinsics``); ``intrinsics [B,4]`` given here must be those."""
+        if intrinsics is not None:
+            check_fixed_intrinsics(self.fixed_intrinsics(), intrinsics, f"the {self.kind!r} student")
         return self.forward(c2w, backend="torch")
 
+    def fixed_intrinsics(self) -> list[float]:
+        """``[fx, fy, cx, cy]`` of the one camera it renders (``fastnerf.export`` records them in the file)."""
+        return [self.camera[name] for name in ("fx", "fy", "cx", "cy")]
+
     def render_camera(self, camera, *, backend=None, background=None, chunk: int = 8192) -> dict:
-        """``dict(rgb [H,W,3] or [B,H,W,3])``; ``UserError`` for another size or intrinsics."""
+        """``dict(rgb [H,W,3] or [B,H,W,3])``; ``UserError`` for another size or intrinsics, or a
+        ``background`` other than the one it was trained on."""
         check_camera(self, camera)
+        check_background(self, background, self._config["background"])
         rgb = self.forward(camera.batch().c2w.to(self.net.to_map.weight.device), backend=backend)
         return {"rgb": rgb if camera.is_batch else rgb[0]}

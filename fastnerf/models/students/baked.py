@@ -124,10 +124,11 @@ class BakedStudent(nn.Module):
         return {**config, **overrides}
 
     # ----------------------------------------------------------------------------- bake
-    def init_from_teacher(self, teacher, *, log=None) -> bool:
-        """Bake ``teacher`` (a hash ``NeRF``) into this model's grid and copy its colour MLP."""
+    def init_from_teacher(self, teacher, *, log=None) -> str:
+        """Bake ``teacher`` (a hash ``NeRF``) into this model's grid and copy its colour MLP; returns
+        what was copied (``ValueError`` saying why for a teacher whose colour MLP does not fit)."""
         if not hasattr(teacher, "geometry") or self.color_mlp.in_dim != teacher.color_mlp.in_dim:
-            return False
+            raise ValueError("the teacher's geometry features do not fit the baked grid's colour MLP")
         device = self.values.device
         c = self._config
         grid = bake(lambda x: teacher.geometry(x), teacher.grid.aabb.to(device),
@@ -136,7 +137,7 @@ class BakedStudent(nn.Module):
         self.set_grid(grid.aabb, grid.occupied, grid.index, grid.values)
         self.color_mlp.load_state_dict(teacher.color_mlp.state_dict())
         (log or print)(grid.describe())
-        return True
+        return "geometry and features (baked into the grid) and colour MLP"
 
     @torch.no_grad()
     def set_grid(self, aabb, occupied, index, values) -> None:

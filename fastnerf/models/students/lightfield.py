@@ -39,7 +39,7 @@ from ...cameras import Camera
 from ...errors import UserError
 from ...fields.mlp import ResidualBlock
 from ...fields.ray_encoding import RAY_ENCODINGS, RayEncoding
-from ...options import Option
+from ...options import Option, Options
 from ..nerf import marched_rays
 from . import register_student
 
@@ -97,14 +97,16 @@ def _is_int(value) -> bool:
 
 
 def camera_intrinsics(camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(c2w [B,4,4], intrinsics [B,4])`` of a single or batch ``camera``."""
+    """``(c2w [B,4,4], intrinsics [B,4])`` of a single or batch ``camera`` (a pinhole one: the
+    network's rays, and the exported graph's input, have no lens)."""
+    camera.require_pinhole("the lightfield student (its rays, like its exported graph's intrinsics [B,4])")
     batch = camera.batch()
     return batch.c2w, torch.stack([batch.fx, batch.fy, batch.cx, batch.cy], dim=-1)
 
 
 # Settings measured on tabletop (docs/lightfield.md): 2 views a step at lr 3e-3 beat 8 views at 2e-3 in
-# equal time on the CPU (more, cheaper steps); `rays` applies to bundle = 1. The model defaults (points,
-# bundle 8, hidden 64) matched bundle 4 / hidden 128 within 0.2 dB at 2-4x less render time.
+# equal time on the CPU (more, cheaper steps). The model defaults (points, bundle 8, hidden 64) matched
+# bundle 4 / hidden 128 within 0.2 dB at 2-4x less render time.
 OPTIONS = (
     Option("encoding", "points", "ray encoding: points along the ray in the box, or Pluecker coordinates",
            choices=RAY_ENCODINGS),
@@ -114,9 +116,37 @@ OPTIONS = (
     Option("n_blocks", 4, "residual blocks of the MLP (two layers each)", minimum=0),
     Option("channels", 16, "feature channels of the upsampler (bundle > 1)", minimum=1),
 )
+OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
+
+# The training data (--setting NAME=VALUE; docs/lightfield.md says what each is for). The student
+# plateaued at 18.5 dB on a pool of ~150 whole views, so by default every step trains on fresh
+# teacher patches of newly sampled cameras (8 cameras a step instead of 2 views: 8192 pixels, the
+# teacher's render of them about as long as the student's step) and replays a quarter of them from
+# the hardest patches of earlier steps (R2L's hard-ray mining; 64 patches = the last 8 steps' worth,
+# small enough that they stay hard). ``batch_views`` whole views from the pool can be mixed in (or
+# used alone: ``patches=0, batch_views=2`` is the earlier training).
+TRAINING = Options(
+    Option("batch_views", 0, "whole views a step from the view pool (teacher renders and real images)", minimum=0),
+    Option("rays", 4096, "random pixels of the pool views a step (bundle = 1; bundled students take whole views)",
+           minimum=1),
+    Option("patches", 8, "patches a step of fresh sampled cameras rendered by the teacher (hard ones included)",
+           minimum=0),
+    Option("patch", 32, "patch side in pixels, a multiple of the bundle (shrunk to fit the views)", minimum=1),
+    Option("hard_fraction", 0.25, "share of each step's patches replayed from the hardest of earlier steps",
+           minimum=0, maximum=1),
+    Option("hard_buffer", 64, "hardest patches kept for replay", minimum=0),
+    Option("finetune", 0.2, "last share of the steps trained on real training images only (R2L)", minimum=0,
+           maximum=1),
+)
 
 
-@register_student("lightfield", lr=3e-3, batch_views=2, rays=4096, finetune=0.2, ema_decay=0.99, options=OPTIONS)
+def bundle_margin(bundle: int) -> int:
+    """Pixels of context around a patch that make its upsampled colours those of the whole view (the
+    upsampler's reach: 1 bundle for 2x, 2 bundles from 4x on; tested)."""
+    return bundle * min(int(math.log2(bundle)), 2)
+
+
+@register_student("lightfield", lr=3e-3, ema_decay=0.99, options=OPTIONS, **TRAINING.defaults())
 class LightField(nn.Module):
     """Ray-to-colour student (see the module docstring).
 
@@ -172,6 +202,7 @@ class LightField(nn.Module):
     @classmethod
     def config_for(cls, teacher, dataset, sampler, **overrides) -> dict:
         """The config for ``teacher`` (its box and NDC), its ``dataset`` (background) and the pool's view size."""
+        sampler.template.require_pinhole("the lightfield student (its rays, like its exported graph's intrinsics [B,4])")
         config = teacher.config()
         return {"aabb": list(config["aabb"]), "ndc": config.get("ndc"), "background": dataset.background.tolist(),
                 "image_width": sampler.width, "image_height": sampler.height, **overrides}
@@ -238,36 +269,85 @@ class LightField(nn.Module):
             self.encoder.backend = None
 
     # ----------------------------------------------------------------------------- training
-    def distill_loss(self, pool, generator, *, step: int, batch_views: int, rays: int, finetune: float,
-                     total_steps: int | None = None, backend=None, **settings):
-        """One step's loss on the ``ViewPool``: teacher views mixed with real ones, then real views
-        only for the last ``finetune`` share of ``total_steps``. ``batch_views`` views per step:
-        whole (``bundle > 1``), or ``rays`` random pixels among them (``bundle = 1``; drawn as
-        views, so the pool's refresh rate counts views, not rays)."""
+    @classmethod
+    def check_settings(cls, settings: dict, model: dict | None = None) -> dict:
+        """``settings`` with the ``TRAINING`` ones checked and completed (others, e.g. ``lr``, pass
+        through), for a model of config ``model`` (its ``bundle``; default: the declared one)."""
+        bundle = int((model or {}).get("bundle", OPTIONS_BY_NAME["bundle"].default))
+        checked = TRAINING.resolve({k: v for k, v in settings.items() if k in TRAINING}, "lightfield")
+        if checked["patches"] and checked["patch"] % bundle:
+            raise UserError(f"lightfield: --setting patch={checked['patch']} must be a multiple of the bundle "
+                            f"({bundle}), so that a patch holds whole bundles")
+        if not checked["patches"] and not checked["batch_views"]:
+            raise UserError("lightfield: a step needs patches > 0 or batch_views > 0")
+        return {**settings, **checked}
+
+    def patch_images(self, cameras: Camera) -> torch.Tensor:
+        """``rgb [B,h,w,3]`` of patch cameras (``fastnerf.distill.patches``) as the whole views render
+        those pixels: rendered with ``bundle_margin`` pixels of context around them, then cropped."""
+        c2w, intrinsics = camera_intrinsics(cameras)
+        margin = bundle_margin(self.bundle)
+        shift = torch.tensor([0.0, 0.0, margin, margin], dtype=intrinsics.dtype, device=intrinsics.device)
+        images = self.images(c2w, intrinsics + shift, cameras.height + 2 * margin, cameras.width + 2 * margin)
+        return images[:, margin:margin + cameras.height, margin:margin + cameras.width]
+
+    def distill_loss(self, pool, generator, *, step: int, total_steps: int | None = None, backend=None, **settings):
+        """One step's loss (settings: ``TRAINING``). Each step trains on ``patches`` patches, a
+        ``hard_fraction`` of them replayed from the pool's buffer of the hardest patches and the rest
+        fresh (new sampled cameras rendered by the teacher, or real-image crops at the pool's
+        ``real_fraction``), and on ``batch_views`` views of the ``ViewPool``: whole (``bundle > 1``),
+        or ``rays`` random pixels among them (``bundle = 1``). For the last ``finetune`` share of
+        ``total_steps`` every patch and view is a real training image and nothing is replayed. The
+        loss is the mean squared error over every pixel; every patch goes back to the hard buffer
+        with its error."""
+        settings = self.check_settings(settings, {"bundle": self.bundle})
+        finetune = settings["finetune"]
         real_only = bool(total_steps) and finetune > 0 and step >= (1.0 - finetune) * total_steps
-        mixed = pool.real_fraction
-        if real_only and pool.real_images is not None:
-            pool.real_fraction = 1.0
-        try:
-            cameras, images = pool.draw_views(int(batch_views), generator)  # [V,h,w,3]
-        finally:
-            pool.real_fraction = mixed
+        has_real = pool.real_images is not None
         self.encoder.backend = backend
         try:
-            predicted, target = self._predict_draw(cameras, images, generator, int(rays))
+            pairs, stats = [], {"real_only": float(real_only)}
+            if settings["batch_views"]:
+                pairs.append(self._pool_pairs(pool, generator, settings, real_only and has_real))
+            if settings["patches"]:
+                pairs.append(self._patch_pairs(pool, generator, settings, real_only and has_real, stats))
         finally:
             self.encoder.backend = None
+        predicted = torch.cat([p.reshape(-1, 3) for p, _ in pairs])
+        target = torch.cat([t.reshape(-1, 3) for _, t in pairs])
         loss = F.mse_loss(predicted, target)
-        return loss, {"mse": float(loss.detach()), "real_only": float(real_only)}
+        return loss, {"mse": float(loss.detach()), "n_rays": float(target.shape[0]), **stats}
 
-    def _predict_draw(self, cameras: Camera, images: torch.Tensor, generator, rays: int):
-        """``(predicted, target)`` for drawn views ``images [V,h,w,3]``: ``rays`` random pixels, or whole views."""
+    def _pool_pairs(self, pool, generator, settings: dict, real_only: bool):
+        """``(predicted, target)`` on ``batch_views`` views of the pool (real ones only if ``real_only``)."""
+        mixed = pool.real_fraction
+        if real_only:
+            pool.real_fraction = 1.0
+        try:
+            cameras, images = pool.draw_views(int(settings["batch_views"]), generator)  # [V,h,w,3]
+        finally:
+            pool.real_fraction = mixed
         if self.upsampler is None:
             views, height, width = images.shape[:3]
             draw_device = generator.device if generator is not None else torch.device("cpu")
-            pixel = torch.randint(views * height * width, (rays,), generator=generator,
+            pixel = torch.randint(views * height * width, (int(settings["rays"]),), generator=generator,
                                   device=draw_device).to(images.device)
             view, rows, cols = pixel // (height * width), (pixel // width) % height, pixel % width
             origins, directions = cameras.pixel_rays(view, rows, cols)
             return self.ray_outputs(origins, directions), images[view, rows, cols]
         return self.images(*camera_intrinsics(cameras), cameras.height, cameras.width), images
+
+    def _patch_pairs(self, pool, generator, settings: dict, real_only: bool, stats: dict):
+        """``(predicted, target)`` on the step's patches, fresh and replayed; offers them all to the hard buffer."""
+        total, size = int(settings["patches"]), int(settings["patch"])
+        hard = pool.hard_patches(int(settings["hard_buffer"]), size, self.bundle)
+        replayed = 0 if real_only else min(round(settings["hard_fraction"] * total), len(hard))
+        old_cameras, old_rgb = hard.take(replayed, generator)
+        new_cameras, new_rgb = pool.draw_patches(total - replayed, size, generator, align=self.bundle,
+                                                 real_fraction=1.0 if real_only else None)
+        cameras, target = Camera.cat([old_cameras, new_cameras]), torch.cat([old_rgb, new_rgb])
+        predicted = self.patch_images(cameras)
+        if not real_only:  # fine-tuning replays nothing, so it leaves the buffer as it was
+            hard.offer(cameras, target, ((predicted.detach() - target) ** 2).mean(dim=(1, 2, 3)))
+        stats["hard"] = float(replayed)
+        return predicted, target

@@ -32,6 +32,7 @@ class PoseStudent(FixedCameraRendering, nn.Module):
         hidden, n_hidden: the pose MLP; code_dim: its output.
         channels: feature-map channels; n_up: doublings to the image (default: from an 8-pixel map).
         upsampler: ``"bilinear"`` or ``"transposed"``.
+        background: the colour its training views were composited on (baked into its output).
     """
 
     kind = "pose"
@@ -39,7 +40,7 @@ class PoseStudent(FixedCameraRendering, nn.Module):
     def __init__(self, *, width: int, height: int, fx: float, fy: float, cx: float, cy: float, centre=(0.0, 0.0, 0.0),
                  scale: float = 1.0, position_freqs: int = 6, rotation_freqs: int = 4, hidden: int,
                  n_hidden: int = 3, code_dim: int = 256, channels: int, n_up: int | None = None,
-                 upsampler: str, min_channels: int = 16):
+                 upsampler: str, min_channels: int = 16, background=(1.0, 1.0, 1.0)):
         # hidden, channels, upsampler: defaults from OPTIONS
         super().__init__()
         n_up = default_n_up(width, height) if n_up is None else int(n_up)
@@ -48,7 +49,8 @@ class PoseStudent(FixedCameraRendering, nn.Module):
         self._config = dict(self.camera, centre=[float(v) for v in centre], scale=float(scale),
                             position_freqs=int(position_freqs), rotation_freqs=int(rotation_freqs), hidden=int(hidden),
                             n_hidden=int(n_hidden), code_dim=int(code_dim), channels=int(channels), n_up=n_up,
-                            upsampler=upsampler, min_channels=int(min_channels))
+                            upsampler=upsampler, min_channels=int(min_channels),
+                            background=[float(v) for v in background])
         self.net = PoseToImage(width=width, height=height, centre=centre, scale=scale, position_freqs=position_freqs,
                                rotation_freqs=rotation_freqs, hidden=hidden, n_hidden=n_hidden, code_dim=code_dim,
                                channels=channels, n_up=n_up, upsampler=upsampler, min_channels=min_channels)
@@ -59,7 +61,8 @@ class PoseStudent(FixedCameraRendering, nn.Module):
     @classmethod
     def config_for(cls, teacher, dataset, sampler, **overrides) -> dict:
         centre, scale = scene_frame(teacher, dataset)
-        return {**camera_config(sampler.template), "centre": centre, "scale": scale, **overrides}
+        return {**camera_config(sampler.template), "centre": centre, "scale": scale,
+                "background": dataset.background.tolist(), **overrides}
 
     def distill_loss(self, pool, generator, *, step: int, batch_views: int, backend=None, **settings):
         cameras, images = pool.draw_views(batch_views, generator)

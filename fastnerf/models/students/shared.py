@@ -41,7 +41,7 @@ class SharedStudent(FixedCameraRendering, nn.Module):
 
     Args: as ``PoseStudent``, plus the NeRF branch's ``aabb``, ``ndc``, ``grid_resolution``
     (occupancy copied from the teacher), ``nerf_freqs`` (position encoding), ``nerf_hidden``,
-    ``nerf_layers`` and ``nerf_samples`` (marching steps per box diagonal).
+    ``nerf_layers`` and ``nerf_samples`` (marching steps per box diagonal), and ``background``.
     """
 
     kind = "shared"
@@ -51,7 +51,7 @@ class SharedStudent(FixedCameraRendering, nn.Module):
                  n_hidden: int = 3, code_dim: int = 256, channels: int, n_up: int | None = None,
                  upsampler: str, min_channels: int = 16, aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), ndc=None,
                  grid_resolution: int = 64, nerf_freqs: int = 6, nerf_hidden: int = 128, nerf_layers: int = 3,
-                 nerf_samples: int):
+                 nerf_samples: int, background=(1.0, 1.0, 1.0)):
         # hidden, channels, upsampler, nerf_samples: defaults from OPTIONS
         super().__init__()
         n_up = default_n_up(width, height) if n_up is None else int(n_up)
@@ -64,7 +64,8 @@ class SharedStudent(FixedCameraRendering, nn.Module):
                             upsampler=upsampler, min_channels=int(min_channels), aabb=aabb,
                             ndc=None if ndc is None else {k: float(v) for k, v in ndc.items()},
                             grid_resolution=int(grid_resolution), nerf_freqs=int(nerf_freqs),
-                            nerf_hidden=int(nerf_hidden), nerf_layers=int(nerf_layers), nerf_samples=int(nerf_samples))
+                            nerf_hidden=int(nerf_hidden), nerf_layers=int(nerf_layers), nerf_samples=int(nerf_samples),
+                            background=[float(v) for v in background])
         self.net = PoseToImage(width=width, height=height, centre=centre, scale=scale, position_freqs=position_freqs,
                                rotation_freqs=rotation_freqs, hidden=hidden, n_hidden=n_hidden, code_dim=code_dim,
                                channels=channels, n_up=n_up, upsampler=upsampler, min_channels=min_channels)
@@ -85,14 +86,17 @@ class SharedStudent(FixedCameraRendering, nn.Module):
         centre, scale = scene_frame(teacher, dataset)
         t = teacher.config()
         return {**camera_config(sampler.template), "centre": centre, "scale": scale, "aabb": t["aabb"],
-                "ndc": t.get("ndc"), "grid_resolution": t.get("grid_resolution", 64), **overrides}
+                "ndc": t.get("ndc"), "grid_resolution": t.get("grid_resolution", 64),
+                "background": dataset.background.tolist(), **overrides}
 
-    def init_from_teacher(self, teacher) -> bool:
-        """Use the teacher's occupancy grid for the NeRF branch's empty-space skipping."""
-        if tuple(teacher.grid.occupied.shape) != tuple(self.grid.occupied.shape):
-            return False
+    def init_from_teacher(self, teacher) -> str:
+        """Use the teacher's occupancy grid for the NeRF branch's empty-space skipping; returns what
+        was copied (``ValueError`` saying why for a grid of another resolution)."""
+        theirs, own = tuple(teacher.grid.occupied.shape), tuple(self.grid.occupied.shape)
+        if theirs != own:
+            raise ValueError(f"the teacher's occupancy grid has {theirs} cells, the student's {own}")
         self.grid.load_state_dict(teacher.grid.state_dict())
-        return True
+        return "occupancy grid"
 
     # ----------------------------------------------------------------------------- inference
 

@@ -24,6 +24,7 @@ from .teacher import load_held_out
 LR_HALF_LIFE = 500
 ENGINE_SETTINGS = ("lr", "ema_decay", "lr_half_life")  # settings the task applies; the rest go to the model
 TEACHER_TASK = "teacher"  # the task whose runs a student distils
+TEACHER_INIT = ("auto", "on", "off")
 
 
 def parse_size(text: str | None):
@@ -58,13 +59,16 @@ class StudentTask(Task):
         size: ``(width, height)`` the student trains at (default: the dataset's).
         model: overrides of the student's model config (plain values; the kind's declared options
             are checked by their declaration, the rest against its constructor).
-        settings: overrides of the kind's training settings (``lr``, ``batch_views``, ...).
+        settings: overrides of the kind's training settings (``lr``, ``batch_views``, ...; a kind
+            whose class has ``check_settings(settings, model)`` checks them up front).
         pool_size, initial_views, fresh_ratio, real_fraction, render_batch: the ``ViewPool``
             (``initial_views`` are rendered before the first step; the pool then grows to
             ``pool_size`` and refreshes at ``fresh_ratio``).
         teacher_supersample: teacher rays per pixel side for the pool (default: the teacher's own).
         pool_file: start from a pool saved with ``ViewPool.save`` instead of rendering one.
-        teacher_init: let the student copy what it can from the teacher (``init_from_teacher``).
+        teacher_init: ``"auto"``: the student copies what it can from the teacher
+            (``init_from_teacher``) and the log says what; ``"on"``: it must (a ``UserError`` saying
+            why it cannot); ``"off"``: nothing is copied. (True / False of older runs: auto / off.)
         eval_views: held-out views of the periodic check.
     """
 
@@ -88,13 +92,16 @@ class StudentTask(Task):
         Option("teacher_supersample", None, "teacher rays per pixel side for its views (default: its own)", type=int,
                flag=True, metavar="S", minimum=1),
         Option("pool_file", None, "start from a saved view pool", type=Path, flag=True, metavar="FILE"),
-        Option("teacher_init", True, "copy what the student can of the teacher's field", flag=True),
+        Option("teacher_init", "auto", "copy the teacher's field into the student: auto (what it can, logged), "
+               "on (an error if it cannot), off", choices=TEACHER_INIT, flag=True),
         Option("eval_views", 3, "held-out views of the periodic check", minimum=0),
     )
 
     def __init__(self, **values):
         from ...models import get_kind
 
+        if isinstance(values.get("teacher_init"), bool):  # older runs and callers: True copied what it could
+            values["teacher_init"] = "auto" if values["teacher_init"] else "off"
         super().__init__(**values)
         kind = self.args["kind"]
         self.student_kind = get_kind(kind, task=self.name, what="student kind")
@@ -105,6 +112,9 @@ class StudentTask(Task):
                             f"its settings: {', '.join(sorted(self.student_kind.settings))}")
         _check_teacher_run(self.args["teacher"])
         self.settings = {**self.student_kind.settings, **self.args["settings"]}
+        check_settings = getattr(self.student_kind.model_class, "check_settings", None)
+        if check_settings is not None:  # a kind that declares its settings checks them before any work
+            self.settings = check_settings(self.settings, self.args["model"])
         self.ema_decay = self.settings.get("ema_decay")
         self.pool, self.held_out, self.teacher_info = None, None, {}
         self._pending_pool_state = None
@@ -120,6 +130,8 @@ class StudentTask(Task):
         parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the kind's)")
         parser.add_argument("--batch-views", type=int, default=None, metavar="B",
                             help="views per step (default: the kind's)")
+        parser.add_argument("--no-teacher-init", dest="teacher_init", action="store_const", const="off",
+                            help="the same as --teacher-init off")
 
     @classmethod
     def from_args(cls, args) -> "StudentTask":
@@ -177,8 +189,8 @@ class StudentTask(Task):
         except TypeError as error:
             raise UserError(f"student {self.args['kind']!r}: bad model option ({error})") from None
         model = model.to(ctx.device)
-        if self.args["teacher_init"] and hasattr(model, "init_from_teacher") and not ctx.resuming:
-            model.init_from_teacher(teacher)
+        if not ctx.resuming:  # a resumed run's weights (and what was copied) come from its checkpoint
+            self._init_from_teacher(model, teacher, ctx.log)
         self.pool = ViewPool(teacher, sampler, dataset, capacity=self.args["pool_size"],
                              fresh_ratio=self.args["fresh_ratio"], real_fraction=self.args["real_fraction"],
                              render_batch=self.args["render_batch"], supersample=self.args["teacher_supersample"],
@@ -188,6 +200,27 @@ class StudentTask(Task):
             self._pending_pool_state = None
         self.held_out = load_held_out(info["path"], info.get("downscale", 1))
         return model
+
+    def _init_from_teacher(self, model, teacher, log) -> None:
+        """``model.init_from_teacher(teacher)`` as ``teacher_init`` says: it returns what it copied
+        and raises ValueError saying why it cannot; "on" makes that a UserError, "auto" a log line."""
+        mode, kind = self.args["teacher_init"], self.args["kind"]
+        if mode == "off":
+            return
+        if not hasattr(model, "init_from_teacher"):
+            why = f"a {kind!r} student has nothing it could copy from a teacher"
+        else:
+            try:
+                copied, why = model.init_from_teacher(teacher), "it copied nothing"
+            except ValueError as error:
+                copied, why = None, str(error)
+            if copied:
+                log(f"teacher init: the {kind!r} student copied the teacher's {copied}")
+                return
+        if mode == "on":
+            raise UserError(f"student {kind!r}: --teacher-init on, but {why}; "
+                            "use --teacher-init auto (copy what it can) or off")
+        log(f"teacher init: nothing copied ({why})")
 
     # ----------------------------------------------------------------------------- training
     def param_groups(self, model) -> list:
@@ -259,6 +292,7 @@ class StudentTask(Task):
         pool = self.pool
         return {"kind": self.args["kind"], "teacher": self.args["teacher"],
                 "teacher_views_rendered": 0 if pool is None else pool.rendered,
+                "teacher_patches_rendered": 0 if pool is None else pool.patches.rendered,
                 "pool_views": 0 if pool is None else len(pool)}
 
 

@@ -268,7 +268,7 @@ class TeacherTask(Task):
         from ...metrics import psnr
 
         held_out = self._held_out
-        if held_out is None:
+        if held_out is None or not self.args["eval_images"]:
             return None
         model.eval()
         count = min(self.args["eval_images"], len(held_out))
