@@ -19,6 +19,13 @@ to ``p * scale + offset`` (defaults 0.33 and (0.5, 0.5, 0.5), with its axes cycl
 x, y, z are the world's y, z, x) and marches the cube of side ``aabb_scale`` centred at 0.5,
 so in world units the box is ``(0.5 - offset + [-aabb_scale / 2, aabb_scale / 2]) / scale``
 per axis (``[-1.515, 1.515]^3`` for ``aabb_scale`` 1). With neither key, ``aabb`` is ``None``.
+
+``aabb_scale`` means what it means to Instant-NGP: the scene's content reaches ``aabb_scale``
+times past the unit cube, whose detail matters most (its finest cascade); the dataset keeps it
+(``Dataset.aabb_scale``). A bounded teacher marches the whole cube, as today; an ``aabb_scale``
+above 1 makes the teacher suggest ``--scene unbounded``, which contracts space around the unit
+cube (the inner box, at full resolution) and ends rays where they leave the whole cube (see
+docs/unbounded.md).
 """
 
 from __future__ import annotations
@@ -51,9 +58,10 @@ def load_ngp(json_path: Path, split: str, *, downscale: int, background: torch.T
     indices = _split_indices(meta, frames_json, split, json_path)
     frames = read_frames(json_path, frames_json, indices, skip_missing=skip_missing)
     cameras = build_cameras(meta, frames, json_path, downscale)
-    aabb = explicit_aabb(meta, json_path)
+    aabb, aabb_scale = explicit_aabb(meta, json_path), None
     if aabb is None:
         aabb = aabb_from_scale(meta, json_path)
+        aabb_scale = None if aabb is None else float(meta["aabb_scale"])
     near, far = near_far(meta, json_path)
     return Dataset(
         image_stack(frames, json_path, cameras, background),
@@ -62,6 +70,7 @@ def load_ngp(json_path: Path, split: str, *, downscale: int, background: torch.T
         aabb=aabb,
         near=near,
         far=far,
+        aabb_scale=aabb_scale,
         forward_facing=False,
         format="ngp",
         path=json_path.parent,
