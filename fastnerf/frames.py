@@ -12,6 +12,7 @@ from .errors import UserError
 def write_frames(frames: torch.Tensor, out: Path, fps: float) -> None:
     """``frames [N,H,W,3]`` in [0,1] to a GIF, an MP4 or a folder of PNGs."""
     import imageio.v2 as imageio
+    import numpy as np
 
     pixels = (frames.clamp(0, 1) * 255 + 0.5).to(torch.uint8).cpu().numpy()
     suffix = out.suffix.lower()
@@ -25,7 +26,10 @@ def write_frames(frames: torch.Tensor, out: Path, fps: float) -> None:
             raise UserError("writing .mp4 needs the imageio-ffmpeg package (pip install imageio-ffmpeg); "
                             "or write a .gif or a folder of PNGs") from None
         out.parent.mkdir(parents=True, exist_ok=True)
-        imageio.mimsave(out, list(pixels), fps=fps)
+        # H.264 in yuv420p needs even sizes: repeat the last row / column rather than let ffmpeg resample
+        height, width = pixels.shape[1:3]
+        pixels = np.pad(pixels, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+        imageio.mimsave(out, list(pixels), fps=fps, macro_block_size=2)
     elif suffix:
         raise UserError(f"--out {out}: unknown format {suffix!r}; use .gif, .mp4 or a folder")
     else:

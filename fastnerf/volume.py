@@ -11,6 +11,10 @@ identical to full compositing, so the only difference is the retired tail, whose
 most early_stop_eps per ray (times the largest value magnitude). early_stop_eps=0 gives full
 compositing (same samples, same sums up to float rounding).
 
+A contracted grid (``grid.contraction``, unbounded scenes) covers all of space, so the caller
+gives ``t_near``/``t_far``; ``march_rays`` reads the grid through the contraction, and
+``cone_angle`` > 0 grows the steps with distance (both passed through to ``march_rays``).
+
 dense_samples=n: vanilla NeRF's sampling instead of marching: n evenly spaced intervals between
 each ray's entry and exit of the box (jittered in training), no occupancy grid, every sample
 evaluated in one field call and composited (no early termination). It is the baseline the
@@ -35,6 +39,8 @@ def _background(background, n_rays, channels, like):
 
 
 def _segments(rays_o, rays_d, grid, t_near, t_far, backend):
+    if t_near is None and t_far is None and getattr(grid, "contraction", None) is not None:
+        raise ValueError("a contracted grid covers all of space: give t_near and t_far (where rays start and end)")
     if t_near is None and t_far is None:
         t_near, t_far, _ = ray_aabb(rays_o, rays_d, grid.aabb, backend=backend)
     elif t_near is None or t_far is None:
@@ -75,6 +81,7 @@ def render_rays(
     dense_samples: int = None,  # n evenly spaced samples per ray instead of marching (see the module docstring)
     stages=None,  # (geometry_fn, color_fn), field_fn in two stages: inference colours only visible samples
     skip_weight: float = 1e-4,  # with stages: samples of smaller weight get no colour (at most their weight lost)
+    cone_angle: float = 0.0,  # > 0: cone stepping (march_rays), a sample's step grows with its distance
 ) -> dict:
     """Render rays; returns dict(values [N, C] (also "rgb" when C == 3), opacity [N], depth [N],
     n_samples (int, field evaluations), packed_info, t_starts, t_ends[, weights in training]).
@@ -86,6 +93,7 @@ def render_rays(
 
         grid = OccupancyGrid.from_occupancy(grid[0], grid[1])
     t_near, t_far = _segments(rays_o, rays_d, grid, t_near, t_far, backend)
+    march = march_options(grid, cone_angle)
     if dense_samples is not None:
         if isinstance(dense_samples, bool) or not isinstance(dense_samples, int) or dense_samples < 1:
             raise ValueError(f"dense_samples must be a positive integer, got {dense_samples!r}")
@@ -94,12 +102,24 @@ def render_rays(
         with torch.set_grad_enabled(train and torch.is_grad_enabled()):
             return _render_all(field_fn, rays_o, rays_d, intervals, background, backend)
     if train:
-        return _render_train(field_fn, rays_o, rays_d, grid, t_near, t_far, step_size, background, generator, backend)
+        return _render_train(field_fn, rays_o, rays_d, grid, t_near, t_far, step_size, background, generator, backend,
+                             march)
     if samples_per_round < 1:
         raise ValueError(f"samples_per_round must be >= 1, got {samples_per_round}")
     with torch.no_grad():
         return _render_rounds(field_fn, rays_o, rays_d, grid, t_near, t_far, step_size, background,
-                              float(early_stop_eps), int(samples_per_round), backend, stages, float(skip_weight))
+                              float(early_stop_eps), int(samples_per_round), backend, stages, float(skip_weight), march)
+
+
+def march_options(grid, cone_angle: float = 0.0) -> dict:
+    """``march_rays``' keyword options for ``grid`` (its contraction) and ``cone_angle``; only those
+    that differ from the defaults, so a bounded march is the same call as ever."""
+    options = {}
+    if getattr(grid, "contraction", None) is not None:
+        options["contraction"] = grid.contraction
+    if cone_angle:
+        options["cone_angle"] = float(cone_angle)
+    return options
 
 
 def _jitter(rays_o, generator):  # [N] uniform in [0, 1) on the rays' device
@@ -124,9 +144,9 @@ def dense_intervals(t_near, t_far, n: int, offsets=None):
     return packed_info, starts[hit].reshape(-1), ends[hit].reshape(-1)
 
 
-def _render_train(field_fn, rays_o, rays_d, grid, t_near, t_far, step_size, background, generator, backend):
+def _render_train(field_fn, rays_o, rays_d, grid, t_near, t_far, step_size, background, generator, backend, march):
     offsets = _jitter(rays_o, generator)
-    intervals = march_rays(rays_o, rays_d, t_near, t_far, grid, step_size, offsets=offsets, backend=backend)
+    intervals = march_rays(rays_o, rays_d, t_near, t_far, grid, step_size, offsets=offsets, backend=backend, **march)
     return _render_all(field_fn, rays_o, rays_d, intervals, background, backend)
 
 
@@ -144,9 +164,10 @@ def _render_all(field_fn, rays_o, rays_d, intervals, background, backend):  # ev
 
 
 def _render_rounds(field_fn, rays_o, rays_d, grid, t_near, t_far, step_size, background, eps, per_round, backend,
-                   stages=None, skip_weight=0.0):
+                   stages=None, skip_weight=0.0, march=None):
     n_rays, device = rays_o.shape[0], rays_o.device
-    packed_info, t_starts, t_ends = march_rays(rays_o, rays_d, t_near, t_far, grid, step_size, backend=backend)
+    packed_info, t_starts, t_ends = march_rays(rays_o, rays_d, t_near, t_far, grid, step_size, backend=backend,
+                                               **(march or {}))
     starts, counts = packed_info[:, 0], packed_info[:, 1]
     done = torch.zeros(n_rays, dtype=torch.int64, device=device)  # samples composited so far, per ray
     transmittance = torch.ones(n_rays, device=device)

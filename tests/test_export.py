@@ -14,7 +14,6 @@ from fastnerf.export import (camera_inputs, example_inputs, export_model, native
 from fastnerf.models import build_model
 from fastnerf.models.students.lightfield import camera_intrinsics
 from fastnerf.train import save_checkpoint
-from tiny import make_tiny_scene
 
 TINY = dict(hidden=16, n_blocks=1, n_freqs=2, n_points=4, channels=8, image_width=12, image_height=8)
 
@@ -56,10 +55,10 @@ def test_pt2_program_matches_render_with_a_dynamic_batch(tmp_path):
 @pytest.fixture(scope="module")
 def trained_student(tmp_path_factory):
     """A tiny scene, a 3-step teacher and a 5-step lightfield student, all through the CLI."""
+    from tiny_runs import tiny_teacher_run
+
     root = tmp_path_factory.mktemp("lf")
-    data = make_tiny_scene(root / "data", n_train=6)
-    assert main(["train", "teacher", "--data", str(data), "--out", str(root / "teacher"), "--steps", "3", "--quiet",
-                 "--eval-every", "0"]) == 0
+    data, _ = tiny_teacher_run(root)
     assert main(["train", "student", "--kind", "lightfield", "--teacher", str(root / "teacher"), "--out",
                  str(root / "student"), "--steps", "4", "--quiet", "--initial-views", "3", "--pool-size", "3",
                  "--option", "hidden=16", "--option", "bundle=2", "--option", "n_blocks=1",

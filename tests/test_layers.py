@@ -27,7 +27,7 @@ LAYERS = [
     ("models", ["fastnerf.models"]),
     ("fields and volume rendering", ["fastnerf.fields", "fastnerf.volume"]),
     ("capture", ["fastnerf.capture"]),
-    ("data and cameras", ["fastnerf.data", "fastnerf.cameras", "fastnerf.distortion", "fastnerf.camera_paths",
+    ("data and cameras", ["fastnerf.data", "fastnerf.cameras", "fastnerf.distortion", "fastnerf.camera_path",
                           "fastnerf.frames", "fastnerf.metrics", "fastnerf.supersampling"]),
     ("ops", ["fastnerf.ops"]),
     ("reference and kernels", ["fastnerf.reference", "fastnerf.kernels", "fastnerf._C"]),

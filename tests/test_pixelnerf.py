@@ -158,4 +158,22 @@ def test_cli_train_eval_render(tmp_path, capsys):
     assert (tmp_path / "orbit.gif").is_file()
     assert main(["render", str(run), "--frames", "2", "--out", str(tmp_path / "x.gif")]) == 2
     assert "--scene" in capsys.readouterr().err
+    # the viewer shows the first scene, conditioned on its first view
+    from fastnerf.rendering import render
+    from fastnerf.viewer import load_viewed_run
+
+    source = load_viewed_run(run)
+    camera = source.camera_for(source.cameras.c2w[1].numpy(), 0.8, 12, 8)
+    expected = render(source.model, camera, views=(source.images[:1], source.cameras[:1]))["rgb"]
+    assert (source.render(camera).image == (expected.clamp(0, 1) * 255 + 0.5).byte().numpy()).all()
+    source = load_viewed_run(run, scene=data / "scene_0001", source_views=[2, 0])
+    expected = render(source.model, camera, views=(source.images[[2, 0]], source.cameras[[2, 0]]))["rgb"]
+    assert (source.render(camera).image == (expected.clamp(0, 1) * 255 + 0.5).byte().numpy()).all()
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert main(["view", str(run), "--source-views", "9", "--port", str(port)]) == 2
+    assert "--source-views [9] out of range" in capsys.readouterr().err
     assert main(["eval", str(run), "--split", "test", "--source-views", "9"]) == 2

@@ -12,6 +12,7 @@ from fastnerf.cameras import Camera, look_at
 from fastnerf.cli import main
 from fastnerf.data import load
 from fastnerf.data.procedural import SCENES, make_random_scenes, make_scene
+from fastnerf.data.procedural.scenes import ENVIRONMENT_RADIUS, UNBOUNDED
 from fastnerf.data.procedural.materials import Material
 from fastnerf.data.procedural.shapes import Box, Disk, Sphere, Tube, bowl, cup, pipe
 from fastnerf.data.procedural.tracer import Scene, SceneObject, render, shade
@@ -160,10 +161,33 @@ def test_scene_is_deterministic(small_scene, tmp_path):
         assert (again / name).read_bytes() == (small_scene / name).read_bytes()
 
 
-@pytest.mark.parametrize("name", SCENES[1:])
+@pytest.mark.parametrize("name", [name for name in SCENES[1:] if name not in UNBOUNDED])
 def test_other_scenes_render(name, tmp_path):
     dataset = load(make_scene(name, tmp_path, n_train=2, n_val=0, n_test=0, res=16))
     assert len(dataset) == 2 and 0 < dataset.alphas.mean() < 1
+
+
+def test_environment_is_seen_by_every_ray_that_misses_the_objects():
+    scene = Scene([SceneObject(Sphere((0.0, 0.0, 0.0), 0.5), Material((1.0, 0.0, 0.0)))],
+                  environment=Material((0.2, 0.4, 0.6)), environment_radius=30.0)
+    origins = torch.tensor([[0.0, -4.0, 0.0], [0.0, -4.0, 0.0], [3.0, 2.0, 1.0]])
+    directions = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.6, 0.0, 0.8]])
+    rgb, coverage = shade(scene, origins, directions)
+    assert (coverage == 1).all()
+    assert rgb[0, 0] > 0.5 and rgb[0, 2] < 0.1, "the object in front of the environment"
+    torch.testing.assert_close(rgb[1:], torch.tensor([[0.2, 0.4, 0.6]] * 2))
+
+
+def test_garden_is_unbounded_data(tmp_path):
+    """The built-in unbounded scene: every pixel covered by the far environment or the objects,
+    the aabb the objects' alone, far reaching the environment sphere."""
+    dataset = load(make_scene("garden", tmp_path, n_train=3, n_val=0, n_test=0, res=16))
+    assert (dataset.alphas == 1).all()
+    assert dataset.far >= 4.0 + ENVIRONMENT_RADIUS and dataset.near == 2.0
+    assert (dataset.aabb[:3] >= -1.05).all() and (dataset.aabb[3:] <= 1.05).all()
+    corners = dataset.images[:, [0, 0, -1, -1], [0, -1, 0, -1]]  # [3,4,3] image corners: the environment
+    assert (corners - 1.0).abs().amax() > 0.2, "not the white background"
+    assert corners.reshape(-1, 3).std(0).max() > 0.05, "textured: views see different parts of it"
 
 
 def test_random_scenes_differ_and_load(tmp_path):

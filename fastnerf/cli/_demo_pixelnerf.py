@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from ..train.engine import train
     from ..train.multi_scene_eval import evaluate_scenes
     from ..train.tasks.pixelnerf import PixelNeRFTask
-    from ..camera_paths import path_cameras
+    from ..camera_path import path_cameras
     from ..frames import write_frames
 
     out = Path(args.out)

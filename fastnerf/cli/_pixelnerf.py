@@ -66,7 +66,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def run_render(args: argparse.Namespace) -> int:
     """``fastnerf render RUN --scene DIR --source-views 0,3 --path orbit --out FILE.gif``."""
-    from ..camera_paths import path_cameras
+    from ..camera_path import path_cameras
     from ..frames import write_frames
     from ..data import load
     from ..data.scene_loading import load_scenes, parse_source_views
@@ -103,7 +103,7 @@ def run_render(args: argparse.Namespace) -> int:
         config = model.config()
         targets = path_cameras(reference, args.path, args.frames, torch.tensor(config["aabb"]))
     frames = render(model, targets, backend=args.backend, views=(images[source_views], cameras[source_views]))["rgb"]
-    write_frames(frames, Path(args.out), args.fps)
+    write_frames(frames, Path(args.out), args.fps or 12.0)
     print(f"wrote {frames.shape[0]} frames of {targets.width}x{targets.height} from source views {source_views} "
           f"to {args.out}")
     return 0

@@ -37,3 +37,15 @@ def load_run_and_data(args: argparse.Namespace, split: str):
     data = args.data or info.get("path")
     downscale = args.downscale or info.get("downscale", 1)
     return model, checkpoint, load(data, split, downscale=downscale), data, downscale
+
+
+DEFAULT_VIEWER_PORT = 7007  # fastnerf.viewer.DEFAULT_PORT (not imported: --help stays instant)
+
+
+def add_viewer_options(parser: argparse.ArgumentParser) -> None:
+    """``--host`` and ``--port`` of the web viewer (``fastnerf view``, ``fastnerf train --viewer``)."""
+    parser.add_argument("--host", default="127.0.0.1", metavar="HOST",
+                        help="viewer address (default 127.0.0.1: this machine only; from elsewhere, an SSH tunnel: "
+                        f"ssh -L {DEFAULT_VIEWER_PORT}:127.0.0.1:{DEFAULT_VIEWER_PORT} HOST)")
+    parser.add_argument("--port", type=int, default=DEFAULT_VIEWER_PORT, metavar="PORT",
+                        help=f"viewer port (default {DEFAULT_VIEWER_PORT}); a port in use is an error")

@@ -8,8 +8,11 @@ every process runs this, the engine joins them, and rank 0 alone writes and prin
 from __future__ import annotations
 
 import argparse
+import os
+import time
+from pathlib import Path
 
-from ._shared import add_device_option, add_threads_option, apply_threads
+from ._shared import add_device_option, add_threads_option, add_viewer_options, apply_threads
 
 DEFAULT_MINUTES = 5.0
 
@@ -53,6 +56,13 @@ def _add_engine_arguments(parser) -> None:
     add_device_option(parser)
     add_threads_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--viewer", action="store_true",
+                        help="serve the web viewer on the model as it trains (rank 0 only; stays up after "
+                        "training until Ctrl-C)")
+    add_viewer_options(parser)
+    parser.add_argument("--viewer-resolution", type=int, default=256, metavar="PIXELS",
+                        help="longer side of the viewer's image once the camera rests (default 256: it shares "
+                        "the machine with training)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,14 +76,46 @@ def run(args: argparse.Namespace) -> int:
     missing = [flag for dest, flag in args.needed if getattr(args, dest) is None]
     if missing and not args.resume:
         raise UserError(f"train {args.model}: {', '.join(missing)} required (unless --resume continues a run)")
+    live = None
+    if args.viewer and int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 serves
+        from ..viewer.live import LiveView
+
+        if args.viewer_resolution < 16:
+            raise UserError(f"--viewer-resolution must be at least 16 pixels, got {args.viewer_resolution}")
+        live = LiveView(f"{Path(args.out).name} ({args.model}, training)", host=args.host, port=args.port,
+                        resolution=args.viewer_resolution)
     task = None if args.resume else args.task_class.from_args(args)
-    summary = train(task, args.out, steps=steps, minutes=minutes, seed=args.seed, resume=args.resume,
-                    device=args.device, backend=args.backend, eval_every=args.eval_every,
-                    checkpoint_every=args.checkpoint_every, progress=not args.quiet)
+    try:
+        summary = train(task, args.out, steps=steps, minutes=minutes, seed=args.seed, resume=args.resume,
+                        device=args.device, backend=args.backend, eval_every=args.eval_every,
+                        checkpoint_every=args.checkpoint_every, progress=not args.quiet,
+                        on_step=None if live is None else live.on_step)
+        _report(summary, args)
+        if live is not None:
+            _keep_viewing(live, summary["model"])
+    finally:
+        if live is not None:
+            live.stop()
+    return 0
+
+
+def _keep_viewing(live, model) -> None:
+    live.finish(model)
+    if live.viewer is None:
+        return
+    print(f"training finished; the viewer stays at {live.viewer.url} until Ctrl-C", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("viewer: stopping", flush=True)
+
+
+def _report(summary: dict, args: argparse.Namespace) -> None:
     if summary["rank"] == 0:
         held_out = summary["held_out_psnr"]
         ranks = f" on {summary['world_size']} processes" if summary["world_size"] > 1 else ""
         print(f"trained {summary['steps']} steps in {summary['train_seconds']:.0f} s{ranks} on {summary['device']} "
               f"({summary['samples_per_second'] / 1e3:.0f}k samples/s); "
-              f"held-out PSNR {'n/a' if held_out is None else f'{held_out:.2f} dB'}; checkpoint in {args.out}")
-    return 0
+              f"held-out PSNR {'n/a' if held_out is None else f'{held_out:.2f} dB'}; checkpoint in {args.out}",
+              flush=True)

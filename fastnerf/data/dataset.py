@@ -21,6 +21,8 @@ class Dataset:
         background: ``[3]`` colour the images were composited onto.
         aabb: ``[6]`` ``(xmin, ymin, zmin, xmax, ymax, zmax)`` in world units, or ``None``.
         near, far: ray bounds in world units, or ``None``.
+        aabb_scale: Instant-NGP's ``aabb_scale`` when ``aabb`` came from it (``aabb`` is then the
+            cube of that many unit cubes it marches, the unit cube in its middle), else ``None``.
         forward_facing: True for LLFF-style captures (all cameras look one way).
         format: ``"blender"``, ``"ngp"``, ``"llff"``, ``"colmap"``, ``"dtu"`` (or ``"memory"`` when built from tensors).
         path: the folder (or file) it was read from; split: the split name.
@@ -36,6 +38,7 @@ class Dataset:
         aabb=None,
         near: float | None = None,
         far: float | None = None,
+        aabb_scale: float | None = None,
         forward_facing: bool = False,
         format: str = "memory",
         path: Path | None = None,
@@ -48,6 +51,7 @@ class Dataset:
         self.aabb = None if aabb is None else torch.as_tensor(aabb, dtype=torch.float32)
         self.near = None if near is None else float(near)
         self.far = None if far is None else float(far)
+        self.aabb_scale = None if aabb_scale is None else float(aabb_scale)
         self.forward_facing = bool(forward_facing)
         self.format = format
         self.path = None if path is None else Path(path)
@@ -137,6 +141,7 @@ class Dataset:
             aabb=None if self.aabb is None else self.aabb.to(device),
             near=self.near,
             far=self.far,
+            aabb_scale=self.aabb_scale,
             forward_facing=self.forward_facing,
             format=self.format,
             path=self.path,

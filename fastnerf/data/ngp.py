@@ -19,6 +19,13 @@ to ``p * scale + offset`` (defaults 0.33 and (0.5, 0.5, 0.5), with its axes cycl
 x, y, z are the world's y, z, x) and marches the cube of side ``aabb_scale`` centred at 0.5,
 so in world units the box is ``(0.5 - offset + [-aabb_scale / 2, aabb_scale / 2]) / scale``
 per axis (``[-1.515, 1.515]^3`` for ``aabb_scale`` 1). With neither key, ``aabb`` is ``None``.
+
+``aabb_scale`` means what it means to Instant-NGP: the scene's content reaches ``aabb_scale``
+times past the unit cube, whose detail matters most (its finest cascade); the dataset keeps it
+(``Dataset.aabb_scale``). A bounded teacher marches the whole cube, as today; an ``aabb_scale``
+above 1 makes the teacher suggest ``--scene unbounded``, which contracts space around the unit
+cube (the inner box, at full resolution) and ends rays where they leave the whole cube (see
+docs/unbounded.md).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from .dataset import Dataset
 from .errors import DatasetError
 from .json_fields import finite_number, positive_number, read_json, where
 from .splits import holdout_by_name
-from .transforms_json import frame_list, load_transforms
+from .transforms_json import explicit_aabb, frame_list, load_transforms
 
 FILE_NAME = "transforms.json"
 NGP_DEFAULT_SCALE = 0.33
@@ -41,8 +48,9 @@ NGP_DEFAULT_OFFSET = (0.5, 0.5, 0.5)
 def load_ngp(json_path: Path, split: str, *, downscale: int, background: torch.Tensor, skip_missing: bool) -> Dataset:
     meta = read_json(json_path)
     indices = _split_indices(meta, frame_list(json_path, meta), split, json_path)
-    return load_transforms(json_path, meta, split, format="ngp", indices=indices,
-                           default_aabb=lambda: aabb_from_scale(meta, json_path), downscale=downscale,
+    scale_box = aabb_from_scale(meta, json_path) if explicit_aabb(meta, json_path) is None else None
+    return load_transforms(json_path, meta, split, format="ngp", indices=indices, default_aabb=lambda: scale_box,
+                           aabb_scale=None if scale_box is None else float(meta["aabb_scale"]), downscale=downscale,
                            background=background, skip_missing=skip_missing)
 
 

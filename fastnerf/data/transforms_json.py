@@ -194,10 +194,11 @@ def near_far(meta: dict, json_path: Path) -> tuple[float | None, float | None]:
 
 
 def load_transforms(json_path: Path, meta: dict, split: str, *, format: str, indices: list[int] | None = None,
-                    default_aabb=None, downscale: int, background: torch.Tensor, skip_missing: bool):
+                    default_aabb=None, downscale: int, background: torch.Tensor, skip_missing: bool,
+                    **dataset_fields):
     """The ``Dataset`` of the frames ``indices`` (None: every frame) of a parsed transforms JSON:
     the one pipeline of the Blender and Instant-NGP formats. ``default_aabb()`` gives the box when
-    the file has no explicit ``"aabb"``."""
+    the file has no explicit ``"aabb"``; ``dataset_fields`` go to the ``Dataset`` as they are."""
     frames_json = frame_list(json_path, meta)
     indices = list(range(len(frames_json))) if indices is None else indices
     frames = read_frames(json_path, frames_json, indices, skip_missing=skip_missing)
@@ -207,4 +208,5 @@ def load_transforms(json_path: Path, meta: dict, split: str, *, format: str, ind
         aabb = default_aabb()
     near, far = near_far(meta, json_path)
     return Dataset(image_stack(frames, json_path, cameras, background), cameras, background=background, aabb=aabb,
-                   near=near, far=far, forward_facing=False, format=format, path=json_path.parent, split=split)
+                   near=near, far=far, forward_facing=False, format=format, path=json_path.parent, split=split,
+                   **dataset_fields)

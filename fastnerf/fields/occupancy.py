@@ -11,6 +11,14 @@ this cell absorbs 1%"). A grid copied into another model (a student) brings its 
 the copy's estimate stays comparable whatever step the new owner marches with. As in nerfacc, the
 effective threshold is min(threshold, mean of the EMA), so a field that is faint everywhere early
 in training does not empty the grid.
+
+Contraction: with `contraction="mipnerf360"` the grid covers all of space, contracted
+(`fastnerf.reference.march_rays.contract`, mip-NeRF 360's map under the inf-norm) into the cube
+[-2, 2]^3 of `aabb`'s normalised coordinates: `aabb` is its middle half, and the cells grow
+without bound outside it. Cell centres and sample points are mapped back to the world with
+`uncontract`. `march_rays(..., contraction=grid.contraction)` reads the grid the same way. With
+`cone_angle` > 0 (the owner's cone stepping) a step there is longer: the grid keeps
+sigma * max(cone_angle * distance from the box centre, unit_step) (`fields.scene_space.step_at`).
 """
 
 import copy
@@ -18,6 +26,11 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..reference.march_rays import CONTRACTIONS, uncontract
+from .scene_space import step_at
+
+_CONTRACTED_EDGE = 2.0 - 1e-4  # |u| < 2 strictly: uncontract is infinite on the cube's surface
 
 
 def chunked_density(density_fn, points: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -34,11 +47,19 @@ class OccupancyGrid(nn.Module):
     without `unit_step`, from before it was a buffer, keeps the grid's own). occupied[i, j, k] is
     the cell of x index i, y index j, z index k. Until `warmup_steps` updates (or training steps)
     have passed, every cell is occupied.
+
+    `contraction` (None: the grid covers `aabb`; "mipnerf360": all space) and `cone_angle` (see
+    the module docstring) are construction arguments (models keep them in their config), not state.
     """
 
     def __init__(self, aabb, resolution=128, *, decay: float = 0.95, threshold: float = 0.01, warmup_steps: int = 256,
-                 unit_step: float = 1.0):
+                 unit_step: float = 1.0, contraction: str | None = None, cone_angle: float = 0.0):
         super().__init__()
+        if contraction not in CONTRACTIONS:
+            raise ValueError(f"contraction must be one of {CONTRACTIONS}, got {contraction!r}")
+        if not 0.0 <= float(cone_angle) < float("inf"):
+            raise ValueError(f"cone_angle must be a finite number >= 0, got {cone_angle!r}")
+        self.contraction, self.cone_angle = contraction, float(cone_angle)
         aabb = torch.as_tensor(aabb, dtype=torch.float32).reshape(-1)
         if aabb.numel() != 6 or not bool(torch.isfinite(aabb).all()) or not bool((aabb[:3] < aabb[3:]).all()):
             raise ValueError(f"aabb must be six finite numbers (min xyz, max xyz) with min < max, got {aabb.tolist()}")
@@ -82,7 +103,8 @@ class OccupancyGrid(nn.Module):
         return float(self.occupied.float().mean())
 
     def cell_centers(self) -> torch.Tensor:
-        """[R^3, 3] cell centres in world space, x-major (the flat order of `occupied`)."""
+        """[R^3, 3] cell centres in world space, x-major (the flat order of `occupied`); for a
+        contracted grid, the centres in contracted space mapped back to the world."""
         return self._points(torch.arange(self.occupied.numel(), device=self.aabb.device), None)
 
     def _points(self, cells: torch.Tensor, jitter) -> torch.Tensor:
@@ -91,7 +113,10 @@ class OccupancyGrid(nn.Module):
         index = index + (0.5 if jitter is None else jitter)
         res = torch.tensor(self.resolution, dtype=torch.float32, device=cells.device)
         lo, hi = self.aabb[:3], self.aabb[3:]
-        return lo + index / res * (hi - lo)
+        if self.contraction is None:
+            return lo + index / res * (hi - lo)
+        contracted = (index / res * 4.0 - 2.0).clamp(-_CONTRACTED_EDGE, _CONTRACTED_EDGE)
+        return uncontract(contracted, self.aabb)
 
     @torch.no_grad()
     def update(self, density_fn, *, step: int = None, n_samples: int = None, generator=None, chunk: int = 1 << 18,
@@ -151,11 +176,16 @@ class OccupancyGrid(nn.Module):
         return {prefix + name: value for name, value in fresh.state_dict().items()}
 
     def _opacity(self, density_fn, cells: torch.Tensor, generator, chunk: int) -> torch.Tensor:  # [M] -> [M]
-        """sigma * unit_step at one jittered point in each of `cells`."""
+        """sigma * unit_step (cone stepping: the step there) at one jittered point in each of `cells`."""
         device = self.aabb.device
         jitter = torch.rand(cells.shape[0], 3, generator=generator, device=device)
-        sigma = chunked_density(density_fn, self._points(cells, jitter), chunk)
-        return sigma * self.unit_step
+        if self.cone_angle == 0.0:
+            return chunked_density(density_fn, self._points(cells, jitter), chunk) * self.unit_step
+        return torch.cat([self._cone_opacity(density_fn, self._points(cells[i:i + chunk], jitter[i:i + chunk]))
+                          for i in range(0, cells.shape[0], chunk)]) if cells.numel() else torch.zeros(0, device=device)
+
+    def _cone_opacity(self, density_fn, points: torch.Tensor) -> torch.Tensor:  # [M,3] -> [M]
+        return density_fn(points).reshape(-1).float() * step_at(points, self.aabb, self.unit_step, self.cone_angle)
 
     def _threshold(self, warm: bool) -> None:
         if warm:
@@ -166,7 +196,8 @@ class OccupancyGrid(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"aabb={self.aabb.tolist()}, resolution={self.resolution}, decay={self.decay}, "
-                f"threshold={self.threshold}, warmup_steps={self.warmup_steps}, unit_step={float(self.unit_step):g}")
+                f"threshold={self.threshold}, warmup_steps={self.warmup_steps}, unit_step={float(self.unit_step):g}, "
+                f"contraction={self.contraction!r}, cone_angle={self.cone_angle:g}")
 
 
 @torch.no_grad()

@@ -16,6 +16,15 @@ Bounded scenes are marched inside ``aabb``. Forward-facing captures (LLFF) are r
 (normalised device coordinates, as in the original NeRF): rays start on the near plane
 ``z = -ndc_near`` of the (recentred) world and the infinite frustum becomes the cube
 ``[-1, 1]^3``; ``aabb`` is then a box in NDC.
+
+Unbounded scenes (``contraction="mipnerf360"``) cover all of space: a position is contracted
+(``fastnerf.reference.march_rays.contract``, mip-NeRF 360's map under the inf-norm) into
+``[-2, 2]^3`` of ``aabb``'s normalised coordinates before the encoding, which reads
+``(u + 2) / 4`` in ``[0, 1]``: ``aabb`` (the inner box) is the middle half, at full detail, and the
+far field shrinks into the shell around it. The occupancy grid lives in the same contracted
+space. Rays run from ``near`` to ``far`` (world distances) with cone stepping (``cone_angle``:
+a sample's step grows with its distance, Instant-NGP), so a ray to the far plane costs a
+bounded number of samples; rays that leave still composite onto the background.
 """
 
 from __future__ import annotations
@@ -29,7 +38,9 @@ from ..fields.frequency import FrequencyEncoding
 from ..fields.hash_grid import HashEncoding
 from ..fields.mlp import MLP, trunc_exp
 from ..fields.occupancy import OccupancyGrid
+from ..fields.scene_space import encoding_input, intervals_per_ray, ray_range, scene_config
 from ..fields.spherical_harmonics import SphericalHarmonicsEncoding
+from ..errors import UserError
 from ..supersampling import check_factor
 from ..volume import render_rays
 from .registry import register_model
@@ -58,6 +69,15 @@ def marched_rays(ndc, rays_o, rays_d):
     return ndc_rays(rays_o, rays_d, fx_ratio=ndc["fx_ratio"], fy_ratio=ndc["fy_ratio"], near=ndc["near"])
 
 
+def refuse_unbounded(teacher, kind: str, reason: str) -> None:
+    """A ``UserError`` naming ``reason`` when ``teacher`` models an unbounded (contracted) scene,
+    for a student ``kind`` that cannot follow it there."""
+    if teacher.config().get("contraction") is not None:
+        raise UserError(f"{kind}: the teacher models an unbounded scene (--scene unbounded: contracted space, "
+                        f"cone steps to a far plane) and {reason}; distil it into a student that follows it there "
+                        "(pose, lightfield, hybrid), or train a bounded teacher (--scene bounded)")
+
+
 @register_model("nerf", task="teacher",
                 no_export="it is a volume-rendering teacher (custom ops, data-dependent sample counts)")
 class NeRF(nn.Module):
@@ -76,6 +96,10 @@ class NeRF(nn.Module):
         hidden: width of the tiny hash MLPs; color_layers: hidden layers of the colour MLP;
             geo_features: density-MLP features passed to colour.
         freq_pos, freq_dir, width, depth: frequency-encoding MLP.
+        contraction: ``None`` (bounded: the model lives in ``aabb``) or ``"mipnerf360"``
+            (unbounded: ``aabb`` is the inner box of contracted space; see the module docstring).
+        cone_angle: cone stepping, a sample's step is ``max(t * cone_angle, step)`` (0: fixed steps).
+        near, far: where rays start and end (world distances) when unbounded; ``far`` is required then.
     """
 
     kind = "nerf"
@@ -85,10 +109,12 @@ class NeRF(nn.Module):
                  hash_levels: int = 16, hash_features: int = 2, hash_log2_size: int = 15, hash_min_res: int = 16,
                  hash_max_res: int = 1024, grid_warmup: int = 256, hidden: int = 64, color_layers: int = 2,
                  geo_features: int = 15, sh_degree: int = 4, supersample: int = 1,
-                 freq_pos: int = 10, freq_dir: int = 4, width: int = 128, depth: int = 6):
+                 freq_pos: int = 10, freq_dir: int = 4, width: int = 128, depth: int = 6,
+                 contraction: str | None = None, cone_angle: float = 0.0, near: float = 0.0, far: float | None = None):
         super().__init__()
         if encoding not in ENCODINGS:
             raise ValueError(f"NeRF: encoding must be one of {ENCODINGS}, got {encoding!r}")
+        scene = scene_config(contraction, cone_angle, near, far, ndc=ndc, who="NeRF")
         aabb = [float(v) for v in torch.as_tensor(aabb, dtype=torch.float32).tolist()]
         if len(aabb) != 6 or not all(aabb[i] < aabb[i + 3] for i in range(3)):
             raise ValueError(f"NeRF: aabb must be (xmin, ymin, zmin, xmax, ymax, zmax) with min < max, got {aabb}")
@@ -101,12 +127,15 @@ class NeRF(nn.Module):
             color_layers=int(color_layers), geo_features=int(geo_features),
             sh_degree=int(sh_degree), freq_pos=int(freq_pos), freq_dir=int(freq_dir), width=int(width),
             depth=int(depth), supersample=check_factor(supersample, "NeRF: supersample"),
+            **scene,
         )
+        self.contraction, self.cone_angle = contraction, float(cone_angle)
         self.supersample = self._config["supersample"]
         self.register_buffer("aabb", torch.tensor(aabb))
         self.register_buffer("background", torch.tensor(self._config["background"]))
         self.step_size = math.dist(aabb[:3], aabb[3:]) / steps_per_diagonal
-        self.grid = OccupancyGrid(self.aabb.clone(), grid_resolution, warmup_steps=grid_warmup, unit_step=self.step_size)
+        self.grid = OccupancyGrid(self.aabb.clone(), grid_resolution, warmup_steps=grid_warmup, unit_step=self.step_size,
+                                  contraction=contraction, cone_angle=self.cone_angle)
         if encoding == "hash":  # Instant-NGP: tiny MLPs without biases, SH view encoding
             self.position_encoding = HashEncoding(hash_levels, hash_features, hash_log2_size, hash_min_res,
                                                   hash_max_res)
@@ -142,8 +171,13 @@ class NeRF(nn.Module):
         return renamed
 
     # ----------------------------------------------------------------------------- fields
+    def unit_positions(self, positions: torch.Tensor) -> torch.Tensor:
+        """``positions [S,3]`` (world or NDC) -> the encoding's input ``[S,3]`` in ``[0, 1]``:
+        the box normalised (clamped), or the contracted position ``(u + 2) / 4``."""
+        return encoding_input(positions, self.aabb, self.contraction)
+
     def _features(self, positions: torch.Tensor, backend=None):  # [S,3] (world or NDC) -> sigma [S], feat [S,F]
-        unit = ((positions - self.aabb[:3]) / (self.aabb[3:] - self.aabb[:3])).clamp(0.0, 1.0)
+        unit = self.unit_positions(positions)
         encoded = self.position_encoding(unit * self.input_scale + self.input_shift, backend=backend)
         h = self.geometry_mlp(encoded)
         return trunc_exp(h[:, 0] + self.density_shift), h[:, 1:]
@@ -195,16 +229,31 @@ class NeRF(nn.Module):
         def color(features, directions):
             return self.color(features, directions, backend=backend)
 
+        t_near, t_far = self.ray_range(rays_d)
         return render_rays(field, rays_o, rays_d, self.grid, step_size=self.step_size, background=background,
                            train=train, generator=generator, early_stop_eps=early_stop_eps, backend=backend,
-                           dense_samples=dense_samples, stages=(geometry, color))
+                           dense_samples=dense_samples, stages=(geometry, color), t_near=t_near, t_far=t_far,
+                           cone_angle=self.cone_angle)
+
+    def ray_range(self, rays_d: torch.Tensor):
+        """``(t_near [N], t_far [N])`` of an unbounded model's rays (``near`` to ``far`` whatever the
+        directions' lengths), or ``(None, None)``: bounded rays span the box (``ray_aabb``)."""
+        return ray_range(rays_d, self._config["near"], self._config["far"])
+
+    def intervals_per_ray(self) -> float:
+        """About how many intervals a ray marches while every cell is occupied (the ray batch's
+        first guess): half a box diagonal's steps; unbounded, near to far with cone steps."""
+        config = self._config
+        if config["far"] is None:
+            return config["steps_per_diagonal"] / 2.0
+        return intervals_per_ray(config["near"], config["far"], self.step_size, self.cone_angle)
 
     @torch.no_grad()
     def update_grid(self, *, step: int, generator=None, n_samples: int | None = None, reduce=None,
                     backend=None) -> None:
         """Refresh the occupancy grid at training ``step`` from the opacity of one marching step
-        (``sigma * step_size``, the grid's ``unit_step``; threshold 0.01), sampling ``n_samples``
-        cells (all during warm-up). ``reduce(density_ema)``: combines the replicas' estimates in
+        (``sigma * step_size``, the grid's ``unit_step``; cone stepping: the step there; threshold
+        0.01), sampling ``n_samples`` cells (all during warm-up). ``reduce(density_ema)``: combines the replicas' estimates in
         place (data-parallel training)."""
         self.grid.update(lambda x: self.density(x, backend=backend), step=step, n_samples=n_samples,
                          generator=generator, reduce=reduce)

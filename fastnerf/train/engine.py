@@ -15,6 +15,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -56,6 +57,25 @@ class Context:
         return self.distributed.all_reduce_(tensor, op)
 
 
+@dataclass
+class StepReport:
+    """What ``train(on_step=...)`` is handed after every step, on rank 0 only (a viewer, say).
+
+    The callback runs on the training thread: it should return at once and copy what it keeps.
+    ``model`` is the model in training (raw weights); ``averaged_state()`` copies its ``state_dict``
+    with the averaged weights (the weights the checkpoint renders with; the buffers, such as the
+    occupancy grid, as training has them now); ``dataset_info()`` is the task's.
+    """
+
+    step: int
+    total_steps: int | None
+    loss: float
+    held_out: dict | None
+    model: torch.nn.Module
+    averaged_state: Callable[[], dict]
+    dataset_info: Callable[[], dict]
+
+
 def rank_generator(device: torch.device, seed: int, rank: int) -> torch.Generator:
     return torch.Generator(device).manual_seed((int(seed) + rank * RANK_SEED_STRIDE) % (1 << 63))
 
@@ -63,7 +83,7 @@ def rank_generator(device: torch.device, seed: int, rank: int) -> torch.Generato
 @with_flushed_denormals
 def train(task: Task | None, out, *, steps: int | None = None, minutes: float | None = None, seed: int = 0,
           resume: bool = False, device=None, backend=None, eval_every: int = 500, checkpoint_every: int = 500,
-          progress: bool = True, log=print) -> dict:
+          progress: bool = True, log=print, on_step: Callable[[StepReport], None] | None = None) -> dict:
     """Train ``task`` into the run folder ``out``.
 
     Args:
@@ -76,6 +96,7 @@ def train(task: Task | None, out, *, steps: int | None = None, minutes: float | 
             process takes the GPU of its local rank.
         backend: op backend for the task's kernels (default: the fastest for the device).
         eval_every / checkpoint_every: steps between held-out checks / checkpoints (0: only at the end).
+        on_step: called with a ``StepReport`` after every step on rank 0 (e.g. ``fastnerf train --viewer``).
     Returns:
         a summary dict (also ``out/train.json`` on rank 0) with ``model``: the trained model,
         averaged weights, in eval mode.
@@ -88,18 +109,20 @@ def train(task: Task | None, out, *, steps: int | None = None, minutes: float | 
         check_budget(steps, minutes)
     dist = Distributed.start(device)
     try:
-        return _Run(task, Path(out), dist, started=started, steps=steps, minutes=minutes, seed=seed, resume=resume, backend=backend,
-                    eval_every=eval_every, checkpoint_every=checkpoint_every, progress=progress, log=log).run()
+        return _Run(task, Path(out), dist, started=started, steps=steps, minutes=minutes, seed=seed, resume=resume,
+                    backend=backend, eval_every=eval_every, checkpoint_every=checkpoint_every, progress=progress,
+                    log=log, on_step=on_step).run()
     finally:
         dist.close()
 
 
 class _Run:
     def __init__(self, task, out, dist, *, started, steps, minutes, seed, resume, backend, eval_every, checkpoint_every,
-                 progress, log):
+                 progress, log, on_step=None):
         self.out, self.dist, self.log, self.show_progress = out, dist, log, progress
         self.started = started
         self.bar = None  # the progress bar, from run(); a task may log before (build_model)
+        self.on_step = on_step if dist.is_main else None
         self.eval_every, self.checkpoint_every = int(eval_every or 0), int(checkpoint_every or 0)
         self.checkpoint = load_checkpoint(out, map_location=dist.device) if resume else None
         engine_state = {}
@@ -221,9 +244,13 @@ class _Run:
                     self._announce_total(first_decision)
                     if first_decision:
                         evaluation = self._time_the_tail(history) or evaluation
-                self._show(stats, float(loss.detach()))
+                loss_value = float(loss.detach())
+                self._show(stats, loss_value)
                 if self.eval_every and self.step % self.eval_every == 0:
                     evaluation = self._timed("eval", self._evaluate, history) or evaluation
+                if self.on_step is not None:
+                    self.on_step(StepReport(self.step, self.budget.total_steps, loss_value, evaluation, model,
+                                            self._viewed_state, task.dataset_info))
                 if self.checkpoint_every and self.step % self.checkpoint_every == 0:
                     self._timed("save", self._save)
         finally:
@@ -268,6 +295,15 @@ class _Run:
             return work(*args)
         finally:
             self.budget.add_overhead(kind, clock() - tick)
+
+    def _viewed_state(self) -> dict:
+        """A copy of the model's ``state_dict`` with the averaged weights in place of the raw ones
+        (its buffers, the occupancy grid among them, as training has them now)."""
+        state = {name: value.detach().clone() for name, value in self.model.state_dict().items()}
+        if self.average is not None:
+            state.update({name: value.detach().clone() for name, value in zip(self.average.names,
+                                                                                self.average.average)})
+        return state
 
     def _check_finite(self, loss: torch.Tensor) -> None:
         if torch.isfinite(loss):

@@ -5,7 +5,8 @@ Blender format (RGBA PNG + ``transforms_{train,val,test}.json``), so they load w
 Cameras sit at distance 4 from the origin looking at it (OpenGL convention, +Z up): train and
 val views at random directions between 10 degrees below and 80 degrees above the horizon, test
 views on an orbit at 30 degrees elevation. The JSONs carry ``"aabb"`` (tight around the
-objects) and ``"near"``/``"far"``.
+objects) and ``"near"``/``"far"``; for a scene with an environment (``garden``, unbounded), far
+reaches the environment sphere (camera distance + its radius), and the aabb stays the objects'.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def write_scene(scene: Scene, out_dir: Path, *, n_train: int, n_val: int, n_test
             raise UserError(f"{name} must be a {'positive' if name in ('n_train', 'res') else 'non-negative'} integer, got {count!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if scene.environment is not None:  # every ray ends on the environment sphere
+        far = max(far, radius + scene.environment_radius)
     generator = torch.Generator().manual_seed(seed)
     splits = {
         "train": random_sphere_cameras(n_train, res, generator, radius),

@@ -1,6 +1,10 @@
 """The named built-in scenes. Every object lies inside [-1, 1]^3; each scene has high-frequency
 textures, a glossy surface (a highlight that moves with the view), a thin structure and a
-concave shape, so a blurry renderer scores visibly worse than a sharp one."""
+concave shape, so a blurry renderer scores visibly worse than a sharp one.
+
+``garden`` is the unbounded one: the tabletop inside a checkered environment sphere 20 units
+away (about 10x the objects' box, 5x the camera distance), which fills every view around the
+objects; a model that only covers the objects' box must paint it on the box's walls."""
 
 from __future__ import annotations
 
@@ -84,4 +88,16 @@ def lattice() -> Scene:
     return Scene(objects)
 
 
-BUILDERS = {"tabletop": tabletop, "bowl": bowl_scene, "lattice": lattice}
+ENVIRONMENT_RADIUS = 20.0
+
+
+def garden() -> Scene:
+    """The tabletop inside a far, checkered environment sphere (an unbounded scene)."""
+    scene = tabletop()
+    scene.environment = Material((0.25, 0.45, 0.75), (0.9, 0.82, 0.62), "checker", frequency=0.4)
+    scene.environment_radius = ENVIRONMENT_RADIUS
+    return scene
+
+
+BUILDERS = {"tabletop": tabletop, "bowl": bowl_scene, "lattice": lattice, "garden": garden}
+UNBOUNDED = ("garden",)  # scenes with an environment far outside their objects' box

@@ -4,7 +4,10 @@ Shading (all view-consistent except the specular lobe, which moves with the view
 ``albedo * (ambient + key * visibility * max(n.l, 0) + fill * max(n.l_fill, 0))
 + specular * key * visibility * max(n.h, 0) ^ shininess``, where ``visibility`` is the fraction
 of a fixed set of directions inside the key light's cone that reach the sky (soft shadows and
-soft self-occlusion). Pixels no object covers have alpha 0.
+soft self-occlusion). Pixels no object covers have alpha 0, unless the scene has an
+``environment``: a textured sphere of ``environment_radius`` about the origin around everything
+(unlit, casting no shadow), which every ray that misses the objects meets (alpha 1): an
+unbounded scene, whose background is far outside the objects' box.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class Scene:
     fill_strength: float = 0.2
     ambient: float = 0.22
     shadow_samples: int = 6
+    environment: Material | None = None  # the far textured sphere of an unbounded scene (None: alpha 0 there)
+    environment_radius: float = 20.0
     _light_dirs: torch.Tensor | None = field(default=None, repr=False)
 
     @property
@@ -125,8 +130,12 @@ def shade(scene: Scene, origins, directions) -> tuple[torch.Tensor, torch.Tensor
     t, normals, object_index = nearest_hit(scene, origins, directions)
     hit = object_index >= 0
     rgb = torch.zeros_like(origins)
+    coverage = hit.float()
+    if scene.environment is not None and not hit.all():
+        rgb[~hit] = environment_colour(scene, origins[~hit], directions[~hit])
+        coverage = torch.ones_like(coverage)
     if not hit.any():
-        return rgb, hit.float()
+        return rgb, coverage
     view = directions[hit]
     points = origins[hit] + t[hit, None] * view
     normals = normals[hit]
@@ -165,7 +174,16 @@ def shade(scene: Scene, origins, directions) -> tuple[torch.Tensor, torch.Tensor
     highlight = _dot(normals, half_vector).clamp_min(0) ** shininess
     colour = albedo * diffuse[:, None] + (specular * scene.key_strength * visibility * highlight)[:, None]
     rgb[hit] = colour.clamp(0, 1)
-    return rgb, hit.float()
+    return rgb, coverage
+
+
+def environment_colour(scene: Scene, origins, directions) -> torch.Tensor:
+    """``[R,3]`` albedo of the environment sphere where rays from inside it leave it (unlit)."""
+    half_b = _dot(origins, directions)
+    c = _dot(origins, origins) - scene.environment_radius**2  # < 0: the origins are inside the sphere
+    a = _dot(directions, directions)
+    t = (-half_b + torch.sqrt((half_b**2 - a * c).clamp_min(0))) / a
+    return scene.environment.albedo(origins + t[:, None] * directions).clamp(0, 1)
 
 
 def _dot(a, b):

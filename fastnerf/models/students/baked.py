@@ -30,7 +30,7 @@ from ...fields.mlp import MLP
 from ...fields.spherical_harmonics import SphericalHarmonicsEncoding
 from ...options import Option
 from ...ops import baked_render, ray_aabb
-from ..nerf import marched_rays
+from ..nerf import marched_rays, refuse_unbounded
 from . import register_student
 from ._baking import bake
 
@@ -111,6 +111,8 @@ class BakedStudent(nn.Module):
 
     @classmethod
     def config_for(cls, teacher, dataset, sampler, **overrides) -> dict:
+        refuse_unbounded(teacher, "baked", "baked's sparse grid lives in the teacher's world box, so everything "
+                         "the teacher keeps outside it (the far field) would be lost")
         t = teacher.config()
         if t.get("encoding") != "hash":
             raise UserError("baked: only a hash-encoding teacher can be baked (its colour is a small MLP of "

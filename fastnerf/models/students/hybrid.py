@@ -27,7 +27,9 @@ the averaged weights (``rebuilt_buffers``). The first 3 features are a colour (s
 on the background colour): the image is that low-resolution colour, bilinearly upsampled, plus
 the decoder's residual (its last conv starts at zero). Started from a teacher, the hybrid thus
 renders the teacher's low-resolution image from step 0 and learns the detail the upsampling
-loses. Forward-facing (NDC) teachers are followed into NDC.
+loses. Forward-facing (NDC) teachers are followed into NDC, unbounded ones (``--scene
+unbounded``) into their contracted space: the same contraction of the same inner box for the
+hash grid and the occupancy grid, cone steps from ``near`` to ``far`` (``fields.scene_space``).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from ...errors import UserError
 from ...fields.hash_grid import HashEncoding
 from ...fields.mlp import MLP, trunc_exp
 from ...fields.occupancy import OccupancyGrid
+from ...fields.scene_space import SCENE_KEYS, encoding_input, ray_range, scene_config
 from ...fields.spherical_harmonics import SphericalHarmonicsEncoding
 from ...fields.upsampling import UPSAMPLERS, UpsamplingDecoder, check_upsampler
 from ...options import Option
@@ -74,6 +77,7 @@ class HybridStudent(nn.Module):
 
     Args:
         aabb, ndc: the marched box (and NDC transform), as the teacher's.
+        contraction, cone_angle, near, far: the teacher's scene space (unbounded teachers).
         grid_resolution: occupancy-grid cells per axis.
         hash_*: the hash grid; hidden, geo_features: the density MLP (the teacher's layout).
         color_layers: hidden layers of the feature MLP (width ``hidden``: the teacher's colour MLP).
@@ -94,7 +98,8 @@ class HybridStudent(nn.Module):
                  hash_max_res: int = 256, hidden: int = 64, geo_features: int = 15, sh_degree: int = 4,
                  color_layers: int = 2, features: int, factor: int, sampling: str, samples: int,
                  steps_per_diagonal: int | None, train_geometry: bool, upsampler: str, decoder_channels: int,
-                 min_channels: int = 16, background=(1.0, 1.0, 1.0), grid_warmup: int = 256):
+                 min_channels: int = 16, background=(1.0, 1.0, 1.0), grid_warmup: int = 256,
+                 contraction: str | None = None, cone_angle: float = 0.0, near: float = 0.0, far: float | None = None):
         # features, factor, sampling, samples, steps_per_diagonal, train_geometry, upsampler,
         # decoder_channels: defaults from OPTIONS
         super().__init__()
@@ -106,6 +111,7 @@ class HybridStudent(nn.Module):
             raise ValueError(f"hybrid: samples and steps_per_diagonal must be positive, got {samples}, "
                              f"{steps_per_diagonal}")
         aabb = [float(v) for v in aabb]
+        scene = scene_config(contraction, cone_angle, near, far, ndc=ndc, who="hybrid")
         self._config = dict(aabb=aabb, ndc=None if ndc is None else {k: float(v) for k, v in ndc.items()},
                             grid_resolution=int(grid_resolution), hash_levels=int(hash_levels),
                             hash_features=int(hash_features), hash_log2_size=int(hash_log2_size),
@@ -116,14 +122,14 @@ class HybridStudent(nn.Module):
                             steps_per_diagonal=None if steps_per_diagonal is None else int(steps_per_diagonal),
                             train_geometry=bool(train_geometry), upsampler=check_upsampler(upsampler),
                             decoder_channels=int(decoder_channels), min_channels=int(min_channels),
-                            background=[float(v) for v in background], grid_warmup=int(grid_warmup))
+                            background=[float(v) for v in background], grid_warmup=int(grid_warmup), **scene)
         if features < 3:
             raise ValueError(f"hybrid: features must be at least 3 (the first 3 are a colour), got {features}")
         self.factor, self.sampling, self.samples = int(factor), sampling, int(samples)
         self.register_buffer("aabb", torch.tensor(aabb))
         self.step_size = math.dist(aabb[:3], aabb[3:]) / (steps_per_diagonal or samples)
         self.grid = OccupancyGrid(self.aabb.clone(), grid_resolution, warmup_steps=grid_warmup,
-                                  unit_step=self.step_size)
+                                  unit_step=self.step_size, contraction=contraction, cone_angle=scene["cone_angle"])
         # Whether init_from_teacher copied the geometry (saved, so a resumed run keeps it frozen).
         self.register_buffer("geometry_from_teacher", torch.tensor(False))
         self.geometry_frozen = False
@@ -146,7 +152,8 @@ class HybridStudent(nn.Module):
     def config_for(cls, teacher, dataset, sampler, **overrides) -> dict:
         t = teacher.config()
         config = {"aabb": t["aabb"], "ndc": t.get("ndc"), "grid_resolution": t.get("grid_resolution", 64),
-                  "grid_warmup": t.get("grid_warmup", 256), "background": dataset.background.tolist()}
+                  "grid_warmup": t.get("grid_warmup", 256), "background": dataset.background.tolist(),
+                  **{k: t[k] for k in SCENE_KEYS if t.get(k) is not None}}
         if t.get("encoding") == "hash":  # the teacher's field layout, so init_from_teacher can copy it
             config.update({k: t[k] for k in ("hash_levels", "hash_features", "hash_log2_size", "hash_min_res",
                                              "hash_max_res", "hidden", "geo_features", "sh_degree", "color_layers")})
@@ -199,7 +206,7 @@ class HybridStudent(nn.Module):
 
     # ----------------------------------------------------------------------------- field
     def _geometry(self, positions: torch.Tensor, backend=None):  # [S,3] -> (sigma [S], geo [S,G])
-        unit = ((positions - self.aabb[:3]) / (self.aabb[3:] - self.aabb[:3])).clamp(0.0, 1.0)
+        unit = encoding_input(positions, self.aabb, self._config["contraction"])
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.geometry_frozen):
             h = self.geometry_mlp(self.position_encoding(unit, backend=backend))
         return trunc_exp(h[:, 0]), h[:, 1:]
@@ -249,8 +256,10 @@ class HybridStudent(nn.Module):
             return self.features(geo, directions, backend=backend)
 
         dense = self.samples if self.sampling == "dense" else None
+        t_near, t_far = ray_range(rays_d, self._config["near"], self._config["far"])
         out = render_rays(field, rays_o, rays_d, self.grid, step_size=self.step_size, train=train, generator=generator,
-                          backend=backend, dense_samples=dense, stages=(geometry, features))
+                          backend=backend, dense_samples=dense, stages=(geometry, features), t_near=t_near,
+                          t_far=t_far, cone_angle=self._config["cone_angle"])
         return out["values"] + (1.0 - out["opacity"][:, None]) * self.background_feature
 
     def feature_camera(self, camera: Camera) -> Camera:

@@ -20,7 +20,7 @@ from ...fields.frequency import FrequencyEncoding
 from ...fields.mlp import MLP, trunc_exp
 from ...fields.occupancy import OccupancyGrid
 from ...volume import render_rays
-from ..nerf import marched_rays
+from ..nerf import marched_rays, refuse_unbounded
 from ...fields.upsampling import UPSAMPLERS
 from ...options import Option
 from . import register_student
@@ -81,6 +81,8 @@ class SharedStudent(FixedCameraRendering, nn.Module):
 
     @classmethod
     def config_for(cls, teacher, dataset, sampler, **overrides) -> dict:
+        refuse_unbounded(teacher, "shared", "the shared student's NeRF branch marches the teacher's occupancy grid "
+                         "in the world box, which here lives in contracted space")
         centre, scale = scene_frame(teacher, dataset)
         t = teacher.config()
         return {**camera_config(sampler.template), "centre": centre, "scale": scale, "aabb": t["aabb"],

@@ -7,6 +7,10 @@ adapts so each step evaluates about ``target_samples`` samples over all ranks. T
 is refreshed every ``grid_every`` steps (a max over the ranks). RGBA datasets train on a random
 background per pixel. Pixels are fit with centre rays for the first ``centre_fraction`` of the
 steps, with the sub-rays after (a schedule of the step count alone, so runs resume exactly).
+
+``scene="unbounded"`` models all of space (docs/unbounded.md): the box becomes the inner box of
+mip-NeRF 360's contraction, rays run to a far plane with cone stepping. A bounded run whose
+data looks unbounded (``fastnerf.data.bounds``) says so in a log line.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ...errors import UserError
 from ...options import REQUIRED, Option, Options
 from ...supersampling import average_subpixels, subpixel_offsets, subpixel_rays
 from ..backgrounds import on_random_backgrounds
@@ -35,6 +40,17 @@ DEFAULT_LR = {"hash": 2e-2, "frequency": 2e-3}  # hash at 100x100: 1e-2 31.36 dB
 # 128 steps per diagonal (more rays per step) 0.5 dB.
 HASH_RES_PER_PIXEL = 1.92
 STEPS_PER_PIXEL = 1.28
+SCENES = ("bounded", "unbounded")
+# Unbounded: cone stepping with a step of one pixel's angle (1 / fx) of the distance, at least
+# Instant-NGP's 1/256 for large scenes: near the objects the step stays about the bounded one
+# (STEPS_PER_PIXEL), and a ray to the far plane costs ~ln(far / t) / cone_angle more past that.
+# The inner box is the middle half of the contracted cube, so the finest hash level doubles to
+# keep the box's detail.
+MIN_CONE_ANGLE = 1.0 / 256
+# Fewest rays a step, per scene model. An unbounded ray marches ~5x a bounded one's intervals
+# while the grid warms up (every cell occupied, near to far): 256 rays would make those steps
+# 5x the target samples.
+MIN_RAYS = {"bounded": 256, "unbounded": 64}
 
 
 def resolution_defaults(width: int, height: int) -> dict:
@@ -44,26 +60,55 @@ def resolution_defaults(width: int, height: int) -> dict:
             "steps_per_diagonal": int(min(1024, max(128, round(STEPS_PER_PIXEL * pixels))))}
 
 
-def teacher_config_for(dataset, encoding: str = "hash", **overrides) -> dict:
+def teacher_config_for(dataset, encoding: str = "hash", scene: str = "bounded", **overrides) -> dict:
     """NeRF config for ``dataset``: NDC for forward-facing captures, else its aabb (padded 5%);
     the finest hash level and the marching step follow the image size (``resolution_defaults``);
-    pixels are area averages of ``SUPERSAMPLE[encoding]``^2 rays."""
+    pixels are area averages of ``SUPERSAMPLE[encoding]``^2 rays. ``scene="unbounded"``: that box
+    (for Instant-NGP's ``aabb_scale``, its unit cube) is the inner box of contracted space, rays
+    end at ``fastnerf.data.bounds.far_plane`` (see ``unbounded_config``)."""
+    if scene not in SCENES:
+        raise UserError(f"teacher: scene must be one of {', '.join(SCENES)}, got {scene!r}")
     config = {"encoding": encoding, "background": dataset.background.tolist(),
               "supersample": SUPERSAMPLE[encoding], **resolution_defaults(dataset.width, dataset.height)}
-    if dataset.forward_facing:
+    if scene == "unbounded":
+        config.update(unbounded_config(dataset, config["hash_max_res"]))
+    elif dataset.forward_facing:
         camera = dataset.cameras[0]
         config["ndc"] = {"fx_ratio": 2 * float(camera.fx) / camera.width, "fy_ratio": 2 * float(camera.fy) / camera.height,
                          "near": min(1.0, dataset.near) if dataset.near else 1.0}
         config["aabb"] = [-1.5, -1.5, -1.0, 1.5, 1.5, 1.0]
     elif dataset.aabb is not None:
-        aabb = dataset.aabb.float()
-        pad = 0.05 * (aabb[3:] - aabb[:3]).max()
-        config["aabb"] = torch.cat([aabb[:3] - pad, aabb[3:] + pad]).tolist()
-    else:  # NeRF-synthetic convention: objects within 3/8 of the camera distance from the origin
-        radius = 0.375 * float(dataset.cameras.c2w[:, :3, 3].norm(dim=-1).mean())
-        config["aabb"] = [-radius] * 3 + [radius] * 3
+        config["aabb"] = _padded(dataset.aabb)
+    else:
+        config["aabb"] = _camera_radius_box(dataset)
     config.update(overrides)
     return config
+
+
+def _padded(aabb: torch.Tensor) -> list:
+    aabb = aabb.float()
+    pad = 0.05 * (aabb[3:] - aabb[:3]).max()
+    return torch.cat([aabb[:3] - pad, aabb[3:] + pad]).tolist()
+
+
+def _camera_radius_box(dataset) -> list:  # NeRF-synthetic convention: objects within 3/8 of the camera distance
+    radius = 0.375 * float(dataset.cameras.c2w[:, :3, 3].norm(dim=-1).mean())
+    return [-radius] * 3 + [radius] * 3
+
+
+def unbounded_config(dataset, hash_max_res: int) -> dict:
+    """The unbounded part of the config: contraction around the inner box, cone stepping, near/far."""
+    from ...data.bounds import far_plane, inner_box
+
+    if dataset.forward_facing:
+        raise UserError("teacher: --scene unbounded is for captures around a scene; this one is forward-facing, "
+                        "rendered in NDC, which already maps its infinite frustum into a box: use --scene bounded")
+    box = inner_box(dataset)
+    aabb = _padded(box) if box is not None else _camera_radius_box(dataset)
+    cone_angle = max(MIN_CONE_ANGLE, float(1.0 / dataset.cameras.fx.double().median()))
+    return {"aabb": aabb, "contraction": "mipnerf360", "cone_angle": cone_angle,
+            "near": float(dataset.near or 0.0), "far": far_plane(dataset, aabb),
+            "hash_max_res": int(min(4096, 2 * hash_max_res))}
 
 
 def load_held_out(path, downscale: int, *, skip_missing: bool = False):
@@ -89,6 +134,8 @@ class TeacherTask(Task):
 
     Args:
         data: the dataset folder (Blender, Instant-NGP / nerfstudio or LLFF).
+        scene: ``"bounded"`` (the model lives in a box) or ``"unbounded"`` (contracted space, cone
+            stepping to a far plane: captures that see far past any box; docs/unbounded.md).
         encoding: ``"hash"`` (Instant-NGP) or ``"frequency"`` (vanilla NeRF).
         downscale: integer image shrink factor; skip_missing: skip frames whose image is absent.
         target_samples: samples per step over all ranks the ray batch adapts to (at most
@@ -108,6 +155,8 @@ class TeacherTask(Task):
     options = Options(
         Option("data", REQUIRED, "dataset folder (Blender, Instant-NGP, LLFF)", type=Path, flag=True, metavar="DIR"),
         Option("encoding", "hash", "field encoding", choices=tuple(SUPERSAMPLE), flag=True),
+        Option("scene", "bounded", "scene model: bounded (one box) or unbounded (contracted space, cone steps to a "
+               "far plane; for captures that see far past the box)", choices=SCENES, flag=True),
         Option("downscale", 1, "shrink images by K", flag=True, metavar="K", minimum=1),
         Option("target_samples", 1 << 14, "samples per step over all ranks", minimum=1),
         Option("max_rays", 8192, "rays per step over all ranks, at most", minimum=1),
@@ -152,11 +201,22 @@ class TeacherTask(Task):
         from ...models import build_model
 
         dataset = self._datasets(ctx.device)
-        config = teacher_config_for(dataset, self.args["encoding"], **self.args["model_config"])
+        config = teacher_config_for(dataset, self.args["encoding"], self.args["scene"], **self.args["model_config"])
         model = build_model("nerf", **config)
+        if self.args["scene"] == "bounded" and not ctx.resuming:
+            self._suggest_unbounded(dataset, config, ctx.log)
         if self.samples_per_ray is None:
-            self.samples_per_ray = model.config()["steps_per_diagonal"] / 2.0
+            self.samples_per_ray = model.intervals_per_ray()
         return model
+
+    @staticmethod
+    def _suggest_unbounded(dataset, config, log) -> None:
+        from ...data.bounds import unbounded_reason
+
+        reason = None if config.get("ndc") else unbounded_reason(dataset, config["aabb"])
+        if reason:
+            log(f"teacher: this scene looks unbounded ({reason}); a bounded teacher paints what lies "
+                "outside its box on the box's walls: try --scene unbounded")
 
     def param_groups(self, model) -> list:
         lr = self.args["lr"] or DEFAULT_LR[self.args["encoding"]]
@@ -185,7 +245,8 @@ class TeacherTask(Task):
     def loss(self, model, step: int, ctx):
         dataset, a, generator = self._train, self.args, ctx.generator
         target_samples, max_rays = a["target_samples"] / ctx.world_size, a["max_rays"] / ctx.world_size
-        n_rays = int(min(max_rays, max(256, target_samples / max(self.samples_per_ray, 1.0))))
+        min_rays = MIN_RAYS[a["scene"]]  # per rank
+        n_rays = int(min(max_rays, max(min_rays, target_samples / max(self.samples_per_ray, 1.0))))
         factor = self._factor(model, step, ctx.total_steps)
         rays_per_pixel = factor * factor
         n_pixels = max(1, (n_rays - n_rays % 64) // rays_per_pixel)
@@ -244,7 +305,7 @@ class TeacherTask(Task):
         self.sub_rays_from = state.get("sub_rays_from")
 
     def summary(self, model) -> dict:
-        return {"encoding": self.args["encoding"], "samples_per_ray": self.samples_per_ray,
+        return {"encoding": self.args["encoding"], "scene": self.args["scene"], "samples_per_ray": self.samples_per_ray,
                 "occupancy": model.occupancy()}
 
 
