@@ -73,7 +73,7 @@ def test_a_copied_grid_goes_on_from_the_teachers_step_in_the_teachers_unit():
 
 
 def test_frozen_geometry_gets_no_gradient_and_its_grid_no_update():
-    teacher, student = small_pair()
+    teacher, student = small_pair(train_geometry=False)
     assert "frozen" in student.init_from_teacher(teacher) and student.geometry_frozen
     occupied = student.grid.occupied.clone()
     rays_o = torch.tensor([[-3.0, 0.0, 0.1], [-3.0, 0.2, 0.0]])
@@ -102,7 +102,7 @@ def test_the_teachers_checkpoint_holds_the_grid_of_its_averaged_weights(teacher)
 def test_hybrid_occupancy_stays_the_teachers_after_every_grid_update(teacher, tmp_path, monkeypatch, train_geometry):
     reference, _ = load_run(teacher)
     teacher_cells = reference.grid.occupied
-    options = {"train_geometry": True} if train_geometry else {}  # frozen: the default
+    options = {"train_geometry": train_geometry}
     model, seen = train_hybrid(teacher, tmp_path / "student", monkeypatch, **options)
     fraction = reference.occupancy()
     for step, occupied in enumerate(seen, 1):

@@ -125,7 +125,7 @@ def test_teacher_init_auto_logs_what_was_copied_and_on_refuses_what_cannot_be(tm
     teacher = teacher_run(tmp_path, "blender")
     lines = []
     train(student_task(teacher, "hybrid"), tmp_path / "auto", steps=1, progress=False, eval_every=0, log=lines.append)
-    assert any("teacher init: the 'hybrid' student copied the teacher's hash grid, geometry MLP (frozen), "
+    assert any("teacher init: the 'hybrid' student copied the teacher's hash grid, geometry MLP (trained), "
                "occupancy grid, colour MLP" in line for line in lines), lines
     lines.clear()
     train(student_task(teacher, "pose"), tmp_path / "pose", steps=1, progress=False, eval_every=0, log=lines.append)

@@ -115,7 +115,8 @@ def _report(summary: dict, args: argparse.Namespace) -> None:
     if summary["rank"] == 0:
         held_out = summary["held_out_psnr"]
         ranks = f" on {summary['world_size']} processes" if summary["world_size"] > 1 else ""
-        print(f"trained {summary['steps']} steps in {summary['train_seconds']:.0f} s{ranks} on {summary['device']} "
-              f"({summary['samples_per_second'] / 1e3:.0f}k samples/s); "
+        rate = summary["samples_per_second"]  # 0 for kinds whose steps count no ray samples
+        print(f"trained {summary['steps']} steps in {summary['train_seconds']:.0f} s{ranks} on {summary['device']}"
+              f"{f' ({rate / 1e3:.0f}k samples/s)' if rate else ''}; "
               f"held-out PSNR {'n/a' if held_out is None else f'{held_out:.2f} dB'}; checkpoint in {args.out}",
               flush=True)

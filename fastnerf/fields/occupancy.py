@@ -158,7 +158,10 @@ class OccupancyGrid(nn.Module):
         """Estimate the grid afresh from `density_fn` (sigma, as for `update`): the max over
         `samples_per_cell` jittered points in every cell (drawn from `seed`, so the same weights
         give the same grid), replacing the running estimate; the step counter is kept, so a grid
-        in warm-up stays all occupied. Used to make the grid of averaged weights."""
+        in warm-up stays all occupied (and is left as it is: nothing is evaluated). Used to make
+        the grid of averaged weights."""
+        if not self.past_warmup:  # every cell stays occupied whatever the estimate: skip the evaluation
+            return self
         device, n_cells = self.aabb.device, self.occupied.numel()
         generator = torch.Generator(device).manual_seed(int(seed))
         cells = torch.arange(n_cells, device=device)
