@@ -124,7 +124,8 @@ def test_hybrid_occupancy_stays_the_teachers_after_every_grid_update(teacher, tm
 
 def test_frozen_geometry_stays_frozen_when_a_run_resumes(teacher, tmp_path):
     def task():
-        return StudentTask(teacher=str(teacher), kind="hybrid", model={"features": 8, "decoder_channels": 8},
+        return StudentTask(teacher=str(teacher), kind="hybrid",
+                           model={"features": 8, "decoder_channels": 8, "train_geometry": False},
                            settings={"batch_views": 2}, pool_size=2, initial_views=2, fresh_ratio=0.0, eval_views=0)
 
     train(task(), tmp_path / "student", steps=2, progress=False, eval_every=0)
