@@ -16,9 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.colmap import BOX_PERCENTILES, OPENCV_TO_OPENGL  # the same box rule as a COLMAP model read as data
+from ..data.colmap import BOX_PERCENTILES, opengl_c2w  # the same box rule and axes as a COLMAP model read as data
 from ..errors import UserError
-
 
 
 @dataclass
@@ -26,15 +25,6 @@ class Oriented:
     c2w: np.ndarray  # [N,4,4] OpenGL camera-to-world in the scene frame
     aabb: np.ndarray  # [6] (xmin, ymin, zmin, xmax, ymax, zmax) in the scene frame
     colmap_to_scene: np.ndarray  # [4,4] similarity (scale * rotation, translation) applied to COLMAP's frame
-
-
-def opengl_c2w(cam_from_world: np.ndarray) -> np.ndarray:
-    """``cam_from_world [N,3,4]`` (OpenCV, COLMAP) -> OpenGL camera-to-world ``[N,4,4]``."""
-    rotation, translation = cam_from_world[:, :, :3], cam_from_world[:, :, 3]
-    c2w = np.tile(np.eye(4), (len(cam_from_world), 1, 1))
-    c2w[:, :3, :3] = rotation.transpose(0, 2, 1)
-    c2w[:, :3, 3] = -np.einsum("nji,nj->ni", rotation, translation)  # -R^T t
-    return c2w @ OPENCV_TO_OPENGL
 
 
 def rotation_onto(source: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -73,12 +73,12 @@ def world_to_camera_rotation(qvec: np.ndarray) -> np.ndarray:
     ])
 
 
-def opengl_c2w(qvec: np.ndarray, tvec: np.ndarray) -> np.ndarray:
-    """World-to-camera ``(qvec, tvec)`` (OpenCV axes) -> OpenGL camera-to-world ``[4,4]``."""
-    rotation = world_to_camera_rotation(qvec)
-    c2w = np.eye(4)
-    c2w[:3, :3] = rotation.T
-    c2w[:3, 3] = -rotation.T @ tvec
+def opengl_c2w(cam_from_world: np.ndarray) -> np.ndarray:
+    """World-to-camera ``cam_from_world [N,3,4]`` (OpenCV axes, COLMAP) -> OpenGL camera-to-world ``[N,4,4]``."""
+    rotation, translation = cam_from_world[:, :, :3], cam_from_world[:, :, 3]
+    c2w = np.tile(np.eye(4), (len(cam_from_world), 1, 1))
+    c2w[:, :3, :3] = rotation.transpose(0, 2, 1)
+    c2w[:, :3, 3] = -np.einsum("nji,nj->ni", rotation, translation)  # -R^T t
     return c2w @ OPENCV_TO_OPENGL
 
 
@@ -145,7 +145,8 @@ def load_colmap(folder: Path, split: str, *, downscale: int, background: torch.T
 
 def _cameras(model: ColmapModel, images: list, locations: list[str], width: int, height: int) -> Camera:
     """The batch camera of ``images`` for pictures of ``width x height`` on disk."""
-    c2w = np.stack([opengl_c2w(image.qvec, image.tvec) for image in images])
+    c2w = opengl_c2w(np.stack([np.column_stack([world_to_camera_rotation(image.qvec), image.tvec])
+                               for image in images]))
     check_rigid(c2w, locations)
     intrinsics, lenses = [], []
     for image, location in zip(images, locations):
