@@ -66,6 +66,55 @@ def test_bake_stores_every_corner_of_every_occupied_cell_and_drops_empty_space()
     assert not bool(occupied[tuple(far)])
 
 
+def test_rows_are_in_z_curve_order_of_their_vertices():
+    grid = _baking.bake(sphere_field(), torch.tensor([-1.0, -1, -1, 1, 1, 1]), torch.ones(8, 8, 8, dtype=torch.bool),
+                        step_size=0.05, max_resolution=20, channels=4)
+    vertex = (grid.index >= 0).nonzero()
+    rows = grid.index[tuple(vertex.T)].long()
+    codes = _baking.morton_codes(vertex)[torch.argsort(rows)]
+    assert bool((codes[1:] > codes[:-1]).all())  # row r + 1's vertex follows row r's on the Z curve
+    assert _baking.morton_codes(torch.tensor([[0, 0, 1], [0, 1, 0], [1, 0, 0], [1, 1, 1], [2, 0, 0]])).tolist() == \
+        [1, 2, 4, 7, 32]
+
+
+def test_features_projected_on_their_principal_directions_lose_nothing_of_a_lower_rank_field():
+    # 6 feature channels that are (x, y, z) twice: rank 3, so 3 principal directions hold them exactly
+    args = dict(step_size=0.05, max_resolution=20, channels=7)
+    aabb, coarse = torch.tensor([-1.0, -1, -1, 1, 1, 1]), torch.ones(8, 8, 8, dtype=torch.bool)
+    full = _baking.bake(sphere_field(features=6), aabb, coarse, **args)
+    kept = _baking.bake(sphere_field(features=6), aabb, coarse, keep_features=3, **args)
+    assert full.projection is None and tuple(kept.projection.shape) == (6, 3)
+    assert kept.values.shape == (full.values.shape[0], 4)
+    torch.testing.assert_close(kept.projection.T @ kept.projection, torch.eye(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(kept.values[:, 0], full.values[:, 0])
+    torch.testing.assert_close(kept.values[:, 1:] @ kept.projection.T, full.values[:, 1:], atol=1e-4, rtol=0)
+    # a rank-3 field kept in 2 directions is not: the test can tell
+    two = _baking.bake(sphere_field(features=6), aabb, coarse, keep_features=2, **args)
+    assert float((two.values[:, 1:] @ two.projection.T - full.values[:, 1:]).abs().max()) > 0.05
+
+
+def test_the_colour_mlp_reads_the_projected_features_as_the_teacher_reads_their_projection(teacher, tmp_path,
+                                                                                       monkeypatch):
+    grids = []
+    real_bake = _baking.bake
+    monkeypatch.setattr("fastnerf.models.students.baked.bake", lambda *a, **k: grids.append(real_bake(*a, **k))
+                        or grids[-1])
+    task = StudentTask(teacher=str(teacher), kind="baked", model={**MODEL, "features": 3}, settings={"rays": 4},
+                       pool_size=4, initial_views=2, fresh_ratio=0.5, eval_views=1)
+    train(task, tmp_path / "run", steps=0, progress=False, eval_every=0)
+    baked, _ = load_run(tmp_path / "run")
+    nerf, _ = load_run(teacher)
+    projection = grids[0].projection
+    teacher_features = nerf.config()["geo_features"]
+    assert baked.values.shape[1] == 4 and tuple(projection.shape) == (teacher_features, 3)
+    f = torch.randn(32, teacher_features)
+    view = torch.randn(32, baked.color_mlp.in_dim - 3)
+    with torch.no_grad():
+        torch.testing.assert_close(baked.color_mlp(torch.cat([f @ projection, view], 1)),
+                                   nerf.color_mlp(torch.cat([f @ projection @ projection.T, view], 1)),
+                                   atol=1e-5, rtol=1e-4)
+
+
 def test_bake_box_is_tight_and_memory_limit_lowers_the_resolution():
     aabb = torch.tensor([-1.0, -1, -1, 1, 1, 1])
     coarse = torch.zeros(8, 8, 8, dtype=torch.bool)

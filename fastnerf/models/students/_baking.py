@@ -12,7 +12,13 @@ then F features); every corner of an occupied cell has a row. Steps:
    the teacher is evaluated at their corners only;
 4. kept cells: those whose largest corner density makes one marching step absorb more than
    ``threshold`` (the interpolated density inside a cell never exceeds its largest corner's, so
-   a dropped cell absorbs less than that per step); the kept cells' corners are stored.
+   a dropped cell absorbs less than that per step); the kept cells' corners are stored;
+5. the features, optionally, projected on their ``keep_features`` leading principal directions
+   (a hash teacher's 15 geometry features hold over 99.9% of their energy in 7: half the bytes a
+   sample reads, for a change of the colour MLP's first layer that the caller folds in);
+6. the rows in Morton (Z-curve) order of their vertices, so the 8 corners of a cell, and the
+   cells a ray and its neighbours cross next, lie close together in memory (fewer cache misses
+   than x-major rows, where an x-neighbour is a whole slab away).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class BakedGrid:
     occupied: torch.Tensor  # [Rx, Ry, Rz] bool
     index: torch.Tensor  # [Rx+1, Ry+1, Rz+1] int32, -1 where no vertex is stored
     values: torch.Tensor  # [V, 1+F] float32
+    projection: torch.Tensor | None = None  # [F_teacher, F]: features = teacher features @ projection
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in (self.occupied, self.index, self.values))
@@ -74,6 +81,25 @@ def choose_resolution(box: torch.Tensor, fraction: float, channels: int, max_res
         resolution /= 2 ** (1 / 3)
 
 
+def principal_directions(features: torch.Tensor, weights: torch.Tensor, k: int) -> torch.Tensor:
+    """``[F, k]`` orthonormal: the leading eigenvectors of ``sum_i w_i f_i f_i^T`` (uncentred, so that
+    ``f @ P @ P.T`` approximates ``f`` itself and a bias-free layer folds the projection in)."""
+    gram = (features * weights[:, None]).T @ features if features.numel() else \
+        torch.eye(features.shape[1], device=features.device)
+    _, vectors = torch.linalg.eigh(gram.double())
+    return vectors[:, -k:].flip(1).to(features.dtype).contiguous()
+
+
+def morton_codes(coords: torch.Tensor) -> torch.Tensor:
+    """``[M]`` int64 Z-curve codes of non-negative integer coordinates ``[M, 3]`` (< 2^20 each)."""
+    codes = torch.zeros(coords.shape[0], dtype=torch.int64, device=coords.device)
+    coords = coords.long()
+    for bit in range(20):
+        for axis in range(3):
+            codes |= ((coords[:, axis] >> bit) & 1) << (3 * bit + 2 - axis)
+    return codes
+
+
 def _cell_centres(box: torch.Tensor, res, cells: torch.Tensor) -> torch.Tensor:  # [M,3] long -> [M,3]
     size = (box[3:] - box[:3]) / torch.tensor(res, device=box.device, dtype=torch.float32)
     return box[:3] + (cells.float() + 0.5) * size
@@ -87,13 +113,16 @@ def _vertex_positions(box: torch.Tensor, res, vertices: torch.Tensor) -> torch.T
 @torch.no_grad()
 def bake(geometry_fn, teacher_aabb: torch.Tensor, teacher_occupied: torch.Tensor, *, step_size: float,
          max_resolution: int = 256, memory_mb: float = 256.0, threshold: float = 1e-3, channels: int,
-         chunk: int = 1 << 16, progress=None) -> BakedGrid:
+         keep_features: int | None = None, chunk: int = 1 << 16, progress=None) -> BakedGrid:
     """Bake ``geometry_fn(positions [M,3]) -> (sigma [M], features [M,F])`` (the teacher's field in
-    its marched space) into a ``BakedGrid`` (module docstring). ``channels`` = 1 + F."""
+    its marched space) into a ``BakedGrid`` (module docstring). ``channels`` = 1 + F;
+    ``keep_features`` < F stores that many principal components of the features instead."""
     device = teacher_aabb.device
+    n_features = channels - 1
+    n_stored = n_features if keep_features is None else min(int(keep_features), n_features)
     box = tight_box(teacher_aabb, teacher_occupied)
     fraction = float(teacher_occupied.float().mean())
-    res = choose_resolution(box, fraction, channels, max_resolution, memory_mb)
+    res = choose_resolution(box, fraction, 1 + n_stored, max_resolution, memory_mb)
     # 3. candidate cells: centre inside a teacher cell that is occupied or next to one
     dilated = F.max_pool3d(teacher_occupied[None, None].float(), 3, stride=1, padding=1)[0, 0] > 0
     axes = [torch.arange(r, device=device) for r in res]
@@ -130,9 +159,15 @@ def bake(geometry_fn, teacher_aabb: torch.Tensor, teacher_occupied: torch.Tensor
     kept = (1.0 - torch.exp(-corner_sigma.amax(1) * step_size)) > threshold
     cells, kept_corners = cells[kept], inverse.reshape(-1, 8)[kept]
     used = torch.unique(kept_corners.reshape(-1))
+    used = used[torch.argsort(morton_codes(flat[used]))]  # 6. rows in Z-curve order
     occupied = torch.zeros(res, dtype=torch.bool, device=device)
     occupied[cells[:, 0], cells[:, 1], cells[:, 2]] = True
     index = torch.full(vertex_shape, -1, dtype=torch.int32, device=device)
     index.view(-1)[vertex_ids[used]] = torch.arange(used.numel(), dtype=torch.int32, device=device)
-    values = torch.cat([sigma[used, None], feature[used]], 1).contiguous()
-    return BakedGrid(box, occupied, index, values)
+    stored, projection = feature[used], None
+    if n_stored < n_features:  # 5. weighted by how much a step at the vertex absorbs: what shows
+        alpha = 1.0 - torch.exp(-sigma[used].clamp_min(0.0) * step_size)
+        projection = principal_directions(stored, alpha, n_stored)
+        stored = stored @ projection
+    values = torch.cat([sigma[used, None], stored], 1).contiguous()
+    return BakedGrid(box, occupied, index, values, projection)

@@ -45,10 +45,15 @@ RAYS_PER_CHUNK_RAY = 8
 OPTIONS = (
     Option("max_resolution", 256, "bake: grid cells along the box's longest side at most", flag=True, metavar="R",
            minimum=2),
-    # 48 MB: a grid that mostly fits a CPU's L3 renders faster than a finer one, at the same PSNR
-    # after fine-tuning (tabletop: 32.01 dB either way, 10.0 ms at 31 MiB against 11.6 at 118 MiB)
-    Option("memory_mb", 48.0, "bake: the grid's memory limit (the resolution drops to fit)", flag=True,
+    # 24 MB: a grid that mostly fits a CPU's L3 renders faster than a finer one, at the same PSNR
+    # after fine-tuning (tabletop, 16 channels: 32.01 dB either way, 10.0 ms at 31 MiB against 11.6
+    # at 118 MiB); with 8 channels a vertex, 24 MB holds the grid 48 MB held at 16
+    Option("memory_mb", 24.0, "bake: the grid's memory limit (the resolution drops to fit)", flag=True,
            metavar="MB", minimum=1.0),
+    # 7: a hash teacher's 15 geometry features hold over 99.9% of their energy in 7 principal
+    # directions (tabletop), so 1 + 7 channels: 32-byte rows, half the bytes a sample reads
+    Option("features", 7, "bake: feature channels stored per vertex, the teacher's geometry features "
+           "projected on their leading principal directions (0: all of them)", minimum=0),
     Option("threshold", 1e-3, "bake: a cell whose densest corner absorbs less in one step is empty",
            minimum=0.0, maximum=1.0),
     Option("early_stop_eps", 1e-4, "a ray stops once its transmittance falls below this", minimum=0.0,
@@ -66,7 +71,8 @@ class BakedStudent(nn.Module):
     Args:
         aabb: the baked box (marched space: world, or NDC); set by the bake.
         resolution: cells per axis ``(Rx, Ry, Rz)``; n_vertices: stored vertices (set by the bake).
-        features: F, feature channels per vertex (the teacher's ``geo_features``).
+        features: F, feature channels per vertex (at most the teacher's ``geo_features``: their leading
+            principal directions when fewer).
         ndc: ``None`` or the teacher's NDC transform.
         step_size: marching step (default: the teacher's).
         early_stop_eps: a ray stops once its transmittance falls below this.
@@ -79,7 +85,7 @@ class BakedStudent(nn.Module):
     kind = "baked"
 
     def __init__(self, *, aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), resolution=(2, 2, 2), n_vertices: int = 0,
-                 features: int = 15, ndc=None, step_size: float = 0.01, early_stop_eps: float,
+                 features: int, ndc=None, step_size: float = 0.01, early_stop_eps: float,
                  hidden: int = 64, color_layers: int = 2, sh_degree: int = 4, max_resolution: int, memory_mb: float,
                  threshold: float, background=(1.0, 1.0, 1.0)):
         super().__init__()
@@ -118,7 +124,9 @@ class BakedStudent(nn.Module):
             raise UserError("baked: only a hash-encoding teacher can be baked (its colour is a small MLP of "
                             "geometry features, which the bake stores); this teacher uses "
                             f"{t.get('encoding')!r} encoding, whose 128-wide features would not fit a grid")
-        config = {"aabb": t["aabb"], "ndc": t.get("ndc"), "features": t["geo_features"], "hidden": t["hidden"],
+        keep = int(overrides.pop("features", 0) or t["geo_features"])
+        config = {"aabb": t["aabb"], "ndc": t.get("ndc"), "features": min(keep, t["geo_features"]),
+                  "hidden": t["hidden"],
                   "color_layers": t["color_layers"], "sh_degree": t["sh_degree"], "step_size": teacher.step_size,
                   "background": t.get("background", [1.0, 1.0, 1.0])}
         return {**config, **overrides}
@@ -127,17 +135,28 @@ class BakedStudent(nn.Module):
     def init_from_teacher(self, teacher, *, log=None) -> str:
         """Bake ``teacher`` (a hash ``NeRF``) into this model's grid and copy its colour MLP; returns
         what was copied (``ValueError`` saying why for a teacher whose colour MLP does not fit)."""
-        if not hasattr(teacher, "geometry") or self.color_mlp.in_dim != teacher.color_mlp.in_dim:
+        c = self._config
+        teacher_features = teacher.config().get("geo_features", -1) if hasattr(teacher, "geometry") else -1
+        if not 0 < c["features"] <= teacher_features or \
+                self.color_mlp.in_dim - c["features"] != teacher.color_mlp.in_dim - teacher_features:
             raise ValueError("the teacher's geometry features do not fit the baked grid's colour MLP")
         device = self.values.device
-        c = self._config
         grid = bake(lambda x: teacher.geometry(x), teacher.grid.aabb.to(device),
                     teacher.grid.occupied.to(device), step_size=c["step_size"], max_resolution=c["max_resolution"],
-                    memory_mb=c["memory_mb"], threshold=c["threshold"], channels=1 + c["features"])
+                    memory_mb=c["memory_mb"], threshold=c["threshold"], channels=1 + teacher_features,
+                    keep_features=c["features"])
         self.set_grid(grid.aabb, grid.occupied, grid.index, grid.values)
-        self.color_mlp.load_state_dict(teacher.color_mlp.state_dict())
+        state = dict(teacher.color_mlp.state_dict())
+        copied = "geometry and features (baked into the grid) and colour MLP"
+        if grid.projection is not None:  # the first layer reads the projected features: W f = (W P)(P^T f)
+            first = "hidden.0.weight"
+            weight = state[first]
+            state[first] = torch.cat([weight[:, :teacher_features] @ grid.projection.to(weight),
+                                      weight[:, teacher_features:]], 1)
+            copied += f" (its first layer on the features' {c['features']} principal directions)"
+        self.color_mlp.load_state_dict(state)
         (log or print)(grid.describe())
-        return "geometry and features (baked into the grid) and colour MLP"
+        return copied
 
     @torch.no_grad()
     def set_grid(self, aabb, occupied, index, values) -> None:
