@@ -22,7 +22,7 @@ from fastnerf.data import Dataset
 from fastnerf.errors import UserError
 from fastnerf.models import build_model, get_kind, kinds
 from fastnerf.models.students import STUDENT_KINDS, register_student
-from fastnerf.options import REQUIRED, Option, Options
+from fastnerf.options import REQUIRED, Option, Options, add_shared_flags
 from fastnerf.train import save_checkpoint
 from fastnerf.train.tasks import discover_tasks
 
@@ -252,6 +252,33 @@ def test_options_check_types_bounds_and_required_values():
         options.resolve({"path": "a", "ratio": 2}, "who")
     with pytest.raises(UserError, match="who: ratio must be a number, got True"):
         options.resolve({"path": "a", "ratio": True}, "who")
+
+
+def test_a_negated_flags_help_says_what_the_flag_does_after_its_owners_names():
+    # The bug: "do not " was put before the text the owners' names lead, so the student command
+    # showed "--no-train-geometry  do not hybrid: train the density field ...".
+    import argparse
+
+    owners = {"a": Options(Option("shuffle", True, "shuffle the views", flag=True), Option("width", 3, "width", flag=True)),
+              "b": Options(Option("shuffle", True, "shuffle the views", flag=True),
+                           Option("keep", True, "keep the grid", flag=True, negated_help="throw the grid away"))}
+    parser = argparse.ArgumentParser()
+    add_shared_flags(parser, owners, title="options", dest_prefix="m_")
+    helps = {action.option_strings[0]: action.help for action in parser._actions}
+    assert helps["--no-shuffle"] == "a, b: do not shuffle the views"
+    assert helps["--no-keep"] == "b: throw the grid away"
+    assert helps["--width"] == "a: width (default 3)"
+    alone = argparse.ArgumentParser()
+    Options(*owners["a"]).add_arguments(alone)
+    assert {a.option_strings[0]: a.help for a in alone._actions}["--no-shuffle"] == "do not shuffle the views"
+
+    text = " ".join(subcommand_help(build_parser(), "student").split())
+    assert "--no-train-geometry hybrid: keep the density field copied from the teacher frozen" in text
+    for kind in STUDENT_KINDS.values():
+        assert f"do not {kind.name}" not in text
+        for option in kind.options:
+            if option.flag and option.negated:
+                assert option.flag_help() in text, (kind.name, option.name)
 
 
 # ------------------------------------------------------------------------------ helpers
