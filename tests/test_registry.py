@@ -28,6 +28,7 @@ from fastnerf.train.tasks import discover_tasks
 
 ROOT = Path(fastnerf.__file__).parent
 COMMANDS = ("train", "eval", "render", "export")
+MULTI_SCENE_CLI = ("view", "_multi_scene")  # dispatch on the task's multi_scene, not on a kind
 
 
 def kind_pattern(name: str) -> re.Pattern:
@@ -38,7 +39,8 @@ def generic_files() -> list[Path]:
     """Files that must name no kind: the engine and everything else in train/ but the task
     modules, export.py, rendering.py and the CLI commands above."""
     train = [p for p in sorted((ROOT / "train").rglob("*.py")) if p.parent.name != "tasks" or p.name == "__init__.py"]
-    return train + [ROOT / "export.py", ROOT / "rendering.py", *(ROOT / "cli" / f"{c}.py" for c in COMMANDS)]
+    return train + [ROOT / "export.py", ROOT / "rendering.py",
+                    *(ROOT / "cli" / f"{c}.py" for c in COMMANDS + MULTI_SCENE_CLI)]
 
 
 def task_modules() -> dict[str, Path]:
@@ -210,6 +212,21 @@ def test_the_export_declaration_is_the_kinds_own():
         assert (kind.why_not_export() is None) == kind.exports
 
 
+def test_the_commands_take_a_run_scene_by_scene_when_its_task_declares_multi_scene(tmp_path, monkeypatch,
+                                                                                   teacher_and_data):
+    from fastnerf.cli._multi_scene import is_multi_scene_run
+
+    tasks = discover_tasks()
+    assert [name for name, task in tasks.items() if task.multi_scene] == ["pixelnerf"]
+    model = teacher_and_data[0]  # any model: the run's task decides, not its kind
+    for name in [*tasks, "gone"]:  # "gone": a task this fastnerf lacks
+        save_checkpoint(tmp_path / name, model=model, task=name)
+    assert {name: is_multi_scene_run(tmp_path / name) for name in [*tasks, "gone"]} == {
+        name: name == "pixelnerf" for name in [*tasks, "gone"]}
+    monkeypatch.setattr(tasks["teacher"], "multi_scene", True)  # the declaration decides, not the kind or data
+    assert is_multi_scene_run(tmp_path / "teacher")
+
+
 def test_register_student_keeps_working_with_settings_only_and_declares_options_once():
     from fastnerf.models import KINDS
 
@@ -259,7 +276,8 @@ def test_a_negated_flags_help_says_what_the_flag_does_after_its_owners_names():
     # showed "--no-train-geometry  do not hybrid: train the density field ...".
     import argparse
 
-    owners = {"a": Options(Option("shuffle", True, "shuffle the views", flag=True), Option("width", 3, "width", flag=True)),
+    owners = {"a": Options(Option("shuffle", True, "shuffle the views", flag=True),
+                           Option("width", 3, "width", flag=True)),
               "b": Options(Option("shuffle", True, "shuffle the views", flag=True),
                            Option("keep", True, "keep the grid", flag=True, negated_help="throw the grid away"))}
     parser = argparse.ArgumentParser()
