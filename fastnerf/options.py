@@ -283,7 +283,7 @@ def add_shared_flags(parser, owners: dict, *, title: str, dest_prefix: str, othe
         # "do not hybrid: ..."); the default ends it once
         helps = {owner: option.flag_help(show_default=False) for owner, option in declared}
         text = (f"{', '.join(helps)}: {next(iter(helps.values()))}" if len(set(helps.values())) == 1 else
-                "; ".join(f"{owner}: {help}" for owner, help in helps.items()))
+                "; ".join(f"{owner}: {said}" for owner, said in helps.items()))
         if len({repr(option.default) for _, option in declared}) > 1:
             text = f"{text} (default: each one's own, listed above)"
         else:
