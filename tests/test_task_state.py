@@ -3,8 +3,9 @@ teacher's occupancy grid and sub-ray switch, each student kind's learning-rate s
 groups, the shared student's copied grid, the baked student's row-sparse grid, the light field's
 switch to real images, PixelNeRF's schedule, trained encoder and averaged weights.
 
-Each task trains once per module (``runs``), with the learning rates, the loss's stats and what
-a kind's probes read from the model recorded at every step; the tests read those records.
+Each task trains once per module (the ``teacher`` and ``students`` fixtures), with the learning
+rates, the loss's stats and what a kind's probes read from the model recorded at every step; the
+tests read those records.
 (The hybrid's grid is watched step by step in test_hybrid_geometry.py.)
 """
 
@@ -248,11 +249,10 @@ def test_the_light_field_fine_tunes_on_real_images_from_its_share_of_the_steps_o
                    "each step; a minutes budget that grows its count after the switch switches back to teacher "
                    "data (the teacher keeps its sub-ray switch in task state: sub_rays_from)")
 def test_the_light_field_stays_fine_tuning_when_a_minutes_budget_grows_its_step_count():
-    from fastnerf.models import build_model
-
-    from test_lightfield import TINY, _FixedSampler, FlatTeacher
     from fastnerf.cameras import orbit_path
     from fastnerf.data.dataset import Dataset
+    from fastnerf.models import build_model
+    from test_lightfield import TINY, FlatTeacher, _FixedSampler
 
     cameras = orbit_path(6, 4.0, 30.0, 8, 8, 0.9)
     pool = ViewPool(FlatTeacher(), _FixedSampler(cameras), Dataset(torch.ones(6, 8, 8, 3), cameras), capacity=4,
