@@ -47,7 +47,9 @@ class Option:
         type: ``int``, ``float``, ``str``, ``bool``, ``list``, ``dict`` or ``Path`` (a path, kept as
             its absolute form); default: the type of ``default``.
         flag: ``True`` for a flag ``--name-with-dashes`` (for a bool that defaults to true,
-            ``--no-name``, whose help reads "do not " + ``help``), or the flag itself; False: none.
+            ``--no-name``), or the flag itself; False: none.
+        negated_help: the help of a ``--no-name`` flag (default: "do not " + ``help``); ``help``
+            says what the option does when true, this what the flag does.
         choices, minimum, maximum: what a value may be (checked for every value, not only flags).
         metavar: the flag's placeholder; parse: the flag's text -> value (default: ``type``).
     """
@@ -62,6 +64,7 @@ class Option:
     maximum: float | None = None
     metavar: str | None = None
     parse: Callable[[str], Any] | None = None
+    negated_help: str | None = None
 
     def __post_init__(self):
         if self.type is None:
@@ -83,7 +86,7 @@ class Option:
         if isinstance(self.flag, str):
             return self.flag
         dashed = self.name.replace("_", "-")
-        return f"--no-{dashed}" if self.type is bool and self.default is True else f"--{dashed}"
+        return f"--no-{dashed}" if self.negated else f"--{dashed}"
 
     def label(self) -> str:
         """How messages name the option: its flag where it has one."""
@@ -128,18 +131,35 @@ class Option:
         return value
 
     # ----------------------------------------------------------------------------- command line
+    @property
+    def negated(self) -> bool:
+        """Whether the flag is ``--no-name``: a bool that defaults to true."""
+        return self.type is bool and self.default is True
+
+    def flag_help(self, *, show_default: bool = True) -> str:
+        """What the flag does: ``help``, or for ``--no-name`` ``negated_help`` ("do not " + ``help``
+        when not declared), ending with the default (``show_default``) where the option has one
+        and the help does not already say it."""
+        if self.negated:
+            return self.negated_help or f"do not {self.help}"
+        return self.help + (self.default_note(self.help) if show_default else "")
+
+    def default_note(self, text: str) -> str:
+        """`` (default X)`` to end ``text`` with, or "" (no default, a bool, or ``text`` says it)."""
+        if self.type is bool or self.required or self.default is None or "default" in text:
+            return ""
+        return f" (default {self.default})"
+
     def add_argument(self, parser, *, dest: str | None = None, help: str | None = None) -> None:
         """Add this option's flag to ``parser`` (an ``argparse`` parser or group). Its default is
-        None: an option not given keeps the declared default (shown in the help)."""
+        None: an option not given keeps the declared default (shown in the help). ``help``: the
+        flag's whole help text (default: ``flag_help()``)."""
         dest = dest or self.name
-        text = help or self.help
+        text = self.flag_help() if help is None else help
         if self.type is bool:
-            negated = self.default is True
-            parser.add_argument(self.flag_name, dest=dest, action="store_const", const=not negated, default=None,
-                                help=f"do not {text}" if negated else text)
+            parser.add_argument(self.flag_name, dest=dest, action="store_const", const=not self.negated, default=None,
+                                help=text)
             return
-        if not self.required and self.default is not None and "default" not in text:
-            text = f"{text} (default {self.default})"
         converter = self.parse or (self.type if self.type in (int, float, str) else str)
         metavar = self.metavar or (None if self.choices else self.name.upper())
         parser.add_argument(self.flag_name, dest=dest, type=converter, choices=self.choices, default=None,
@@ -259,12 +279,16 @@ def add_shared_flags(parser, owners: dict, *, title: str, dest_prefix: str, othe
         for owner, option in declared[1:]:
             if (option.type, option.choices, option.parse) != (first.type, first.choices, first.parse):
                 raise TypeError(f"{declared[0][0]!r} and {owner!r} declare {flag} differently")
-        helps = {option.help for _, option in declared}
-        text = (f"{', '.join(owner for owner, _ in declared)}: {first.help}" if len(helps) == 1 else
-                "; ".join(f"{owner}: {option.help}" for owner, option in declared))
+        # the owners' names lead the flag's own help (negated first: "hybrid: keep ...", never
+        # "do not hybrid: ..."); the default ends it once
+        helps = {owner: option.flag_help(show_default=False) for owner, option in declared}
+        text = (f"{', '.join(helps)}: {next(iter(helps.values()))}" if len(set(helps.values())) == 1 else
+                "; ".join(f"{owner}: {said}" for owner, said in helps.items()))
         if len({repr(option.default) for _, option in declared}) > 1:
             text = f"{text} (default: each one's own, listed above)"
-        replace(first, help=text, flag=flag).add_argument(group, dest=f"{dest_prefix}{first.name}")
+        else:
+            text += first.default_note(text)
+        replace(first, flag=flag).add_argument(group, dest=f"{dest_prefix}{first.name}", help=text)
 
 
 def shared_flags_given(namespace: argparse.Namespace, owners: dict, *, dest_prefix: str) -> dict:

@@ -36,11 +36,11 @@ def student_run(tmp_path):
 # ------------------------------------------------------------------------------ fastnerf eval --onnx
 @pytest.fixture
 def no_evaluation(monkeypatch):
-    import fastnerf.cli._pixelnerf
+    import fastnerf.cli._multi_scene
     import fastnerf.cli.eval
 
     monkeypatch.setattr(fastnerf.cli.eval, "load_run_and_data", never)
-    monkeypatch.setattr(fastnerf.cli._pixelnerf, "is_multi_scene_run", never)
+    monkeypatch.setattr(fastnerf.cli._multi_scene, "is_multi_scene_run", never)
 
 
 def test_eval_onnx_of_a_missing_file_fails_before_evaluating(student_run, tmp_path, no_evaluation, capsys):

@@ -22,12 +22,13 @@ from fastnerf.data import Dataset
 from fastnerf.errors import UserError
 from fastnerf.models import build_model, get_kind, kinds
 from fastnerf.models.students import STUDENT_KINDS, register_student
-from fastnerf.options import REQUIRED, Option, Options
+from fastnerf.options import REQUIRED, Option, Options, add_shared_flags
 from fastnerf.train import save_checkpoint
 from fastnerf.train.tasks import discover_tasks
 
 ROOT = Path(fastnerf.__file__).parent
 COMMANDS = ("train", "eval", "render", "export")
+MULTI_SCENE_CLI = ("view", "_multi_scene")  # dispatch on the task's multi_scene, not on a kind
 
 
 def kind_pattern(name: str) -> re.Pattern:
@@ -38,7 +39,8 @@ def generic_files() -> list[Path]:
     """Files that must name no kind: the engine and everything else in train/ but the task
     modules, export.py, rendering.py and the CLI commands above."""
     train = [p for p in sorted((ROOT / "train").rglob("*.py")) if p.parent.name != "tasks" or p.name == "__init__.py"]
-    return train + [ROOT / "export.py", ROOT / "rendering.py", *(ROOT / "cli" / f"{c}.py" for c in COMMANDS)]
+    return train + [ROOT / "export.py", ROOT / "rendering.py",
+                    *(ROOT / "cli" / f"{c}.py" for c in COMMANDS + MULTI_SCENE_CLI)]
 
 
 def task_modules() -> dict[str, Path]:
@@ -210,6 +212,21 @@ def test_the_export_declaration_is_the_kinds_own():
         assert (kind.why_not_export() is None) == kind.exports
 
 
+def test_the_commands_take_a_run_scene_by_scene_when_its_task_declares_multi_scene(tmp_path, monkeypatch,
+                                                                                   teacher_and_data):
+    from fastnerf.cli._multi_scene import is_multi_scene_run
+
+    tasks = discover_tasks()
+    assert [name for name, task in tasks.items() if task.multi_scene] == ["pixelnerf"]
+    model = teacher_and_data[0]  # any model: the run's task decides, not its kind
+    for name in [*tasks, "gone"]:  # "gone": a task this fastnerf lacks
+        save_checkpoint(tmp_path / name, model=model, task=name)
+    assert {name: is_multi_scene_run(tmp_path / name) for name in [*tasks, "gone"]} == {
+        name: name == "pixelnerf" for name in [*tasks, "gone"]}
+    monkeypatch.setattr(tasks["teacher"], "multi_scene", True)  # the declaration decides, not the kind or data
+    assert is_multi_scene_run(tmp_path / "teacher")
+
+
 def test_register_student_keeps_working_with_settings_only_and_declares_options_once():
     from fastnerf.models import KINDS
 
@@ -252,6 +269,34 @@ def test_options_check_types_bounds_and_required_values():
         options.resolve({"path": "a", "ratio": 2}, "who")
     with pytest.raises(UserError, match="who: ratio must be a number, got True"):
         options.resolve({"path": "a", "ratio": True}, "who")
+
+
+def test_a_negated_flags_help_says_what_the_flag_does_after_its_owners_names():
+    # The bug: "do not " was put before the text the owners' names lead, so the student command
+    # showed "--no-train-geometry  do not hybrid: train the density field ...".
+    import argparse
+
+    owners = {"a": Options(Option("shuffle", True, "shuffle the views", flag=True),
+                           Option("width", 3, "width", flag=True)),
+              "b": Options(Option("shuffle", True, "shuffle the views", flag=True),
+                           Option("keep", True, "keep the grid", flag=True, negated_help="throw the grid away"))}
+    parser = argparse.ArgumentParser()
+    add_shared_flags(parser, owners, title="options", dest_prefix="m_")
+    helps = {action.option_strings[0]: action.help for action in parser._actions}
+    assert helps["--no-shuffle"] == "a, b: do not shuffle the views"
+    assert helps["--no-keep"] == "b: throw the grid away"
+    assert helps["--width"] == "a: width (default 3)"
+    alone = argparse.ArgumentParser()
+    Options(*owners["a"]).add_arguments(alone)
+    assert {a.option_strings[0]: a.help for a in alone._actions}["--no-shuffle"] == "do not shuffle the views"
+
+    text = " ".join(subcommand_help(build_parser(), "student").split())
+    assert "--no-train-geometry hybrid: keep the density field copied from the teacher frozen" in text
+    for kind in STUDENT_KINDS.values():
+        assert f"do not {kind.name}" not in text
+        for option in kind.options:
+            if option.flag and option.negated:
+                assert option.flag_help() in text, (kind.name, option.name)
 
 
 # ------------------------------------------------------------------------------ helpers

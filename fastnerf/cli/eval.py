@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         check_onnx_file(args.onnx)
     import torch
 
-    from ._pixelnerf import is_multi_scene_run, run_eval as run_multi_scene_eval
+    from ._multi_scene import is_multi_scene_run, run_eval as run_multi_scene_eval
 
     if args.views is not None or args.source_views is not None or is_multi_scene_run(args.run):
         return run_multi_scene_eval(args)

@@ -47,7 +47,7 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     apply_threads(args)
     from ..rendering import render
-    from ._pixelnerf import is_multi_scene_run, run_render as run_scene_render
+    from ._multi_scene import is_multi_scene_run, run_render as run_scene_render
 
     fps = args.fps
     if fps is not None and not fps > 0:

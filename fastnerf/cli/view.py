@@ -58,6 +58,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _conditioned(run) -> bool:
-    from ._pixelnerf import is_multi_scene_run
+    from ._multi_scene import is_multi_scene_run
 
     return is_multi_scene_run(run)

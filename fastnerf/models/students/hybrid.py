@@ -65,8 +65,8 @@ OPTIONS = (
     # Trained by default: measured on the tabletop (docs/students.md), a frozen copy marched 16x
     # coarser than the teacher's step is 2.45 dB worse and slower (its density is the teacher's
     # at the teacher's step); trained, it adapts to the student's step.
-    Option("train_geometry", True, "train the density field copied from the teacher (--no-train-geometry: "
-           "keep it frozen)", flag=True),
+    Option("train_geometry", True, "train the density field copied from the teacher", flag=True,
+           negated_help="keep the density field copied from the teacher frozen (default: trained)"),
     Option("upsampler", "bilinear", "decoder upsampling", choices=UPSAMPLERS, flag=True),
     Option("features", 128, "rendered feature channels M (the first 3 a colour)", minimum=3),
     Option("decoder_channels", 64, "decoder channels after its stem", minimum=1),

@@ -45,14 +45,19 @@ def discover_tasks() -> dict:
     return TASKS
 
 
+def task_class_of(checkpoint: dict):
+    """The ``Task`` subclass a checkpoint was trained with, or None when this fastnerf has no such task."""
+    name = checkpoint.get("task", "teacher")  # checkpoints from before the engine were all teachers
+    return discover_tasks().get(name)
+
+
 def task_from_checkpoint(checkpoint: dict):
     """The task a checkpoint was trained with, rebuilt from its recorded arguments."""
-    name = checkpoint.get("task", "teacher")  # checkpoints from before the engine were all teachers
-    tasks = discover_tasks()
-    if name not in tasks:
-        raise UserError(f"checkpoint was trained by task {name!r}, which this fastnerf does not have "
-                        f"(known: {', '.join(sorted(tasks))})")
-    return tasks[name].from_train_args(dict(checkpoint.get("train_args") or {}))
+    task = task_class_of(checkpoint)
+    if task is None:
+        raise UserError(f"checkpoint was trained by task {checkpoint.get('task', 'teacher')!r}, which this "
+                        f"fastnerf does not have (known: {', '.join(sorted(TASKS))})")
+    return task.from_train_args(dict(checkpoint.get("train_args") or {}))
 
 
 class Task:
@@ -68,6 +73,9 @@ class Task:
     options = Options()  # the task's own options (fastnerf.options)
     model_option: str | None = None  # the option holding overrides of the model config (the kinds' flags go there)
     unflagged_model_options: str | None = None  # how --help says a kind's other options are set, e.g. "--option"
+    # True: the task trains on several scenes, and `fastnerf eval`, `render` and `view` take its runs
+    # scene by scene, conditioned on source views (fastnerf/cli/_multi_scene.py dispatches on this)
+    multi_scene = False
 
     def __init__(self, **values):
         self.args = self.options.resolve(values, self.name)

@@ -60,6 +60,7 @@ class PixelNeRFTask(Task):
     """
 
     ema_decay = EMA_DECAY
+    multi_scene = True  # eval, render and view take a scene and its source views
     model_option = "model_config"  # the kind's flags (--hidden, --encoder, --encoder-weights) go there
     options = Options(
         Option("data", REQUIRED, "multi-scene dataset: a folder of Blender scenes, SRN/ShapeNet, or DTU", type=Path,
@@ -99,7 +100,7 @@ class PixelNeRFTask(Task):
         dataset = self._datasets()
         scene = dataset[0]
         return {"path": self.args["data"], "split": "train", "downscale": self.args["downscale"],
-                "format": dataset.format, "multi_scene": True, "n_scenes": len(dataset),
+                "format": dataset.format, "multi_scene": self.multi_scene, "n_scenes": len(dataset),
                 "width": scene.cameras.width, "height": scene.cameras.height}
 
     # ----------------------------------------------------------------------- training

@@ -1,18 +1,5 @@
-"""Pinhole cameras and the rays they cast.
-
-Convention (docs/architecture.md, public contracts, NeRF-synthetic / OpenGL): ``c2w`` is camera-to-world;
-in camera space the camera looks along -Z with +Y up and +X right. Pixel (i = column,
-j = row) casts its ray through its centre (i + 0.5, j + 0.5), whose camera-space direction is
-``((i + 0.5 - cx) / fx, -(j + 0.5 - cy) / fy, -1)``.
-
-A ``Camera`` is either single (``c2w [4,4]``, intrinsics 0-d) or a batch (``c2w [B,4,4]``,
-intrinsics ``[B]``); all cameras of a batch share ``width`` and ``height``.
-
-Lens distortion (``fastnerf.distortion``: COLMAP's SIMPLE_RADIAL, RADIAL, OPENCV, OPENCV_FISHEYE):
-``distortion_model`` is shared by a batch, ``distortion`` (``[4]`` / ``[B,4]``) is per camera. The
-pixel coordinates are then undistorted before they become directions; a camera without
-distortion casts exactly the pinhole rays above.
-"""
+"""The ``Camera``: one pinhole camera or a batch, its lens, and the rays it casts (the convention:
+``fastnerf.cameras``' module docstring)."""
 
 from __future__ import annotations
 
@@ -21,51 +8,11 @@ from typing import Sequence
 
 import torch
 
-from . import distortion as lens
-from .errors import UserError
+from .. import distortion as lens
+from ..errors import UserError
+from .checks import rigid_transform_problems
 
-# Rotation part must satisfy |R^T R - I| <= this (float32 poses written to JSON keep ~1e-6).
-RIGID_TOLERANCE = 1e-3
-INTRINSICS_TOLERANCE = 1e-3  # relative: intrinsics that agree this well are the same camera
 _INTRINSIC_NAMES = ("fx", "fy", "cx", "cy")
-
-
-def check_fixed_intrinsics(fixed, intrinsics, who: str) -> None:
-    """``UserError`` unless every row of ``intrinsics [B,4]`` (fx, fy, cx, cy) is ``fixed [4]``
-    (within ``INTRINSICS_TOLERANCE``): ``who`` renders that one camera and cannot honour others."""
-    wanted = torch.as_tensor(fixed, dtype=torch.float32).flatten()
-    got = torch.as_tensor(intrinsics, dtype=torch.float32).detach().cpu()
-    if got.ndim != 2 or got.shape[1] != 4:
-        raise UserError(f"intrinsics must be [B,4] (fx, fy, cx, cy), got shape {tuple(got.shape)}")
-    differ = ((got - wanted).abs() > INTRINSICS_TOLERANCE * wanted.abs().clamp(min=1.0)).any(1)
-    if bool(differ.any()):
-        shown = ", ".join(f"{v:.6g}" for v in got[differ][0].tolist())
-        raise UserError(f"intrinsics: {who} renders only the camera it was trained for, fx, fy, cx, cy = "
-                        f"{', '.join(f'{v:.6g}' for v in wanted.tolist())}; got {shown}")
-
-
-def rigid_transform_problems(c2w: torch.Tensor) -> list[tuple[int, str]]:
-    """Why each matrix of ``c2w [B,4,4]`` is not a rigid camera-to-world transform.
-
-    Returns ``(index, reason)`` for each bad matrix (empty when all are fine), so loaders can
-    name the frame. Checks: finite, last row (0, 0, 0, 1), rotation orthonormal with det +1.
-    """
-    matrices = c2w.detach().to(torch.float64).cpu()
-    problems = []
-    for index, matrix in enumerate(matrices):
-        if not torch.isfinite(matrix).all():
-            problems.append((index, "has non-finite entries (nan or inf)"))
-            continue
-        if not torch.allclose(matrix[3], torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64), atol=1e-6):
-            problems.append((index, f"last row is {matrix[3].tolist()}, expected [0, 0, 0, 1]"))
-            continue
-        rotation = matrix[:3, :3]
-        error = (rotation.T @ rotation - torch.eye(3, dtype=torch.float64)).abs().max().item()
-        determinant = torch.linalg.det(rotation).item()
-        if error > RIGID_TOLERANCE or determinant < 0:
-            kind = "singular" if abs(determinant) < 1e-6 else "not a rotation (scaled, sheared or mirrored)"
-            problems.append((index, f"rotation part is {kind}: |R^T R - I| = {error:.3g}, det = {determinant:.3g}"))
-    return problems
 
 
 def _as_intrinsic(value, name: str, batch_shape: tuple[int, ...]) -> torch.Tensor:
@@ -326,106 +273,3 @@ class Camera:
         size = f"batch of {len(self)}" if self.is_batch else "single"
         model = f", {self.distortion_model}" if self.has_distortion else ""
         return f"Camera({size}, {self.width}x{self.height}{model}, device={self.device})"
-
-
-# --------------------------------------------------------------------------------- paths
-
-
-def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> torch.Tensor:
-    """Camera-to-world ``[..., 4, 4]`` for cameras at ``eye [..., 3]`` looking at ``target`` (OpenGL axes)."""
-    eye = torch.as_tensor(eye, dtype=torch.float64)
-    target = torch.as_tensor(target, dtype=torch.float64).expand_as(eye)
-    up = torch.as_tensor(up, dtype=torch.float64).expand_as(eye)
-    back = eye - target
-    if (back.norm(dim=-1) < 1e-9).any():
-        raise ValueError("look_at: eye and target coincide")
-    back = back / back.norm(dim=-1, keepdim=True)
-    right = torch.linalg.cross(up, back, dim=-1)
-    if (right.norm(dim=-1) < 1e-9).any():
-        raise ValueError("look_at: viewing direction is parallel to up; pick another up vector")
-    right = right / right.norm(dim=-1, keepdim=True)
-    true_up = torch.linalg.cross(back, right, dim=-1)
-    c2w = torch.zeros(eye.shape[:-1] + (4, 4), dtype=torch.float64)
-    c2w[..., :3, 0], c2w[..., :3, 1], c2w[..., :3, 2], c2w[..., :3, 3] = right, true_up, back, eye
-    c2w[..., 3, 3] = 1.0
-    return c2w.float()
-
-
-def orbit_path(
-    n_frames: int,
-    radius: float,
-    elevation_deg: float,
-    width: int,
-    height: int,
-    fov_x: float,
-    target=(0.0, 0.0, 0.0),
-    up=(0.0, 0.0, 1.0),
-) -> Camera:
-    """``n_frames`` cameras evenly spaced on a circle at ``elevation_deg`` above the plane normal
-    to ``up``, at distance ``radius`` from ``target``, all looking at ``target``."""
-    if n_frames < 1 or radius <= 0:
-        raise ValueError(f"orbit_path: need n_frames >= 1 and radius > 0, got {n_frames}, {radius}")
-    up_vec = torch.as_tensor(up, dtype=torch.float64)
-    up_vec = up_vec / up_vec.norm()
-    helper = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
-    if abs(float(up_vec @ helper)) > 0.9:
-        helper = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
-    axis_a = helper - (helper @ up_vec) * up_vec  # azimuth 0 (+X for up = +Z)
-    axis_a = axis_a / axis_a.norm()
-    axis_b = torch.linalg.cross(up_vec, axis_a)  # azimuth 90 degrees (+Y for up = +Z)
-    azimuth = torch.arange(n_frames, dtype=torch.float64) * (2 * math.pi / n_frames)  # [n]
-    elevation = math.radians(elevation_deg)
-    offsets = radius * (
-        math.cos(elevation) * (torch.cos(azimuth)[:, None] * axis_a + torch.sin(azimuth)[:, None] * axis_b)
-        + math.sin(elevation) * up_vec
-    )
-    target_vec = torch.as_tensor(target, dtype=torch.float64)
-    return Camera.from_fov(look_at(target_vec + offsets, target_vec, up_vec), width, height, fov_x)
-
-
-def mean_pose(c2w: torch.Tensor) -> torch.Tensor:
-    """The LLFF "average pose" of ``c2w [B,4,4]``: mean centre, mean back axis, mean up axis -> ``[4,4]``."""
-    c2w = c2w.to(torch.float64)
-    centre = c2w[:, :3, 3].mean(0)
-    back = c2w[:, :3, 2].sum(0)
-    back = back / back.norm()
-    up = c2w[:, :3, 1].sum(0)
-    right = torch.linalg.cross(up, back)
-    right = right / right.norm()
-    true_up = torch.linalg.cross(back, right)
-    pose = torch.eye(4, dtype=torch.float64)
-    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, true_up, back, centre
-    return pose.float()
-
-
-def spiral_path(
-    cameras: Camera,
-    n_frames: int,
-    *,
-    near: float,
-    far: float,
-    n_rotations: float = 2.0,
-    z_rate: float = 0.5,
-    radius_percentile: float = 90.0,
-) -> Camera:
-    """LLFF-style forward-facing spiral around the mean pose of ``cameras`` (a batch).
-
-    The spiral radius per axis is the ``radius_percentile`` of the cameras' offsets from their
-    mean pose; every frame looks at the focus point at depth ``1 / (0.25 / near + 0.75 / far)``
-    in front of the mean pose (the original LLFF choice). Intrinsics are those of ``cameras[0]``.
-    """
-    if not cameras.is_batch:
-        raise ValueError("spiral_path: cameras must be a batch")
-    if not 0 < near < far:
-        raise ValueError(f"spiral_path: need 0 < near < far, got near={near}, far={far}")
-    centre_pose = mean_pose(cameras.c2w.cpu()).to(torch.float64)
-    local = torch.linalg.inv(centre_pose) @ cameras.c2w.cpu().to(torch.float64)  # [B,4,4]
-    radii = torch.quantile(local[:, :3, 3].abs(), radius_percentile / 100.0, dim=0)  # [3]
-    focus_depth = 1.0 / (0.25 / near + 0.75 / far)
-    theta = torch.linspace(0, 2 * math.pi * n_rotations, n_frames + 1, dtype=torch.float64)[:-1]  # [n]
-    local_eye = torch.stack([torch.cos(theta), -torch.sin(theta), -torch.sin(theta * z_rate)], -1) * radii
-    local_target = torch.tensor([0.0, 0.0, -focus_depth], dtype=torch.float64)
-    local_c2w = look_at(local_eye, local_target, up=(0.0, 1.0, 0.0)).to(torch.float64)  # [n,4,4]
-    c2w = (centre_pose @ local_c2w).float()
-    first = cameras[0]
-    return Camera(c2w, first.fx.item(), first.fy.item(), first.cx.item(), first.cy.item(), first.width, first.height)

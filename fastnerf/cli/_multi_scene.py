@@ -1,8 +1,10 @@
-"""The multi-scene side of ``fastnerf eval`` / ``render`` / ``demo`` (PixelNeRF runs).
+"""The multi-scene side of ``fastnerf eval`` / ``render`` / ``view``: runs of a task that declares
+``multi_scene`` (``fastnerf.train.tasks.Task``), evaluated and rendered scene by scene from source views.
 
-``eval`` and ``render`` call ``run_eval`` / ``run_render`` here when the run was trained on a
-multi-scene dataset (its checkpoint says ``"multi_scene"``) or ``--views`` / ``--scene`` is given;
-``demo pixelnerf`` calls ``run(args)``. The underscore keeps the dispatcher from registering it.
+``eval`` and ``render`` call ``run_eval`` / ``run_render`` here when ``is_multi_scene_run`` (the
+run's task says so) or ``--views`` / ``--scene`` is given; ``view`` conditions such runs on a scene.
+No kind is named here: the task and the registry say which runs these are. The underscore keeps the
+dispatcher from registering it as a command.
 """
 
 from __future__ import annotations
@@ -18,9 +20,20 @@ from ..errors import UserError
 
 
 def is_multi_scene_run(run) -> bool:
+    """Whether ``run`` was trained by a task that declares ``multi_scene`` (False for a task this
+    fastnerf does not have: loading the run says what is wrong with it)."""
     from ..runs import load_checkpoint
+    from ..train.tasks import task_class_of
 
-    return bool(load_checkpoint(run, map_location="cpu").get("dataset", {}).get("multi_scene"))
+    task = task_class_of(load_checkpoint(run, map_location="cpu"))
+    return bool(task is not None and task.multi_scene)
+
+
+def _conditioned_kinds() -> str:
+    """The registered kinds conditioned on source views (for messages)."""
+    from ..models import kinds
+
+    return ", ".join(kind.name for kind in kinds() if hasattr(kind.model_class, "encode_views"))
 
 
 def _eval_one(model, dataset, args, views, source_views, mode) -> dict:
@@ -39,8 +52,8 @@ def run_eval(args: argparse.Namespace) -> int:
 
     model, checkpoint = load_run(args.run, device=getattr(args, "device", None))
     if not hasattr(model, "encode_views"):
-        raise UserError(f"{args.run}: --views and --source-views apply to image-conditioned runs (pixelnerf); "
-                        f"this is a {checkpoint['model_kind']!r} run")
+        raise UserError(f"{args.run}: --views and --source-views apply to image-conditioned runs "
+                        f"({_conditioned_kinds()}); this is a {checkpoint['model_kind']!r} run")
     info = checkpoint.get("dataset", {})
     data = args.data or info.get("path")
     downscale = args.downscale or info.get("downscale", 1)
@@ -77,7 +90,7 @@ def run_render(args: argparse.Namespace) -> int:
         raise UserError(f"{args.run} renders from source views: give --scene DIR (and --source-views I,J)")
     model, checkpoint = load_run(args.run, device=getattr(args, "device", None))
     if not hasattr(model, "encode_views"):
-        raise UserError(f"{args.run}: --scene applies to image-conditioned runs (pixelnerf)")
+        raise UserError(f"{args.run}: --scene applies to image-conditioned runs ({_conditioned_kinds()})")
     downscale = args.downscale or checkpoint.get("dataset", {}).get("downscale", 1)
     scene_path = Path(args.scene)
     if (scene_path / "transforms_train.json").is_file():  # one Blender scene
