@@ -40,6 +40,7 @@ SKIP_OPACITY = 1e-4  # inference: pixels this transparent get no MLP evaluation
 # tensors; a baked ray holds none (its features and the MLP's activations, ~0.5 KB), so the same
 # memory renders this many times the rays per call, and a frame takes fewer calls.
 RAYS_PER_CHUNK_RAY = 8
+BAKED_FEATURES = 7  # feature channels a vertex stores by default (the ``features`` option)
 
 
 OPTIONS = (
@@ -52,8 +53,9 @@ OPTIONS = (
            metavar="MB", minimum=1.0),
     # 7: a hash teacher's 15 geometry features hold over 99.9% of their energy in 7 principal
     # directions (tabletop), so 1 + 7 channels: 32-byte rows, half the bytes a sample reads
-    Option("features", 7, "bake: feature channels stored per vertex, the teacher's geometry features "
-           "projected on their leading principal directions (0: all of them)", minimum=0),
+    Option("features", BAKED_FEATURES, "bake: feature channels stored per vertex, the teacher's geometry "
+           "features projected on their leading principal directions (the teacher's count or more: all)",
+           minimum=1),
     Option("threshold", 1e-3, "bake: a cell whose densest corner absorbs less in one step is empty",
            minimum=0.0, maximum=1.0),
     Option("early_stop_eps", 1e-4, "a ray stops once its transmittance falls below this", minimum=0.0,
@@ -124,7 +126,7 @@ class BakedStudent(nn.Module):
             raise UserError("baked: only a hash-encoding teacher can be baked (its colour is a small MLP of "
                             "geometry features, which the bake stores); this teacher uses "
                             f"{t.get('encoding')!r} encoding, whose 128-wide features would not fit a grid")
-        keep = int(overrides.pop("features", 0) or t["geo_features"])
+        keep = int(overrides.pop("features", BAKED_FEATURES))
         config = {"aabb": t["aabb"], "ndc": t.get("ndc"), "features": min(keep, t["geo_features"]),
                   "hidden": t["hidden"],
                   "color_layers": t["color_layers"], "sh_degree": t["sh_degree"], "step_size": teacher.step_size,
