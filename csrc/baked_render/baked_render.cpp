@@ -39,7 +39,7 @@ int64_t for_each_ray_dynamic(int64_t n_rays, const Fn& fn) {
   return workers;
 }
 
-// The prepare pass: `occupied` in bricks with empty-space levels (EmptySpace in baked_render.h).
+// The prepare pass: `occupied` in bricks with empty-space levels (EmptySpace in empty_space_march.h).
 void prepare_cpu(const MarchArgs& march, const EmptySpace& e) {
   auto count = [&](int l) { return int64_t(e.res[l][0]) * e.res[l][1] * e.res[l][2]; };
   at::parallel_for(0, count(0), 256, [&](int64_t begin, int64_t end) {

@@ -47,7 +47,7 @@ __global__ void baked_backward_kernel(const BakedRenderBackwardArgs<scalar_t> ar
 
 unsigned blocks_for(int64_t n) { return unsigned((n + kThreads - 1) / kThreads); }
 
-// The prepare pass: `occupied` in bricks with empty-space levels (EmptySpace in baked_render.h).
+// The prepare pass: `occupied` in bricks with empty-space levels (EmptySpace in empty_space_march.h).
 void prepare(const MarchArgs& march, const EmptySpace& e, cudaStream_t stream) {
   auto count = [&](int l) { return int64_t(e.res[l][0]) * e.res[l][1] * e.res[l][2]; };
   build_brick_kernel<<<blocks_for(count(0)), kThreads, 0, stream>>>(march, e, count(0));

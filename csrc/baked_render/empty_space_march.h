@@ -1,0 +1,238 @@
+// Baked rendering's march: march_rays' samples (bitwise), skipping empty space through the
+// occupancy grid in bricks with empty-space levels, stoppable by the caller. Shared by the CPU and
+// CUDA kernels of baked_render (baked_render.h; spec: fastnerf/reference/baked_render.py).
+#pragma once
+
+#include "common.h"
+#include "march_rays/march_rays.h"
+
+namespace fastnerf {
+
+// The per-sample helpers are small and hot: on the host, inline them whatever GCC's size
+// heuristics say (they decline, and each call then costs a spill of the ray's state).
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define BAKED_HD FASTNERF_HD
+#else
+#define BAKED_HD inline __attribute__((always_inline))
+#endif
+
+// ---- the occupancy grid in bricks, with empty-space levels ----------------------------------------
+
+// The march reads `occupied` [Rx, Ry, Rz] (one byte a cell, x-major) through a copy made per call
+// by a prepare pass: bricks of 4^3 cells, one 64-bit word each (bit 16 (x&3) + 4 (y&3) + (z&3)),
+// so that the cells a ray crosses share cache lines; and per brick an empty-space level: 0 where
+// the brick has an occupied cell, else how many of the aligned blocks of 4, 16 and 64 cells
+// around it are empty (nested, so that is the largest empty one).
+constexpr int kBrickShift = 2;  // bricks of 2^2 = 4 cells a side
+constexpr int kLevels = 3;      // blocks of 4, 16 and 64 cells a side
+
+struct EmptySpace {
+  uint64_t* bricks;              // [B0x, B0y, B0z], B0_a = ceil(R_a / 4)
+  uint8_t* levels;               // [B0x, B0y, B0z]
+  uint8_t* any[kLevels - 1];     // any[l - 1] [Blx, Bly, Blz]: whether block l (4^(l+1) cells) has an occupied cell
+  int32_t res[kLevels][3];       // res[l] = ceil(R / 4^(l+1))
+  bool ready;                    // built by an earlier call on the same `occupied`: skip the prepare pass
+};
+
+FASTNERF_HD int64_t flat_index(const int32_t* res, int64_t x, int64_t y, int64_t z) {
+  return (x * res[1] + y) * res[2] + z;
+}
+
+// Prepare pass, step 1 (per brick): bricks[brick] from `occupied`.
+FASTNERF_HD void build_brick(const MarchArgs& a, const EmptySpace& e, int64_t brick) {
+  const int32_t* res = e.res[0];
+  const int64_t bx = brick / (int64_t(res[1]) * res[2]), by = brick / res[2] % res[1], bz = brick % res[2];
+  uint64_t bits = 0;
+  for (int i = 0; i < 64; ++i) {
+    const int64_t x = (bx << kBrickShift) + (i >> 4), y = (by << kBrickShift) + ((i >> 2) & 3),
+                  z = (bz << kBrickShift) + (i & 3);
+    if (x < a.res[0] && y < a.res[1] && z < a.res[2] && a.occupied[(x * a.res[1] + y) * a.res[2] + z]) {
+      bits |= uint64_t(1) << i;
+    }
+  }
+  e.bricks[brick] = bits;
+}
+
+// Step 2, for l = 1 .. kLevels - 1 in turn (per block of level l): any[l - 1][block].
+FASTNERF_HD void build_any(const EmptySpace& e, int l, int64_t block) {
+  const int32_t *res = e.res[l], *fine = e.res[l - 1];
+  const int64_t bx = block / (int64_t(res[1]) * res[2]), by = block / res[2] % res[1], bz = block % res[2];
+  uint8_t any = 0;
+  for (int i = 0; i < 64; ++i) {
+    const int64_t x = (bx << 2) + (i >> 4), y = (by << 2) + ((i >> 2) & 3), z = (bz << 2) + (i & 3);
+    if (x < fine[0] && y < fine[1] && z < fine[2]) {
+      const int64_t child = flat_index(fine, x, y, z);
+      any |= l == 1 ? uint8_t(e.bricks[child] != 0) : e.any[l - 2][child];
+    }
+  }
+  e.any[l - 1][block] = any;
+}
+
+// Step 3 (per brick): levels[brick].
+FASTNERF_HD void build_level(const EmptySpace& e, int64_t brick) {
+  const int32_t* res = e.res[0];
+  const int64_t bx = brick / (int64_t(res[1]) * res[2]), by = brick / res[2] % res[1], bz = brick % res[2];
+  int level = 0;
+  if (e.bricks[brick] == 0) {
+    level = 1;
+    for (int l = 1; l < kLevels; ++l) {
+      const int shift = 2 * l;
+      level += !e.any[l - 1][flat_index(e.res[l], bx >> shift, by >> shift, bz >> shift)];
+    }
+  }
+  e.levels[brick] = uint8_t(level);
+}
+
+// ---- the march: march_ray's samples, skipping empty space, stoppable ----------------------------
+
+// One ray's march state: march_ray's per-ray constants, computed with the same operations, plus
+// what the skipping needs.
+struct MarchRay {
+  float o[3], d[3], lo[3], scale[3];
+  float rate[3];  // d * scale: cells per unit of t, for guesses only
+  float res[3];   // float(R_a)
+  float t0, t_far;
+  bool finite;    // t_near and t_far are
+  bool can_skip;  // every scale is finite and > 0, so cells move monotonically with t
+};
+
+BAKED_HD MarchRay march_setup(const MarchArgs& a, int64_t ray) {
+  MarchRay r;
+  r.can_skip = true;
+  for (int axis = 0; axis < 3; ++axis) {
+    r.o[axis] = a.rays_o[3 * ray + axis];
+    r.d[axis] = a.rays_d[3 * ray + axis];
+    r.lo[axis] = a.aabb[axis];
+    r.res[axis] = float(a.res[axis]);
+    r.scale[axis] = div_rn(r.res[axis], sub_rn(a.aabb[3 + axis], r.lo[axis]));
+    r.rate[axis] = r.d[axis] * r.scale[axis];
+    r.can_skip = r.can_skip && r.scale[axis] > 0.f && is_finite(r.scale[axis]);
+  }
+  const float t_near = a.t_near[ray];
+  r.t_far = a.t_far[ray];
+  r.finite = is_finite(t_near) && is_finite(r.t_far);
+  r.t0 = a.offsets ? add_rn(t_near, mul_rn(a.offsets[ray], a.step)) : t_near;
+  return r;
+}
+
+// Candidate interval m of the ray: march_ray's start, end and midpoint, the point p = o + d * mid
+// and its grid coordinates c (occupied_at's operations: the cell is int(c) where 0 <= c < R).
+struct Candidate {
+  float start, end, mid, p[3], c[3];
+};
+
+BAKED_HD float interval_start(const MarchArgs& a, const MarchRay& r, int64_t m) {
+  return add_rn(r.t0, mul_rn(float(m), a.step));
+}
+
+BAKED_HD void candidate_at(const MarchArgs& a, const MarchRay& r, int64_t m, float start, Candidate& k) {
+  k.start = start;
+  const float next = interval_start(a, r, m + 1);
+  k.end = next < r.t_far ? next : r.t_far;  // fminf(next, t_far) as march_ray: both are finite
+  k.mid = mul_rn(add_rn(k.start, k.end), 0.5f);
+  for (int axis = 0; axis < 3; ++axis) {
+    k.p[axis] = add_rn(r.o[axis], mul_rn(r.d[axis], k.mid));
+    k.c[axis] = mul_rn(sub_rn(k.p[axis], r.lo[axis]), r.scale[axis]);
+  }
+}
+
+BAKED_HD bool inside_grid(const MarchRay& r, const float* c) {
+  return c[0] >= 0.f && c[0] < r.res[0] && c[1] >= 0.f && c[1] < r.res[1] && c[2] >= 0.f && c[2] < r.res[2];
+}
+
+// Why skipping is exact: start_m, end_m and mid_m never decrease with m, and every operation from
+// mid to c_a is a correctly rounded, monotone function of it (increasing or decreasing with the
+// sign of d_a, as scale_a > 0). So for m1 < m < m2, c_a(m) lies between c_a(m1) and c_a(m2) on
+// every axis: if candidates m1 and m2 fall in the same empty block, or on the same outer side of
+// the grid on one axis, every candidate between them does too and is rejected without a look.
+// The guesses of how far to jump are plain float arithmetic; each one is checked by evaluating
+// candidate m2 exactly, and halved until the check holds.
+
+// How many candidates after m may be rejected unseen, knowing candidate m (`k`) is rejected;
+// -1: every later candidate is outside the grid. `block` < 0: k lies outside the grid.
+template <typename SameRegion>
+BAKED_HD int64_t confirmed_skip(const MarchArgs& a, const MarchRay& r, int64_t m, float distance,
+                                   const SameRegion& same_region) {
+  // Candidates m + j, j >= 1, have midpoints near mid_m + j step: those before `distance` are
+  // guessed to stay in the region.
+  float guess = distance / a.step - 0.01f;
+  const float left = (r.t_far - r.t0) / a.step - float(m);  // about how many candidates remain
+  guess = guess < left ? guess : left;
+  const float most = float(kMaxIntervals - 2 - m);
+  guess = guess < most ? guess : most;
+  if (!(guess >= 2.f)) return 0;  // (NaN too) one or no candidate: not worth a check
+  for (int64_t j = int64_t(guess); j >= 2; j >>= 1) {
+    const float start = interval_start(a, r, m + j);
+    if (!(start < r.t_far)) continue;
+    Candidate k;
+    candidate_at(a, r, m + j, start, k);
+    if (same_region(k.c)) return j;
+  }
+  return 0;
+}
+
+template <typename Visit>
+BAKED_HD void march_ray_until(const MarchArgs& a, const EmptySpace& e, const MarchRay& r, Visit& visit) {
+  if (!r.finite) return;
+  const bool skipping = r.can_skip;
+  int64_t m = 0;
+  float start = interval_start(a, r, 0);
+  while (m < kMaxIntervals && start < r.t_far) {
+    Candidate k;
+    candidate_at(a, r, m, start, k);
+    int64_t skip = 0;
+    if (inside_grid(r, k.c)) {
+      const int32_t cell[3] = {int32_t(k.c[0]), int32_t(k.c[1]), int32_t(k.c[2])};
+      const int64_t brick = flat_index(e.res[0], cell[0] >> kBrickShift, cell[1] >> kBrickShift, cell[2] >> kBrickShift);
+      const uint64_t bits = e.bricks[brick];
+      if ((bits >> (((cell[0] & 3) << 4) | ((cell[1] & 3) << 2) | (cell[2] & 3))) & 1) {
+        if (!visit(k.start, k.end, k.mid, k.p)) return;
+      } else if (skipping && bits == 0) {  // an empty brick: leave its largest empty block
+        const int shift = kBrickShift * e.levels[brick];
+        int32_t block[3];
+        float distance = INFINITY;  // t from mid to the block's exit, along the ray
+        for (int axis = 0; axis < 3; ++axis) {
+          block[axis] = cell[axis] >> shift;
+          const float rate = r.rate[axis];
+          float boundary = float(block[axis] << shift);
+          if (rate > 0.f) {
+            const float upper = float((block[axis] + 1) << shift);
+            boundary = upper < r.res[axis] ? upper : r.res[axis];
+          }
+          const float t = rate != 0.f ? (boundary - k.c[axis]) / rate : INFINITY;
+          distance = t < distance ? t : distance;
+        }
+        skip = confirmed_skip(a, r, m, distance, [&](const float* c) {
+          return inside_grid(r, c) && (int32_t(c[0]) >> shift) == block[0] && (int32_t(c[1]) >> shift) == block[1] &&
+                 (int32_t(c[2]) >> shift) == block[2];
+        });
+      }
+    } else if (skipping) {
+      // Outside: on some axis below 0 or at/above R. Moving away (or not moving) on that axis,
+      // the ray never comes back; moving towards the grid, it stays out until it crosses.
+      int side_axis = -1;
+      bool below = false;
+      float distance = -INFINITY;
+      for (int axis = 0; axis < 3; ++axis) {
+        const float c = k.c[axis];
+        if (c >= 0.f && c < r.res[axis]) continue;
+        if (c != c) return;  // NaN: o or d is not finite; nothing here is ever inside
+        const bool is_below = c < 0.f;
+        if (is_below ? !(r.d[axis] > 0.f) : !(r.d[axis] < 0.f)) return;
+        const float t = ((is_below ? 0.f : r.res[axis]) - c) / r.rate[axis];
+        if (t > distance) {
+          distance = t;
+          side_axis = axis;
+          below = is_below;
+        }
+      }
+      skip = confirmed_skip(a, r, m, distance, [&](const float* c) {
+        return below ? c[side_axis] < 0.f : c[side_axis] >= r.res[side_axis];
+      });
+    }
+    m += 1 + skip;
+    start = interval_start(a, r, m);
+  }
+}
+
+}  // namespace fastnerf
