@@ -3,7 +3,8 @@
 The render thread draws the browser's camera: while the camera moves, at a resolution small enough
 to keep up (sized from the last render's time per pixel), and at the full resolution once the
 camera has rested for ``SETTLE_SECONDS``, as nerfstudio's viewer does. A render error is shown in
-the panel and as a notification; the thread carries on.
+the panel and as a notification; the thread carries on. While a run trains (``train --viewer``)
+the frames it asks for are drawn on the training thread between steps (``between_steps.py``).
 """
 
 from __future__ import annotations
