@@ -456,6 +456,25 @@ def test_a_render_error_is_shown_and_the_viewer_carries_on(tiny_run, tmp_path, m
     assert bool((depth_z[hit] <= result["depth"][hit] / result["opacity"][hit] + 1e-4).all())
 
 
+def test_while_training_a_frame_is_sized_to_hold_a_step_up_at_most_the_longest_frame(tiny_run, tmp_path):
+    session, source, client = stub_session(tiny_run, tmp_path)
+    client.camera.configure_mock(image_width=200, image_height=150, aspect=4 / 3)
+    session.resolution.value, session.output_choice.value = 2048, "colour"
+
+    def shown():
+        return client.scene.set_background_image.call_args.args[0].shape[:2]
+
+    source.longest_frame = 1.0  # as train --viewer sets it
+    session._draw(moving=False)
+    assert shown() == (24, 32)  # nothing timed yet: a small first frame, to time
+    session.seconds_per_pixel = 1.0 / 7600  # 7600 pixels a second: 100x75 fit in the second
+    session._draw(moving=False)
+    assert shown() == (75, 100)
+    source.longest_frame = None  # training over: the canvas's resolution
+    session._draw(moving=False)
+    assert shown() == (150, 200)
+
+
 def expected_camera(record: dict) -> Camera:
     return Camera(torch.tensor(record["c2w"]), record["fx"], record["fy"], record["cx"], record["cy"],
                   record["width"], record["height"])

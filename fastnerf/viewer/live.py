@@ -18,6 +18,10 @@ from .between_steps import RENDER_SHARE, BetweenSteps
 from .server import Viewer, check_port_free
 from .sources import ViewedModel, viewed_model
 
+# While training, no frame holds a step up longer than this: frames are sized to it from the last
+# one's time per pixel (the first is small, to time), so an untrained model's slow renders come small.
+LONGEST_FRAME_SECONDS = 1.0
+
 
 class LiveView:
     def __init__(self, name: str, *, host: str, port: int, resolution: int = 256,
@@ -60,7 +64,7 @@ class LiveView:
             parameter.requires_grad_(False)
         model.load_state_dict(report.averaged_state())
         self.source = viewed_model(self.name, model.eval(), report.dataset_info(), where=self.name)
-        self.source.run_work = self.renders.run
+        self.source.run_work, self.source.longest_frame = self.renders.run, LONGEST_FRAME_SECONDS
         self.viewer = Viewer([self.source], host=self.host, port=self.port, resolution=self.resolution)
         self.started = time.monotonic()
         self.log(f"viewer: {self.viewer.url} (the averaged weights as training goes)")
@@ -72,6 +76,7 @@ class LiveView:
             return
         state = {name: value.detach().clone() for name, value in model.state_dict().items()}
         self.source.offer_weights(state, self.source.status.replace("training:", "trained:", 1))
+        self.source.longest_frame = None  # training no longer waits for frames: full resolution
         self.renders.stop_serving()
         seconds = time.monotonic() - self.started
         self.log(f"viewer: {self.renders.jobs_run} frames drawn while training, {self.renders.busy_seconds:.1f} s "

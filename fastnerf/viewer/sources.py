@@ -48,7 +48,8 @@ class ViewedModel:
     render swaps them in); ``version`` grows with every offer (and ``newer_weights``) so views know
     to redraw; ``status`` is a line about the model (training progress) shown beside the render.
     ``run_work`` runs a render and returns its frame: here, on the asking thread, unless training
-    hands renders to its own thread between steps (``fastnerf.viewer.between_steps``).
+    hands renders to its own thread between steps (``fastnerf.viewer.between_steps``), and then
+    ``longest_frame`` bounds the seconds one frame may hold training up.
     """
 
     def __init__(self, name: str, model, cameras: Camera, images: torch.Tensor, *, centre=None, views=None):
@@ -56,6 +57,7 @@ class ViewedModel:
         self.lock = threading.Lock()
         self.version, self.status, self._pending = 0, "", None
         self.run_work: Callable = lambda work: work()
+        self.longest_frame: float | None = None  # seconds a frame may take (views size it so); None: any
         origins = self.cameras.c2w[:, :3, 3].double()
         self.centre = origins.mean(0) if centre is None else torch.as_tensor(centre, dtype=torch.float64)
         self.radius = float((origins - self.centre).norm(dim=-1).mean()) or 1.0
