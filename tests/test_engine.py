@@ -153,6 +153,27 @@ def test_a_minutes_budget_holds_in_wall_time_when_the_machine_slows_down(tmp_pat
     assert load_checkpoint(tmp_path / "run")["extra"]["engine"]["budget"]["total_steps"] == summary["steps"]
 
 
+def test_the_loop_time_counts_what_the_loop_does_after_the_first_step(tmp_path, monkeypatch):
+    """train.json's loop_steps / loop_seconds: steps 2..20 with the on_step callback and the
+    held-out checks between them; start-up, the first step and the final checkpoint left out."""
+    fake = FakeClock()
+    monkeypatch.setattr(engine, "clock", fake)
+    monkeypatch.setattr(TinyTask, "build_model", fake.advancing(TinyTask.build_model, 4.0))
+    monkeypatch.setattr(TinyTask, "loss", fake.advancing(TinyTask.loss, 0.2))
+    monkeypatch.setattr(TinyTask, "evaluate", fake.advancing(TinyTask.evaluate, 2.0))
+    monkeypatch.setattr(engine, "save_checkpoint", fake.advancing(engine.save_checkpoint, 1.0))
+
+    def on_step(report):  # a viewer, say: 0.05 s after every step
+        fake.now += 0.05
+
+    summary = engine.train(TinyTask(), tmp_path / "run", steps=20, eval_every=10, checkpoint_every=0,
+                           progress=False, log=None, on_step=on_step)
+    assert summary["loop_steps"] == 19
+    assert summary["loop_seconds"] == pytest.approx(19 * 0.25 + 2 * 2.0)  # checks at steps 10 and 20
+    assert summary["wall_seconds"] == pytest.approx(4.0 + 20 * 0.25 + 2 * 2.0 + 1.0)
+    assert json.loads((tmp_path / "run" / "train.json").read_text())["loop_steps"] == 19
+
+
 def test_devices_are_checked_against_the_machine():
     assert resolve_device("cpu") == torch.device("cpu") and available_devices()[0] == "cpu"
     assert resolve_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")

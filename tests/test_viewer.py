@@ -259,6 +259,118 @@ def test_the_live_view_copies_no_weights_while_no_browser_is_connected(tiny_run)
         live.stop()
 
 
+def test_a_browser_render_runs_on_the_training_thread_with_the_weights_of_that_step(tiny_run, monkeypatch):
+    pytest.importorskip("viser")
+    import threading
+
+    from fastnerf.train.engine import StepReport
+    from fastnerf.viewer import sources
+    from fastnerf.viewer.live import LiveView
+    from fastnerf.viewer.server import Viewer
+
+    model, checkpoint = load_run(tiny_run)
+    copies, rendered_on = [], []
+
+    def averaged_state():
+        copies.append(1)
+        return {name: value.clone() for name, value in model.state_dict().items()}
+
+    def spied_render(*args, **kwargs):
+        rendered_on.append(threading.current_thread())
+        return render(*args, **kwargs)
+
+    monkeypatch.setattr(sources, "render", spied_render)
+    monkeypatch.setattr(Viewer, "connected", property(lambda self: 1))  # a browser is there
+    live = LiveView("tiny", host="127.0.0.1", port=free_port(), log=lambda message: None)
+    try:
+        def step(number):
+            live.on_step(StepReport(number, 100, 0.25, None, model, averaged_state, lambda: checkpoint["dataset"]))
+
+        for number in range(1, 4):
+            step(number)
+        assert len(copies) == 1  # the viewer's own model, made at the start; nothing drawn, nothing copied
+        with torch.no_grad():  # training moves the weights on
+            for parameter in model.parameters():
+                parameter.mul_(1.5)
+        camera, frames = live.source.cameras[0], []
+        asker = threading.Thread(target=lambda: frames.append(live.source.render(camera)))
+        rendered_on.clear()
+        asker.start()
+        number = 4
+        while asker.is_alive() and number < 2000:
+            step(number)
+            number += 1
+            asker.join(0.01)
+        assert frames and rendered_on == [threading.current_thread()]  # drawn between steps, by training's thread
+        assert len(copies) == 2  # the weights were copied for it
+        expected = sources.to_display(render(model, camera), "rgb")
+        assert abs(frames[0].image.astype(int) - expected.astype(int)).max() <= 1  # the weights as they were when it was drawn
+        assert live.renders.jobs_run == 1 and live.renders.busy_seconds > 0
+    finally:
+        live.stop()
+
+
+def test_renders_between_steps_take_their_share_of_the_time_and_no_more():
+    import threading
+
+    from fastnerf.viewer.between_steps import BetweenSteps
+
+    now = [0.0]
+    renders = BetweenSteps(share=0.2, burst=0.5, clock=lambda: now[0])
+    ran_on, stop = [], threading.Event()
+
+    def one_second_render():
+        ran_on.append(threading.current_thread())
+        now[0] += 1.0
+        return "frame"
+
+    def browser():  # a camera that never rests: it asks again as soon as a frame comes
+        while not stop.is_set() and renders.run(one_second_render) == "frame":
+            pass
+
+    asker = threading.Thread(target=browser)
+    asker.start()
+    try:
+        for _ in range(600):  # 60 s of 0.1 s steps
+            deadline = time.monotonic() + 5.0
+            while not renders.waiting and asker.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            now[0] += 0.1
+            renders.serve()
+    finally:
+        stop.set()
+        renders.stop_serving()  # the waiting render now runs on the asking thread
+        asker.join(10)
+    assert not asker.is_alive()
+    assert 0.2 * 60 - 1.5 <= renders.busy_seconds <= 0.2 * (60 + renders.busy_seconds) + 0.5 + 1.0
+    assert set(ran_on[:renders.jobs_run]) == {threading.current_thread()} and len(ran_on) >= renders.jobs_run
+
+
+def test_a_render_failing_between_steps_fails_the_asking_thread_not_training():
+    import threading
+
+    from fastnerf.viewer.between_steps import BetweenSteps
+
+    renders, errors = BetweenSteps(), []
+
+    def fails():
+        raise RuntimeError("out of memory, say")
+
+    def ask():
+        try:
+            renders.run(fails)
+        except RuntimeError as error:
+            errors.append(str(error))
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    while not renders.waiting:
+        time.sleep(0.001)
+    renders.serve()  # on the training thread: no exception here
+    asker.join(10)
+    assert errors == ["out of memory, say"]
+
+
 # ------------------------------------------------------------------------------ without a browser
 def test_browser_and_fastnerf_cameras_convert_both_ways():
     from fastnerf.cameras import orbit_path
@@ -342,6 +454,25 @@ def test_a_render_error_is_shown_and_the_viewer_carries_on(tiny_run, tmp_path, m
     hit = result["opacity"] > 0.5
     assert depth_z.shape == (24, 32) and bool((depth_z[~hit] == FAR).all())
     assert bool((depth_z[hit] <= result["depth"][hit] / result["opacity"][hit] + 1e-4).all())
+
+
+def test_while_training_a_frame_is_sized_to_hold_a_step_up_at_most_the_longest_frame(tiny_run, tmp_path):
+    session, source, client = stub_session(tiny_run, tmp_path)
+    client.camera.configure_mock(image_width=200, image_height=150, aspect=4 / 3)
+    session.resolution.value, session.output_choice.value = 2048, "colour"
+
+    def shown():
+        return client.scene.set_background_image.call_args.args[0].shape[:2]
+
+    source.longest_frame = 1.0  # as train --viewer sets it
+    session._draw(moving=False)
+    assert shown() == (24, 32)  # nothing timed yet: a small first frame, to time
+    session.seconds_per_pixel = 1.0 / 7600  # 7600 pixels a second: 100x75 fit in the second
+    session._draw(moving=False)
+    assert shown() == (75, 100)
+    source.longest_frame = None  # training over: the canvas's resolution
+    session._draw(moving=False)
+    assert shown() == (150, 200)
 
 
 def expected_camera(record: dict) -> Camera:

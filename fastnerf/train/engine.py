@@ -76,6 +76,27 @@ class StepReport:
     dataset_info: Callable[[], dict]
 
 
+class LoopClock:
+    """Wall time of a session's training loop after its first step: ``steps`` later steps took
+    ``seconds``, everything the loop does between them included (the ``on_step`` callback, held-out
+    checks, checkpoints); start-up and the first step (warm-up, a viewer starting) are not. So
+    ``steps / seconds`` is training's steady speed as the user sees it (``train.json``)."""
+
+    def __init__(self):
+        self.first_end, self.last_end, self.steps = None, None, 0
+
+    def tick(self) -> None:  # at the end of every iteration
+        self.last_end = clock()
+        if self.first_end is None:
+            self.first_end = self.last_end
+        else:
+            self.steps += 1
+
+    @property
+    def seconds(self) -> float:
+        return 0.0 if self.first_end is None else self.last_end - self.first_end
+
+
 def rank_generator(device: torch.device, seed: int, rank: int) -> torch.Generator:
     return torch.Generator(device).manual_seed((int(seed) + rank * RANK_SEED_STRIDE) % (1 << 63))
 
@@ -215,6 +236,7 @@ class _Run:
         task, ctx, model = self.task, self.ctx, self.model
         counters = {"n_samples": 0.0, "n_rays": 0.0}
         session_seconds, history, evaluation = 0.0, [], None
+        loop = LoopClock()
         self.bar = self._progress()
         model.train()
         try:
@@ -253,6 +275,7 @@ class _Run:
                                             self._viewed_state, task.dataset_info))
                 if self.checkpoint_every and self.step % self.checkpoint_every == 0:
                     self._timed("save", self._save)
+                loop.tick()
         finally:
             if self.bar is not None:
                 self.bar.close()
@@ -270,6 +293,7 @@ class _Run:
                    "world_size": world, "device": str(ctx.device),
                    "samples_per_second": world * counters["n_samples"] / session_seconds if session_seconds else 0.0,
                    "rays_per_second": world * counters["n_rays"] / session_seconds if session_seconds else 0.0,
+                   "loop_steps": loop.steps, "loop_seconds": loop.seconds,
                    "held_out_psnr": None if evaluation is None else evaluation.get("psnr"), "history": history,
                    "rank": self.dist.rank, **task.summary(model)}
         if self.dist.is_main:

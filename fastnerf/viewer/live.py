@@ -1,11 +1,12 @@
 """``fastnerf train --viewer``: the viewer on the model while it trains.
 
 ``LiveView.on_step`` is the engine's per-step callback (``fastnerf.train.engine.StepReport``), on
-the training thread. It only writes a status line unless a browser is connected; then, at most every
-``refresh_seconds``, and never so often that copying the weights costs training more than about 5%
-or that redrawing with them keeps a core busy more than a fifth of the time, it copies the averaged
-weights, as the checkpoint holds them, for the viewer's own copy of the model, which the render
-threads swap in before their next frame. Training never waits for a render.
+the training thread. Without a browser it only writes a status line. With one, every
+``refresh_seconds`` it tells the views that newer weights are to be had, and it serves the renders
+the browser asks for on the training thread, between steps, within a share of the wall time
+(``between_steps.BetweenSteps``): the averaged weights, as the checkpoint holds them, are copied into
+the viewer's own model just before a frame is drawn with them, never when none is. Nothing is
+rendered while the camera rests and the weights have not moved on.
 """
 
 from __future__ import annotations
@@ -13,23 +14,28 @@ from __future__ import annotations
 import copy
 import time
 
+from .between_steps import RENDER_SHARE, BetweenSteps
 from .server import Viewer, check_port_free
 from .sources import ViewedModel, viewed_model
 
-COPY_SHARE = 0.05  # at most this share of training time goes to copying weights for the viewer
-REDRAW_SHARE = 0.2  # redraws for new weights keep a core busy at most this share of the time
+# While training, no frame holds a step up longer than this: frames are sized to it from the last
+# one's time per pixel (the first is small, to time), so an untrained model's slow renders come small.
+LONGEST_FRAME_SECONDS = 1.0
 
 
 class LiveView:
     def __init__(self, name: str, *, host: str, port: int, resolution: int = 256,
-                 refresh_seconds: float = 2.0, log=None):
+                 refresh_seconds: float = 2.0, share: float = RENDER_SHARE, log=None):
         check_port_free(host, port)  # at once, not after the first step
         self.name, self.host, self.port, self.resolution = name, host, port, resolution
         self.log = log or (lambda message: print(message, flush=True))
         self.refresh_seconds = float(refresh_seconds)
+        self.renders = BetweenSteps(share)
         self.viewer: Viewer | None = None
         self.source: ViewedModel | None = None
-        self.next_copy = 0.0
+        self.next_refresh = 0.0
+        self.copied_version = 0  # the views' version whose weights the viewer's model holds
+        self.started = None
 
     def on_step(self, report) -> None:
         if self.viewer is None:
@@ -38,14 +44,18 @@ class LiveView:
         total = f" / {report.total_steps}" if report.total_steps else ""
         self.source.status = (f"training: step {report.step}{total}, loss {report.loss:.4g}, held-out PSNR "
                               + ("n/a" if held_out is None else f"{held_out:.2f} dB"))
-        now = time.monotonic()
-        if not self.viewer.connected or now < self.next_copy:
-            return
-        state = report.averaged_state()
-        cost = time.monotonic() - now
-        self.source.offer_weights(state)
-        redraw = self.source.last_render_seconds
-        self.next_copy = now + max(self.refresh_seconds, cost / COPY_SHARE, redraw / REDRAW_SHARE)
+        if self.viewer.connected:
+            now = time.monotonic()
+            if now >= self.next_refresh:
+                self.next_refresh = now + self.refresh_seconds
+                self.source.newer_weights()  # the views redraw; the weights are copied when they do
+        self.renders.serve(lambda: self._copy_weights(report))  # (nothing asked for: returns at once)
+
+    def _copy_weights(self, report) -> None:
+        version = self.source.version
+        if version != self.copied_version:
+            self.source.model.load_state_dict(report.averaged_state())
+            self.copied_version = version
 
     def _start(self, report) -> None:
         model = copy.deepcopy(report.model)
@@ -54,15 +64,26 @@ class LiveView:
             parameter.requires_grad_(False)
         model.load_state_dict(report.averaged_state())
         self.source = viewed_model(self.name, model.eval(), report.dataset_info(), where=self.name)
+        self.source.run_work, self.source.longest_frame = self.renders.run, LONGEST_FRAME_SECONDS
         self.viewer = Viewer([self.source], host=self.host, port=self.port, resolution=self.resolution)
+        self.started = time.monotonic()
         self.log(f"viewer: {self.viewer.url} (the averaged weights as training goes)")
 
     def finish(self, model) -> None:
-        """Show the trained model (``model``: the averaged weights) from now on."""
-        if self.source is not None:
-            state = {name: value.detach().clone() for name, value in model.state_dict().items()}
-            self.source.offer_weights(state, self.source.status.replace("training:", "trained:", 1))
+        """Show the trained model (``model``: the averaged weights) from now on; renders run on the
+        browser's session threads from here."""
+        if self.source is None:
+            return
+        state = {name: value.detach().clone() for name, value in model.state_dict().items()}
+        self.source.offer_weights(state, self.source.status.replace("training:", "trained:", 1))
+        self.source.longest_frame = None  # training no longer waits for frames: full resolution
+        self.renders.stop_serving()
+        seconds = time.monotonic() - self.started
+        self.log(f"viewer: {self.renders.jobs_run} frames drawn while training, {self.renders.busy_seconds:.1f} s "
+                 f"on the training thread ({100 * self.renders.busy_seconds / max(seconds, 1e-9):.1f}% of the "
+                 f"{seconds:.0f} s since the viewer started)")
 
     def stop(self) -> None:
+        self.renders.stop_serving()
         if self.viewer is not None:
             self.viewer.stop()

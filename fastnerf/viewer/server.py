@@ -111,3 +111,6 @@ class Viewer:
         self.server.stop()
         for session in sessions:
             session.thread.join(timeout=5.0)
+            if session.thread.is_alive():  # a long render: ending the process under it would abort it
+                print("viewer: waiting for a render to finish", flush=True)
+                session.thread.join()

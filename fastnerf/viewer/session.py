@@ -3,7 +3,8 @@
 The render thread draws the browser's camera: while the camera moves, at a resolution small enough
 to keep up (sized from the last render's time per pixel), and at the full resolution once the
 camera has rested for ``SETTLE_SECONDS``, as nerfstudio's viewer does. A render error is shown in
-the panel and as a notification; the thread carries on.
+the panel and as a notification; the thread carries on. While a run trains (``train --viewer``)
+the frames it asks for are drawn on the training thread between steps (``between_steps.py``).
 """
 
 from __future__ import annotations
@@ -178,9 +179,12 @@ class Session:
             c2w = c2w_from_viser(camera.wxyz, camera.position)
             aspect = camera.aspect
             long_side = min(int(self.resolution.value), max(camera.image_width, camera.image_height))
-            if moving and self.seconds_per_pixel:
-                affordable = int((MOVING_SECONDS / self.seconds_per_pixel / min(aspect, 1 / aspect)) ** 0.5)
+            seconds = MOVING_SECONDS if moving else source.longest_frame  # what the render may take
+            if seconds is not None and self.seconds_per_pixel:
+                affordable = int((seconds / self.seconds_per_pixel / min(aspect, 1 / aspect)) ** 0.5)
                 long_side = max(MIN_MOVING_SIDE, min(long_side, affordable))
+            elif source.longest_frame is not None:  # nothing timed yet: a small first frame, to time it
+                long_side = min(long_side, MIN_MOVING_SIDE)
             view = source.camera_for(c2w, camera.fov, *size_for(aspect, long_side))
             frame = source.render(view, self._output_key())
         except Exception as error:  # noqa: BLE001  (a render error is shown; the viewer lives on)

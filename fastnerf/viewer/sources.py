@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -44,15 +45,19 @@ class ViewedModel:
     """A model, its training cameras ``cameras`` (batch) and ``images [N,H,W,3]`` in [0, 1].
 
     Training hands over new weights with ``offer_weights`` (never waits for a render: the next
-    render swaps them in); ``version`` grows with every offer so views know to redraw; ``status``
-    is a line about the model (training progress) shown beside the render.
+    render swaps them in); ``version`` grows with every offer (and ``newer_weights``) so views know
+    to redraw; ``status`` is a line about the model (training progress) shown beside the render.
+    ``run_work`` runs a render and returns its frame: here, on the asking thread, unless training
+    hands renders to its own thread between steps (``fastnerf.viewer.between_steps``), and then
+    ``longest_frame`` bounds the seconds one frame may hold training up.
     """
 
     def __init__(self, name: str, model, cameras: Camera, images: torch.Tensor, *, centre=None, views=None):
         self.name, self.model, self.cameras, self.images, self.views = name, model, cameras.batch(), images, views
         self.lock = threading.Lock()
         self.version, self.status, self._pending = 0, "", None
-        self.last_render_seconds = 0.0
+        self.run_work: Callable = lambda work: work()
+        self.longest_frame: float | None = None  # seconds a frame may take (views size it so); None: any
         origins = self.cameras.c2w[:, :3, 3].double()
         self.centre = origins.mean(0) if centre is None else torch.as_tensor(centre, dtype=torch.float64)
         self.radius = float((origins - self.centre).norm(dim=-1).mean()) or 1.0
@@ -80,10 +85,12 @@ class ViewedModel:
         return 2 * math.atan(0.5 * c["height"] / c["fy"])
 
     def render(self, camera: Camera, output: str = "rgb") -> Frame:
+        return self.run_work(lambda: self._frame(camera, output))
+
+    def _frame(self, camera: Camera, output: str) -> Frame:
         start = time.perf_counter()
         result = self._render(camera)
         seconds = time.perf_counter() - start
-        self.last_render_seconds = seconds
         if output not in result:
             raise UserError(f"{self.name} renders {', '.join(self.outputs)}; not {output}")
         return Frame(to_display(result, output), camera, seconds, output, self._depth_z(result, camera))
@@ -111,6 +118,11 @@ class ViewedModel:
         """New weights (a ``state_dict``: the averaged weights of a run in training) for the next
         render, and the status line that goes with them."""
         self._pending = (state, status)
+        self.version += 1
+
+    def newer_weights(self) -> None:
+        """Training has moved on: views redraw (``train --viewer`` copies the weights into ``model``
+        on the training thread before it draws their frames)."""
         self.version += 1
 
 
