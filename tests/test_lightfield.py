@@ -9,12 +9,15 @@ import fastnerf
 from fastnerf.cameras import Camera, orbit_path
 from fastnerf.errors import UserError
 from fastnerf.fields.ray_encoding import BALL_RADIUS, RayEncoding, pluecker, ray_points, to_unit_box
+from fastnerf.ops import freq_encode
 from fastnerf.models import build_model
 from fastnerf.models.nerf import ndc_rays
 from fastnerf.models.students.lightfield import bundle_rays, camera_intrinsics
 
 AABB = (-1.0, -2.0, -0.5, 1.0, 2.0, 1.5)
-TINY = dict(aabb=AABB, hidden=16, n_blocks=1, n_freqs=2, n_points=4, channels=8, image_width=16, image_height=16)
+GRID = dict(hash_levels=4, hash_features=2, hash_log2_size=10, hash_min_res=4, hash_max_res=32)  # "hash" only
+TINY = dict(aabb=AABB, hidden=16, n_blocks=1, n_freqs=2, n_points=4, channels=8, image_width=16, image_height=16,
+            dir_freqs=2, **GRID)
 
 
 def random_rays(n, seed=0):
@@ -42,15 +45,37 @@ def test_unit_box_maps_the_box_corners_to_plus_minus_one():
     assert torch.allclose(directions, torch.tensor([[0.0, 1.0, 0.0]] * 2))  # y half-extent 2: rescaled, unit
 
 
-@pytest.mark.parametrize("kind", ["points", "pluecker"])
+def random_table(encoding, seed=0):
+    # Instant-NGP's table starts at +-1e-4: random features make the lookups tell points apart.
+    if encoding.grid is not None:
+        with torch.no_grad():
+            encoding.grid.table.copy_(torch.randn(encoding.grid.table.shape, generator=torch.Generator().manual_seed(seed)))
+    return encoding
+
+
+@pytest.mark.parametrize("kind", ["points", "pluecker", "hash"])
 def test_encoding_names_the_line_not_the_origin(kind):
-    encoding = RayEncoding(kind, AABB, n_points=5, n_freqs=3)
+    encoding = random_table(RayEncoding(kind, AABB, n_points=5, n_freqs=3, **GRID))
     origins, directions = random_rays(7)
     moved = origins + torch.linspace(-2, 3, 7)[:, None] * directions
     assert torch.allclose(encoding(origins, directions), encoding(moved, directions), atol=1e-4)
     sideways = origins + torch.linalg.cross(directions, torch.randn(7, 3), dim=-1)
     assert not torch.allclose(encoding(origins, directions), encoding(sideways, directions), atol=1e-2)
     assert encoding(origins, directions).shape == (7, encoding.out_dim)
+
+
+def test_hash_encoding_is_the_grid_at_the_ray_points_then_the_direction():
+    encoding = random_table(RayEncoding("hash", AABB, n_points=3, dir_freqs=2, **GRID))
+    assert encoding.out_dim == 3 * 8 + 3 * 5  # 3 points x (4 levels x 2 features), then 3 x (1 + 2 x 2)
+    origins, directions = random_rays(9, seed=2)
+    encoded = encoding(origins, directions)
+    unit_o, unit_d = to_unit_box(origins, directions, torch.tensor(AABB))
+    points = ray_points(unit_o, unit_d, 3)  # [9,3,3], the box is [-1, 1]^3
+    for k in range(3):  # the box's [-1, 1] is the grid's [0, 1] (the teacher's normalisation)
+        assert torch.allclose(encoded[:, 8 * k:8 * (k + 1)], encoding.grid((points[:, k] + 1) / 2), atol=1e-6)
+    assert torch.allclose(encoded[:, 24:], freq_encode(unit_d, 2), atol=1e-6)
+    encoded.sum().backward()  # the table learns; nothing else in the encoding does
+    assert encoding.grid.table.grad.abs().sum() > 0 and [n for n, _ in encoding.named_parameters()] == ["grid.table"]
 
 
 def test_points_lie_on_the_ray_centred_on_its_closest_approach():
@@ -87,7 +112,7 @@ def test_bundle_rays_are_the_block_centre_rays():
 
 
 @pytest.mark.parametrize("bundle", [1, 4])
-@pytest.mark.parametrize("encoding", ["points", "pluecker"])
+@pytest.mark.parametrize("encoding", ["points", "pluecker", "hash"])
 def test_renders_any_camera_single_or_batch(bundle, encoding):
     model = randomised(build_model("lightfield", encoding=encoding, bundle=bundle, **TINY))
     cameras = Camera(orbit_path(3, 4.0, 30.0, 11, 7, 0.8).c2w, fx=[9.0, 12.0, 20.0], fy=[9.0, 10.0, 20.0],
@@ -131,8 +156,9 @@ def test_ndc_teacher_rays_are_encoded_in_ndc():
     assert not torch.allclose(model.encoder(origins, directions), model.encoder(ndc_o, ndc_d))
 
 
-def test_config_rebuilds_the_same_model():
-    model = randomised(build_model("lightfield", bundle=2, encoding="points", **TINY))
+@pytest.mark.parametrize("encoding", ["points", "hash"])
+def test_config_rebuilds_the_same_model(encoding):
+    model = randomised(build_model("lightfield", bundle=2, encoding=encoding, **TINY))
     copy = build_model("lightfield", **model.config())
     copy.load_state_dict(model.state_dict())
     camera = orbit_path(1, 4.0, 30.0, 9, 9, 0.8)[0]
@@ -142,7 +168,9 @@ def test_config_rebuilds_the_same_model():
 @pytest.mark.parametrize("bad, message", [({"encoding": "rays"}, "encoding"), ({"bundle": 3}, "bundle"),
                                           ({"hidden": 0}, "hidden"), ({"n_blocks": -1}, "n_blocks"),
                                           ({"n_points": 0}, "n_points"), ({"n_freqs": -1}, "n_freqs"),
-                                          ({"hidden": "wide"}, "hidden")])
+                                          ({"hidden": "wide"}, "hidden"), ({"dir_freqs": -1}, "dir_freqs"),
+                                          ({"hash_levels": 0}, "hash_levels"), ({"hash_log2_size": 40}, "hash_log2_size"),
+                                          ({"hash_min_res": 64, "hash_max_res": 32}, "hash_min_res")])
 def test_bad_config_is_a_user_error(bad, message):
     with pytest.raises(UserError, match=message):
         build_model("lightfield", **{**TINY, **bad})
@@ -155,16 +183,16 @@ def test_bad_camera_is_a_user_error():
 
 
 # ------------------------------------------------------------------------------ learning
-@pytest.mark.parametrize("bundle", [1, 2])
-def test_a_few_steps_fit_a_view_dependent_target(bundle):
+@pytest.mark.parametrize("bundle, encoding", [(1, "points"), (2, "points"), (2, "hash")])
+def test_a_few_steps_fit_a_view_dependent_target(bundle, encoding):
     # Target: colour from the ray direction (a "sky" light field); the student must learn it.
     torch.manual_seed(0)
-    model = build_model("lightfield", bundle=bundle, **{**TINY, "hidden": 32})
+    model = build_model("lightfield", bundle=bundle, encoding=encoding, **{**TINY, "hidden": 32})
     cameras = orbit_path(4, 4.0, 30.0, 16, 16, 0.9)
     c2w, intrinsics = camera_intrinsics(cameras)
     _, directions = bundle_rays(c2w, intrinsics, 16, 16)
     target = directions * 0.5 + 0.5  # [4,16,16,3]
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    optimizer = torch.optim.Adam(model.param_groups(1e-2, table_lr=1e-2), lr=1e-2)
     losses = []
     for _ in range(60):
         rgb = model.images(c2w, intrinsics, 16, 16)
@@ -187,8 +215,9 @@ class FlatTeacher(torch.nn.Module):
         return {"rgb": rgb if camera.is_batch else rgb[0]}
 
 
-@pytest.mark.parametrize("bundle", [1, 2])
-def test_distill_loss_fine_tunes_on_real_images_only_at_the_end(bundle):
+def _grey_student_and_black_teacher(bundle):
+    """A pool of a black teacher and white real images, a student rendering every pixel 0.8 (loss
+    0.64 against the teacher, 0.04 against the images), the generator and the distill settings."""
     from fastnerf.data.dataset import Dataset
     from fastnerf.distill import ViewPool
     from fastnerf.models.students import STUDENT_KINDS
@@ -200,13 +229,19 @@ def test_distill_loss_fine_tunes_on_real_images_only_at_the_end(bundle):
     generator = torch.Generator().manual_seed(0)
     pool.fill(generator)
     model = build_model("lightfield", bundle=bundle, **{**TINY, "image_width": 8, "image_height": 8})
-    with torch.no_grad():  # every pixel 0.8: loss 0.64 against the black teacher, 0.04 against the white images
+    with torch.no_grad():
         for parameter in model.parameters():
             parameter.zero_()
         last = model.head if bundle == 1 else model.upsampler.head
         last.bias.fill_(math.log(0.8 / 0.2))
     settings = {k: v for k, v in STUDENT_KINDS["lightfield"].settings.items() if k not in ("lr", "ema_decay")}
     settings.update(finetune=0.2, rays=64, batch_views=2)
+    return model, pool, generator, settings
+
+
+@pytest.mark.parametrize("bundle", [1, 2])
+def test_distill_loss_fine_tunes_on_real_images_only_at_the_end(bundle):
+    model, pool, generator, settings = _grey_student_and_black_teacher(bundle)
     distilled, stats = model.distill_loss(pool, generator, step=79, total_steps=100, **settings)
     assert distilled.item() == pytest.approx(0.64, abs=1e-4) and stats["real_only"] == 0
     tuned, stats = model.distill_loss(pool, generator, step=80, total_steps=100, **settings)
@@ -214,6 +249,22 @@ def test_distill_loss_fine_tunes_on_real_images_only_at_the_end(bundle):
     assert pool.real_fraction == 0.0  # the pool's own mix is left as it was
     unknown_total, _ = model.distill_loss(pool, generator, step=99, total_steps=None, **settings)
     assert unknown_total.item() == pytest.approx(0.64, abs=1e-4)
+
+
+def test_fine_tuning_once_begun_stays_on_when_the_step_count_grows():
+    # A minutes budget re-decides total_steps after every step (fastnerf/train/budget.py); a count
+    # that grows after the real-images phase began must not switch it back (nor must a resume).
+    model, pool, generator, settings = _grey_student_and_black_teacher(2)
+    schedule = {}
+    _, stats = model.distill_loss(pool, generator, step=80, total_steps=100, schedule=schedule, **settings)
+    assert stats["real_only"] == 1 and schedule == {"finetune_from": 80}
+    for total_steps in (200, None):  # 81 < 0.8 x 200; None: a resumed minutes budget still calibrating
+        tuned, stats = model.distill_loss(pool, generator, step=81, total_steps=total_steps, schedule=schedule,
+                                          **settings)
+        assert stats["real_only"] == 1 and tuned.item() == pytest.approx(0.04, abs=1e-4)
+    assert schedule == {"finetune_from": 80}
+    _, stats = model.distill_loss(pool, generator, step=81, total_steps=200, schedule={}, **settings)
+    assert stats["real_only"] == 0  # a run whose phase has not begun still waits for its share
 
 
 class _FixedSampler:

@@ -1,5 +1,6 @@
 """The light field's training data: fresh teacher patches of sampled cameras, the hard-patch
-buffer (R2L's hard-ray mining), and a short run that learns and resumes exactly."""
+buffer (R2L's hard-ray mining), short runs that learn and resume exactly (points and hash
+encodings), the hash grid started from the teacher's, and the real-images phase that stays on."""
 
 import pytest
 import torch
@@ -12,11 +13,14 @@ from fastnerf.distill import ViewPool, sampler_for
 from fastnerf.distill.patches import HardPatches, TeacherPatches, crop_cameras
 from fastnerf.errors import UserError
 from fastnerf.models import build_model
-from fastnerf.models.students.lightfield import bundle_margin, camera_intrinsics
-from fastnerf.train import load_run, train
+from fastnerf.cli import main
+from fastnerf.fields.ray_encoding import ray_points, to_unit_box
+from fastnerf.models.students.lightfield import LightField, bundle_margin, camera_intrinsics
+from fastnerf.train import load_checkpoint, load_run, train
 from fastnerf.train.tasks.student import StudentTask
 
 TINY = dict(hidden=16, n_blocks=1, n_freqs=2, n_points=4, channels=8)
+GRID = dict(hash_levels=4, hash_log2_size=10, hash_min_res=4, hash_max_res=32)  # a small "hash" grid
 
 
 @pytest.fixture(scope="module")
@@ -96,10 +100,10 @@ def test_hard_buffer_keeps_the_highest_errors_and_hands_them_out_once():
     assert torch.equal(restored.rgb, state["rgb"]) and torch.equal(restored.errors, state["errors"])
 
 
-@pytest.mark.parametrize("bundle", [2, 4, 8])
-def test_a_patch_renders_as_those_pixels_of_the_whole_view(bundle):
+@pytest.mark.parametrize("bundle, encoding", [(2, "points"), (4, "points"), (8, "points"), (4, "hash")])
+def test_a_patch_renders_as_those_pixels_of_the_whole_view(bundle, encoding):
     torch.manual_seed(0)
-    model = build_model("lightfield", bundle=bundle, aabb=(-1, -1, -1, 1, 1, 1), **TINY)
+    model = build_model("lightfield", bundle=bundle, encoding=encoding, aabb=(-1, -1, -1, 1, 1, 1), **TINY, **GRID)
     with torch.no_grad():  # random weights everywhere (the upsampler's convs start at zero)
         for parameter in model.parameters():
             parameter.copy_(torch.randn_like(parameter) * 0.3)
@@ -112,8 +116,8 @@ def test_a_patch_renders_as_those_pixels_of_the_whole_view(bundle):
     assert bundle_margin(bundle) > 0
 
 
-def _task(teacher, **settings):
-    return StudentTask(teacher=str(teacher), kind="lightfield", model={**TINY, "bundle": 2},
+def _task(teacher, encoding="points", **settings):
+    return StudentTask(teacher=str(teacher), kind="lightfield", model={**TINY, "bundle": 2, "encoding": encoding},
                        settings={"lr": 1e-2, "patch": 2, "patches": 4, "hard_buffer": 8, "finetune": 0.0, **settings},
                        pool_size=2, initial_views=1, eval_views=0, teacher_supersample=1)
 
@@ -130,15 +134,85 @@ def _recording(task, history):
     return task
 
 
-def test_training_on_fresh_and_hard_patches_learns_and_resumes_exactly(teacher, tmp_path):
+@pytest.mark.parametrize("encoding", ["points", "hash"])
+def test_training_on_fresh_and_hard_patches_learns_and_resumes_exactly(teacher, tmp_path, encoding):
     history = []
-    straight = train(_recording(_task(teacher), history), tmp_path / "straight", steps=20, progress=False,
-                     eval_every=0)
+    settings = {"table_lr": 3e-2} if encoding == "hash" else {}
+    straight = train(_recording(_task(teacher, encoding, **settings), history), tmp_path / "straight", steps=20,
+                     progress=False, eval_every=0)
     assert straight["teacher_patches_rendered"] > 30 and straight["teacher_views_rendered"] == 1
     assert [stats["hard"] for _, stats in history] == [0.0] + [1.0] * 19  # a quarter of 4 patches, once there are any
     first, last = sum(l for l, _ in history[:4]) / 4, sum(l for l, _ in history[-4:]) / 4
     assert last < 0.7 * first, (first, last)
-    train(_task(teacher), tmp_path / "split", steps=11, progress=False, eval_every=0)
+    train(_task(teacher, encoding, **settings), tmp_path / "split", steps=11, progress=False, eval_every=0)
     resumed = train(None, tmp_path / "split", steps=20, resume=True, progress=False, eval_every=0)
     for (name, a), b in zip(straight["model"].state_dict().items(), resumed["model"].state_dict().values()):
         assert torch.equal(a, b), f"{name} differs after resume"
+    groups = load_checkpoint(tmp_path / "straight")["optimizer"]["param_groups"]
+    if encoding == "hash":  # the table in a group of its own, at its own rate, without weight decay (the teacher's way)
+        assert [g["base_lr"] for g in groups] == [3e-2, 1e-2] and groups[0]["weight_decay"] == 0.0
+        assert len(groups[0]["params"]) == 1
+    else:
+        assert [g["base_lr"] for g in groups] == [1e-2]
+
+
+def _hash_student(teacher_path, **overrides):
+    from fastnerf.distill import sampler_for
+
+    teacher, checkpoint = load_run(teacher_path)
+    dataset = load(checkpoint["dataset"]["path"], "train")
+    config = LightField.config_for(teacher, dataset, sampler_for(dataset), **{**TINY, "encoding": "hash", **overrides})
+    return build_model("lightfield", **config), teacher
+
+
+def test_hash_student_starts_from_the_teachers_table_and_reads_it_where_the_teacher_does(teacher):
+    student, model = _hash_student(teacher)
+    assert {k: student.config()[k] for k in GRID} == {k: model.config()[k] for k in GRID}  # the teacher's sizes
+    assert "hash table (16 levels x 2 features" in student.init_from_teacher(model)
+    assert torch.equal(student.encoder.grid.table, model.position_encoding.table)
+    generator = torch.Generator().manual_seed(0)
+    origins = torch.randn(32, 3, generator=generator) * 3
+    directions = torch.nn.functional.normalize(-origins + torch.randn(32, 3, generator=generator), dim=-1)
+    encoded = student.encoder(origins, directions)
+    aabb = student.encoder.aabb
+    unit_o, unit_d = to_unit_box(origins, directions, aabb)
+    world = (aabb[:3] + aabb[3:]) / 2 + ray_points(unit_o, unit_d, TINY["n_points"]) * (aabb[3:] - aabb[:3]) / 2
+    width = model.position_encoding.out_dim
+    for k in range(TINY["n_points"]):  # point k's features are the teacher's own at that world point
+        expected = model.position_encoding(model.unit_positions(world[:, k]))
+        assert torch.allclose(encoded[:, k * width:(k + 1) * width], expected, atol=1e-5)
+    assert encoded[:, :width * TINY["n_points"]].abs().max() > 1e-3  # trained features, not the +-1e-4 start
+    with pytest.raises(ValueError, match="hash_levels 16 \\(here 3\\)"):
+        _hash_student(teacher, hash_levels=3)[0].init_from_teacher(model)
+    with pytest.raises(ValueError, match="encoding=points learns no grid"):
+        _hash_student(teacher, encoding="points")[0].init_from_teacher(model)
+
+
+def test_teacher_init_on_is_refused_for_a_light_field_without_a_grid(teacher, tmp_path, capsys):
+    base = ["train", "student", "--kind", "lightfield", "--teacher", str(teacher), "--steps", "1", "--quiet",
+            "--teacher-init", "on", "--initial-views", "1", "--pool-size", "1", "--eval-every", "0",
+            "--setting", "patch=4", "--setting", "patches=2", "--option", "bundle=2", "--option", "hidden=8"]
+    assert main(base + ["--out", str(tmp_path / "points")]) == 2
+    assert "--teacher-init on, but encoding=points learns no grid" in capsys.readouterr().err
+    assert main(base + ["--out", str(tmp_path / "hash"), "--option", "encoding=hash"]) == 0
+    student, _ = load_run(tmp_path / "hash")
+    assert student.config()["encoding"] == "hash" and student.encoder.grid is not None
+
+
+def test_the_real_images_phase_stays_on_after_a_resume_with_a_larger_budget(teacher, tmp_path, monkeypatch):
+    # finetune 0.5 of 4 steps: real images from step 2. Resumed to 10 steps, 0.5 of 10 would begin
+    # at step 5: the phase that began at step 2 must stay on (recorded in the task's state).
+    seen = {}
+    distill_loss = LightField.distill_loss
+
+    def recording(self, pool, generator, *, step, **kwargs):
+        loss, stats = distill_loss(self, pool, generator, step=step, **kwargs)
+        seen[step] = stats["real_only"]
+        return loss, stats
+
+    monkeypatch.setattr(LightField, "distill_loss", recording)
+    train(_task(teacher, finetune=0.5), tmp_path / "run", steps=4, progress=False, eval_every=0)
+    assert [seen[step] for step in range(4)] == [0.0] * 2 + [1.0] * 2
+    assert load_checkpoint(tmp_path / "run")["extra"]["task_state"]["schedule"] == {"finetune_from": 2}
+    train(None, tmp_path / "run", steps=10, resume=True, progress=False, eval_every=0)
+    assert [seen[step] for step in range(4, 10)] == [1.0] * 6

@@ -8,10 +8,13 @@ task (``fastnerf.train.tasks.student``) knows no kind by name; it asks the class
 - ``config_for(teacher, dataset, sampler) -> dict`` (classmethod): the model config for this
   teacher, its training ``Dataset`` and the distillation camera ``sampler`` (size, intrinsics);
 - ``init_from_teacher(teacher)`` (optional): copy what it can from the teacher after building;
+- ``param_groups(lr, **settings)`` (optional): the optimizer's groups (e.g. a hash table at its own lr);
 - ``distill_loss(pool, generator, *, step, **settings) -> (loss, stats)``: one training step's
   loss on draws from the ``fastnerf.distill.ViewPool`` (``draw_views`` or ``draw_rays``, or
   ``draw_patches``: fresh teacher patches of sampled cameras, with ``hard_patches``, a buffer of
-  the hardest ones, which the pool's state carries);
+  the hardest ones, which the pool's state carries); it is also given ``total_steps`` (None while
+  a minutes budget calibrates; it may change every step) and ``schedule``, a dict in the task's
+  state where it records the step a phase began at, so the phase stays on (sticky) and resumes;
 - ``check_settings(settings, model) -> settings`` (optional classmethod): the kind's settings
   checked (and completed) before any work, for the model config overrides ``model``;
 - ``after_distill_step(step, generator)`` (optional): own state, e.g. an occupancy grid;

@@ -1,9 +1,9 @@
 """The ``lightfield`` student: each pixel's ray straight to its colour (R2L, MobileR2L).
 
-A ray is encoded (``fastnerf.fields.ray_encoding``: points along it in the teacher's box, or its
-Pluecker coordinates, frequency-encoded) and a residual MLP maps it to a colour. No volume
-rendering, and the camera model is kept, so any pose, resolution, focal length or batch of
-cameras renders.
+A ray is encoded (``fastnerf.fields.ray_encoding``: points along it in the teacher's box,
+frequency-encoded or looked up in a learned hash grid, or its Pluecker coordinates) and a
+residual MLP maps it to a colour. No volume rendering, and the camera model is kept, so any
+pose, resolution, focal length or batch of cameras renders.
 
 Two layouts (``bundle``):
 
@@ -20,7 +20,10 @@ Two layouts (``bundle``):
 Training (``fastnerf train student --kind lightfield``): distilled from the teacher's views in
 the ``ViewPool`` (single rays for ``bundle = 1``, whole views otherwise), then fine-tuned on the
 real training images only for the last ``finetune`` share of the steps (R2L gained 1.4 dB from
-that step). The colours are those of the teacher's background; a render on another background
+that step; once begun it stays on, and the task's state records where, so a minutes budget that
+grows later does not switch it back). With ``encoding="hash"`` the grid's table starts as the
+teacher's (``init_from_teacher``, when the teacher's grid has the same sizes) and trains at its own
+``table_lr``. The colours are those of the teacher's background; a render on another background
 is refused (the pool holds no opacity to learn one from).
 
 Forward-facing (NDC) teachers: the rays are taken to the teacher's NDC space first and the
@@ -38,7 +41,7 @@ from torch import nn
 from ...cameras import Camera
 from ...errors import UserError
 from ...fields.mlp import ResidualBlock
-from ...fields.ray_encoding import RAY_ENCODINGS, RayEncoding
+from ...fields.ray_encoding import HASH_DEFAULTS, RAY_ENCODINGS, RayEncoding
 from ...options import Option, Options
 from ..nerf import marched_rays
 from . import register_student
@@ -108,8 +111,9 @@ def camera_intrinsics(camera: Camera) -> tuple[torch.Tensor, torch.Tensor]:
 # equal time on the CPU (more, cheaper steps). The model defaults (points, bundle 8, hidden 64) matched
 # bundle 4 / hidden 128 within 0.2 dB at 2-4x less render time.
 OPTIONS = (
-    Option("encoding", "points", "ray encoding: points along the ray in the box, or Pluecker coordinates",
-           choices=RAY_ENCODINGS),
+    Option("encoding", "points", "ray encoding: points along the ray in the box (frequency-encoded), Pluecker "
+           "coordinates, or the points looked up in a learned hash grid (hash: the teacher's grid sizes, its table "
+           "copied by --teacher-init)", choices=RAY_ENCODINGS),
     Option("bundle", 8, "1 (an MLP run per pixel) or a power of two (a ray bundle that much sparser + upsampler)",
            minimum=1),
     Option("hidden", 64, "MLP width", minimum=1),
@@ -124,7 +128,9 @@ OPTIONS_BY_NAME = {option.name: option for option in OPTIONS}
 # teacher's render of them about as long as the student's step) and replays a quarter of them from
 # the hardest patches of earlier steps (R2L's hard-ray mining; 64 patches = the last 8 steps' worth,
 # small enough that they stay hard). ``batch_views`` whole views from the pool can be mixed in (or
-# used alone: ``patches=0, batch_views=2`` is the earlier training).
+# used alone: ``patches=0, batch_views=2`` is the earlier training). ``table_lr``: 2.5x the teacher's
+# 2e-2 for its tables, because the students' schedule halves every 500 steps (the teacher's every
+# 1500); a short sanity run on the busy machine favoured it over 2e-2 (to be measured).
 TRAINING = Options(
     Option("batch_views", 0, "whole views a step from the view pool (teacher renders and real images)", minimum=0),
     Option("rays", 4096, "random pixels of the pool views a step (bundle = 1; bundled students take whole views)",
@@ -137,7 +143,11 @@ TRAINING = Options(
     Option("hard_buffer", 64, "hardest patches kept for replay", minimum=0),
     Option("finetune", 0.2, "last share of the steps trained on real training images only (R2L)", minimum=0,
            maximum=1),
+    Option("table_lr", 5e-2, "learning rate of the hash grid's table (encoding=hash; its own Adam group without "
+           "weight decay, as the teacher's tables)", minimum=0),
 )
+HASH_LIMITS = {"hash_levels": (1, 64), "hash_features": (1, 64), "hash_log2_size": (1, 24),
+               "hash_min_res": (1, 2**20), "hash_max_res": (1, 2**20)}  # the op's limits (fastnerf.ops.hash_encode)
 
 
 def bundle_margin(bundle: int) -> int:
@@ -154,7 +164,9 @@ class LightField(nn.Module):
         aabb: the teacher's box (its NDC box when ``ndc`` is set).
         ndc: ``None`` or the teacher's ``{"fx_ratio", "fy_ratio", "near"}``.
         background: colour a render is composited onto by default (the teacher's).
-        encoding: ``"points"`` or ``"pluecker"``; n_points, n_freqs: its settings.
+        encoding: ``"points"``, ``"pluecker"`` or ``"hash"``; n_points, n_freqs: their settings;
+            hash_levels, hash_features, hash_log2_size, hash_min_res, hash_max_res: the ``"hash"``
+            grid (``config_for`` gives a hash teacher's own), dir_freqs: its direction encoding.
         hidden: MLP width; n_blocks: residual blocks (two layers each).
         bundle: 1 (per pixel) or a power of two (a ray bundle that much sparser + upsampler).
         channels: feature channels of the upsampler (``bundle > 1``).
@@ -166,7 +178,11 @@ class LightField(nn.Module):
 
     def __init__(self, *, aabb=(-1.5, -1.5, -1.5, 1.5, 1.5, 1.5), ndc=None, background=(1.0, 1.0, 1.0),
                  encoding: str, n_points: int = 8, n_freqs: int = 8, hidden: int, n_blocks: int, bundle: int,
-                 channels: int, image_width: int = 100, image_height: int = 100):
+                 channels: int, image_width: int = 100, image_height: int = 100,
+                 hash_levels: int = HASH_DEFAULTS["hash_levels"], hash_features: int = HASH_DEFAULTS["hash_features"],
+                 hash_log2_size: int = HASH_DEFAULTS["hash_log2_size"],
+                 hash_min_res: int = HASH_DEFAULTS["hash_min_res"], hash_max_res: int = HASH_DEFAULTS["hash_max_res"],
+                 dir_freqs: int = 4):
         # encoding, hidden, n_blocks, bundle, channels: defaults from OPTIONS
         super().__init__()
         if encoding not in RAY_ENCODINGS:
@@ -177,18 +193,28 @@ class LightField(nn.Module):
                             ("image_height", image_height), ("n_points", n_points)):
             if not _is_int(value) or value < 1:
                 raise UserError(f"lightfield: {name} must be a positive integer, got {value!r}")
-        for name, value in (("n_blocks", n_blocks), ("n_freqs", n_freqs)):
+        for name, value in (("n_blocks", n_blocks), ("n_freqs", n_freqs), ("dir_freqs", dir_freqs)):
             if not _is_int(value) or value < 0:
                 raise UserError(f"lightfield: {name} must be a non-negative integer, got {value!r}")
+        grid = dict(hash_levels=hash_levels, hash_features=hash_features, hash_log2_size=hash_log2_size,
+                    hash_min_res=hash_min_res, hash_max_res=hash_max_res)
+        for name, value in grid.items():
+            low, high = HASH_LIMITS[name]
+            if not _is_int(value) or not low <= value <= high:
+                raise UserError(f"lightfield: {name} must be an integer in [{low}, {high}], got {value!r}")
+        if hash_min_res > hash_max_res:
+            raise UserError(f"lightfield: hash_min_res ({hash_min_res}) must be <= hash_max_res ({hash_max_res})")
+        grid = {name: int(value) for name, value in grid.items()}
         self._config = dict(
             aabb=[float(v) for v in aabb], ndc=None if ndc is None else {k: float(v) for k, v in ndc.items()},
             background=[float(v) for v in background], encoding=encoding, n_points=int(n_points),
             n_freqs=int(n_freqs), hidden=int(hidden), n_blocks=int(n_blocks), bundle=int(bundle),
-            channels=int(channels), image_width=int(image_width), image_height=int(image_height))
+            channels=int(channels), image_width=int(image_width), image_height=int(image_height), **grid,
+            dir_freqs=int(dir_freqs))
         self.bundle = int(bundle)
         self.ndc = self._config["ndc"]
         self.register_buffer("background", torch.tensor(self._config["background"]))
-        self.encoder = RayEncoding(encoding, aabb, n_points=n_points, n_freqs=n_freqs)
+        self.encoder = RayEncoding(encoding, aabb, n_points=n_points, n_freqs=n_freqs, dir_freqs=int(dir_freqs), **grid)
         self.stem = nn.Linear(self.encoder.out_dim, hidden)
         self.blocks = nn.Sequential(*(ResidualBlock(hidden) for _ in range(n_blocks)))
         self.head = nn.Linear(hidden, 3 if self.bundle == 1 else channels)
@@ -201,11 +227,51 @@ class LightField(nn.Module):
 
     @classmethod
     def config_for(cls, teacher, dataset, sampler, **overrides) -> dict:
-        """The config for ``teacher`` (its box and NDC), its ``dataset`` (background) and the pool's view size."""
+        """The config for ``teacher`` (its box and NDC; a hash teacher's grid sizes for ``encoding="hash"``,
+        so ``init_from_teacher`` can copy its table), its ``dataset`` (background) and the pool's view size."""
         sampler.template.require_pinhole("the lightfield student (its rays, like its exported graph's intrinsics [B,4])")
         config = teacher.config()
-        return {"aabb": list(config["aabb"]), "ndc": config.get("ndc"), "background": dataset.background.tolist(),
-                "image_width": sampler.width, "image_height": sampler.height, **overrides}
+        own = {"aabb": list(config["aabb"]), "ndc": config.get("ndc"), "background": dataset.background.tolist(),
+               "image_width": sampler.width, "image_height": sampler.height}
+        encoding = overrides.get("encoding", OPTIONS_BY_NAME["encoding"].default)
+        if encoding == "hash" and config.get("encoding") == "hash":
+            own.update({name: config[name] for name in HASH_DEFAULTS if name in config})
+        return {**own, **overrides}
+
+    def init_from_teacher(self, teacher) -> str:
+        """``encoding="hash"``: copy the teacher's hash table into the ray encoding's grid (the same
+        box and normalisation, so a point reads the teacher's features there); returns what was
+        copied. ``ValueError`` saying why when there is nothing to copy (another encoding, a teacher
+        without a hash grid of these sizes, or a contracted one, whose grid reads other coordinates)."""
+        grid = self.encoder.grid
+        if grid is None:
+            raise ValueError(f"encoding={self._config['encoding']} learns no grid (encoding=hash copies the teacher's)")
+        config = teacher.config()
+        theirs = getattr(getattr(teacher, "position_encoding", None), "table", None)
+        if config.get("encoding") != "hash" or theirs is None:
+            raise ValueError("the teacher has no hash grid")
+        if config.get("contraction"):
+            raise ValueError(f"the teacher's grid reads contracted coordinates ({config['contraction']}), "
+                             "the light field's the box")
+        sizes = {name: config.get(name) for name in HASH_DEFAULTS}
+        mine = {name: self._config[name] for name in HASH_DEFAULTS}
+        if sizes != mine or tuple(theirs.shape) != tuple(grid.table.shape):
+            differ = ", ".join(f"{name} {sizes[name]} (here {mine[name]})" for name in HASH_DEFAULTS
+                               if sizes[name] != mine[name])
+            raise ValueError(f"the teacher's hash grid has other sizes: {differ or tuple(theirs.shape)}")
+        with torch.no_grad():
+            grid.table.copy_(theirs)
+        levels, rows, features = grid.table.shape
+        return f"hash table ({levels} levels x {features} features, {rows} rows each) into the ray encoding"
+
+    def param_groups(self, lr: float, *, table_lr: float = TRAINING["table_lr"].default, **settings) -> list:
+        """Everything at ``lr``; the hash grid's table (``encoding="hash"``) in a group of its own at
+        ``table_lr`` without weight decay, as the teacher trains its tables."""
+        if self.encoder.grid is None:
+            return [{"params": list(self.parameters()), "base_lr": lr}]
+        table = self.encoder.grid.table
+        rest = [p for p in self.parameters() if p is not table]
+        return [{"params": [table], "base_lr": float(table_lr), "weight_decay": 0.0}, {"params": rest, "base_lr": lr}]
 
     # ----------------------------------------------------------------------------- the network
     def ray_outputs(self, rays_o: torch.Tensor, rays_d: torch.Tensor) -> torch.Tensor:
@@ -291,18 +357,20 @@ class LightField(nn.Module):
         images = self.images(c2w, intrinsics + shift, cameras.height + 2 * margin, cameras.width + 2 * margin)
         return images[:, margin:margin + cameras.height, margin:margin + cameras.width]
 
-    def distill_loss(self, pool, generator, *, step: int, total_steps: int | None = None, backend=None, **settings):
+    def distill_loss(self, pool, generator, *, step: int, total_steps: int | None = None, backend=None,
+                     schedule: dict | None = None, **settings):
         """One step's loss (settings: ``TRAINING``). Each step trains on ``patches`` patches, a
         ``hard_fraction`` of them replayed from the pool's buffer of the hardest patches and the rest
         fresh (new sampled cameras rendered by the teacher, or real-image crops at the pool's
         ``real_fraction``), and on ``batch_views`` views of the ``ViewPool``: whole (``bundle > 1``),
         or ``rays`` random pixels among them (``bundle = 1``). For the last ``finetune`` share of
-        ``total_steps`` every patch and view is a real training image and nothing is replayed. The
+        ``total_steps`` every patch and view is a real training image and nothing is replayed; once
+        begun, that phase stays on (``schedule``, the task's record of such switches, keeps the step
+        it began at: a minutes budget's ``total_steps`` is re-decided every step and may grow). The
         loss is the mean squared error over every pixel; every patch goes back to the hard buffer
         with its error."""
         settings = self.check_settings(settings, {"bundle": self.bundle})
-        finetune = settings["finetune"]
-        real_only = bool(total_steps) and finetune > 0 and step >= (1.0 - finetune) * total_steps
+        real_only = self._fine_tuning(step, total_steps, settings["finetune"], schedule)
         has_real = pool.real_images is not None
         self.encoder.backend = backend
         try:
@@ -317,6 +385,19 @@ class LightField(nn.Module):
         target = torch.cat([t.reshape(-1, 3) for _, t in pairs])
         loss = F.mse_loss(predicted, target)
         return loss, {"mse": float(loss.detach()), "n_rays": float(target.shape[0]), **stats}
+
+    @staticmethod
+    def _fine_tuning(step: int, total_steps: int | None, finetune: float, schedule: dict | None) -> bool:
+        """Whether ``step`` is in the real-images phase: from the step it began at (``schedule``'s
+        ``finetune_from``), else once ``step >= (1 - finetune) * total_steps`` (recorded there then)."""
+        began = None if schedule is None else schedule.get("finetune_from")
+        if began is not None and step >= began:
+            return True
+        if not total_steps or finetune <= 0 or step < (1.0 - finetune) * total_steps:
+            return False
+        if schedule is not None:
+            schedule["finetune_from"] = int(step)  # sticky, as the teacher's switch to sub-rays is
+        return True
 
     def _pool_pairs(self, pool, generator, settings: dict, real_only: bool):
         """``(predicted, target)`` on ``batch_views`` views of the pool (real ones only if ``real_only``)."""

@@ -6,7 +6,10 @@ real training images and the cameras the distillation views are sampled around
 ``fastnerf.models.students``): the task knows no kind by name, and the kinds' own flags reach the
 command line through their declared options (``fastnerf.models.registry``). Each step draws from a
 ``ViewPool`` of teacher renders (filled on the first step, refreshed after every step) mixed with
-the real images; the pool is part of the task state, so a resumed run continues exactly.
+the real images; the pool is part of the task state, so a resumed run continues exactly. So is
+the student's ``schedule``: a dict the kind's ``distill_loss`` may write its phase switches into
+(the step a phase began at), so that a switch, once made, stays (a minutes budget re-decides the
+step count every step) and a resumed run makes the same ones.
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ class StudentTask(Task):
             self.settings = check_settings(self.settings, self.args["model"])
         self.ema_decay = self.settings.get("ema_decay")
         self.pool, self.held_out, self.teacher_info = None, None, {}
+        self.schedule = {}  # the student's phase switches (the step each began at), written by distill_loss
         self._pending_pool_state = None
 
     # ----------------------------------------------------------------------------- construction
@@ -233,7 +237,7 @@ class StudentTask(Task):
                 pool.render_views(min(self.args["initial_views"], pool.capacity), ctx.generator, progress=False)
         settings = {k: v for k, v in self.settings.items() if k not in ENGINE_SETTINGS}
         return model.distill_loss(pool, ctx.generator, step=step, backend=ctx.backend, total_steps=ctx.total_steps,
-                                  **settings)
+                                  schedule=self.schedule, **settings)
 
     def after_step(self, model, step: int, ctx) -> None:
         self.pool.refresh(ctx.generator)  # fresh views grow the pool to capacity, then replace the oldest
@@ -262,9 +266,10 @@ class StudentTask(Task):
 
     # ----------------------------------------------------------------------------- state
     def state_dict(self) -> dict:
-        return {"pool": None if self.pool is None else self.pool.state_dict()}
+        return {"pool": None if self.pool is None else self.pool.state_dict(), "schedule": dict(self.schedule)}
 
     def load_state_dict(self, state: dict) -> None:
+        self.schedule = dict((state or {}).get("schedule") or {})
         pool_state = (state or {}).get("pool")
         if pool_state is None:
             return
