@@ -13,7 +13,8 @@ compositing (same samples, same sums up to float rounding).
 
 A contracted grid (``grid.contraction``, unbounded scenes) covers all of space, so the caller
 gives ``t_near``/``t_far``; ``march_rays`` reads the grid through the contraction, and
-``cone_angle`` > 0 grows the steps with distance (both passed through to ``march_rays``).
+``cone_angle`` > 0 grows the steps with distance, and ``disparity_step`` > 0 grows them further in
+the far field (spacing samples evenly in disparity; all passed through to ``march_rays``).
 
 dense_samples=n: vanilla NeRF's sampling instead of marching: n evenly spaced intervals between
 each ray's entry and exit of the box (jittered in training), no occupancy grid, every sample
@@ -82,6 +83,7 @@ def render_rays(
     stages=None,  # (geometry_fn, color_fn), field_fn in two stages: inference colours only visible samples
     skip_weight: float = 1e-4,  # with stages: samples of smaller weight get no colour (at most their weight lost)
     cone_angle: float = 0.0,  # > 0: cone stepping (march_rays), a sample's step grows with its distance
+    disparity_step: float = 0.0,  # > 0 (with cone_angle): far steps of at least disparity_step * t**2 (march_rays)
 ) -> dict:
     """Render rays; returns dict(values [N, C] (also "rgb" when C == 3), opacity [N], depth [N],
     n_samples (int, field evaluations), packed_info, t_starts, t_ends[, weights in training]).
@@ -93,7 +95,7 @@ def render_rays(
 
         grid = OccupancyGrid.from_occupancy(grid[0], grid[1])
     t_near, t_far = _segments(rays_o, rays_d, grid, t_near, t_far, backend)
-    march = march_options(grid, cone_angle)
+    march = march_options(grid, cone_angle, disparity_step)
     if dense_samples is not None:
         if isinstance(dense_samples, bool) or not isinstance(dense_samples, int) or dense_samples < 1:
             raise ValueError(f"dense_samples must be a positive integer, got {dense_samples!r}")
@@ -111,14 +113,17 @@ def render_rays(
                               float(early_stop_eps), int(samples_per_round), backend, stages, float(skip_weight), march)
 
 
-def march_options(grid, cone_angle: float = 0.0) -> dict:
-    """``march_rays``' keyword options for ``grid`` (its contraction) and ``cone_angle``; only those
-    that differ from the defaults, so a bounded march is the same call as ever."""
+def march_options(grid, cone_angle: float = 0.0, disparity_step: float = 0.0) -> dict:
+    """``march_rays``' keyword options for ``grid`` (its contraction), ``cone_angle`` and
+    ``disparity_step``; only those that differ from the defaults, so a bounded march is the same
+    call as ever."""
     options = {}
     if getattr(grid, "contraction", None) is not None:
         options["contraction"] = grid.contraction
     if cone_angle:
         options["cone_angle"] = float(cone_angle)
+    if disparity_step:
+        options["disparity_step"] = float(disparity_step)
     return options
 
 

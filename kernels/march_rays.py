@@ -36,16 +36,16 @@ def _contracted_cell(u, s, res):
 
 
 @triton.jit
-def _cone_step(t, step, cone_angle, max_step):
-    """min(max(t * cone_angle, step), max_step)."""
-    return tl.minimum(tl.maximum(t * cone_angle, step), max_step)
+def _cone_step(t, step, cone_angle, max_step, disparity_step):
+    """min(max(t * max(cone_angle, t * disparity_step), step), max_step)."""
+    return tl.minimum(tl.maximum(t * tl.maximum(cone_angle, t * disparity_step), step), max_step)
 
 
 @triton.jit
 def _march_kernel(
     rays_o_ptr, rays_d_ptr, t_near_ptr, t_far_ptr, offsets_ptr, aabb_ptr, occupied_ptr,
     counts_ptr, packed_info_ptr, t_starts_ptr, t_ends_ptr,
-    n_rays, res_x, res_y, res_z, step, cone_angle, max_step,
+    n_rays, res_x, res_y, res_z, step, cone_angle, max_step, disparity_step,
     HAS_OFFSETS: tl.constexpr, FILL: tl.constexpr, BLOCK: tl.constexpr, MAX_M: tl.constexpr,
     CONTRACTED: tl.constexpr, CONE: tl.constexpr,
 ):
@@ -69,7 +69,7 @@ def _march_kernel(
     if HAS_OFFSETS:
         offsets = tl.load(offsets_ptr + rays, mask=mask, other=0.0)
         if CONE:
-            t0 = t_near + offsets * _cone_step(t_near, step, cone_angle, max_step)
+            t0 = t_near + offsets * _cone_step(t_near, step, cone_angle, max_step, disparity_step)
         else:
             t0 = t_near + offsets * step
     if FILL:
@@ -85,7 +85,7 @@ def _march_kernel(
     active = mask & is_finite(t_near) & is_finite(t_far) & (start < t_far)
     while tl.max(active.to(tl.int32), axis=0) > 0:
         if CONE:
-            following = start + _cone_step(start, step, cone_angle, max_step)
+            following = start + _cone_step(start, step, cone_angle, max_step, disparity_step)
         else:
             following = t0 + (m + 1).to(tl.float32) * step
         end = tl.minimum(following, t_far)
@@ -119,7 +119,7 @@ def _march_kernel(
 
 
 def march_rays(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets=None, contraction=None,
-               cone_angle=0.0, max_step=None):
+               cone_angle=0.0, max_step=None, disparity_step=0.0):
     """Launcher; inputs validated by fastnerf.ops.march_rays.
     Returns (packed_info [N, 2] int64, t_starts [S], t_ends [S])."""
     rays_o, rays_d, t_near, t_far, aabb = (x.contiguous() for x in (rays_o, rays_d, t_near, t_far, aabb))
@@ -137,7 +137,7 @@ def march_rays(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets
             _march_kernel[grid](
                 rays_o, rays_d, t_near, t_far, offsets if offsets is not None else t_near, aabb, occupied,
                 counts, packed_info, t_starts, t_ends, n_rays, res[0], res[1], res[2], float(step_size),
-                float(cone_angle), cap,
+                float(cone_angle), cap, float(disparity_step),
                 HAS_OFFSETS=offsets is not None, FILL=fill, BLOCK=block, MAX_M=MAX_INTERVALS,
                 CONTRACTED=contraction is not None, CONE=cone_angle > 0, enable_fp_fusion=False,
             )

@@ -186,3 +186,28 @@ def test_a_distorted_capture_trains_and_renders_through_the_cli(tmp_path):
     assert main(["render", str(tmp_path / "run"), "--path", "test", "--out", str(tmp_path / "frames"),
                  "--threads", "1"]) == 0
     assert len(list((tmp_path / "frames").glob("*.png"))) == 2  # the two held-out photos, through their lenses
+
+
+def test_an_unbounded_teacher_on_a_colmap_model_reaches_every_sparse_point(tmp_path):
+    """COLMAP models (and process-images' transforms.json) carry no far plane: an unbounded
+    teacher's rays end 100 diagonals of the points' robust box past its farthest corner, past
+    every sparse point, the strays 40 units out included (the box is 1 wide). Where exactly does
+    not matter much: past the box steps are evenly spaced in disparity, so a plane 100 times
+    farther costs a few intervals more, where cone steps alone would cost ln(100) / cone_angle."""
+    from fastnerf.fields.scene_space import intervals_per_ray
+    from fastnerf.train.tasks.teacher import teacher_config_for
+
+    write_capture(tmp_path)
+    data = load(tmp_path, "train")
+    assert data.far is None and data.near is None
+    config = teacher_config_for(data, scene="unbounded")
+    farthest = torch.cdist(data.cameras.c2w[:, :3, 3].double(), torch.tensor(POINTS)).max().item()
+    assert config["far"] > farthest > 35
+    step = float(np.linalg.norm(np.subtract(config["aabb"][3:], config["aabb"][:3]))) / config["steps_per_diagonal"]
+    scene = (config["near"], step, config["cone_angle"])
+
+    def cost(far, disparity):
+        return intervals_per_ray(scene[0], far, *scene[1:], disparity)
+
+    farther = cost(100 * config["far"], config["disparity_step"]) - cost(config["far"], config["disparity_step"])
+    assert 0 < farther < 0.02 * (cost(100 * config["far"], 0.0) - cost(config["far"], 0.0))

@@ -1,5 +1,7 @@
 """march_rays: the reference by hand and by invariants; every backend equal to it; opcheck; bad input."""
 
+import math
+
 import pytest
 import torch
 from hypothesis import given
@@ -24,7 +26,7 @@ def _available(backend):
 @st.composite
 def problems(draw, max_rays=40, max_steps=60, modes=False, max_reach=1e3):
     """A ray batch with its ray_aabb segments, a random grid, a step and optional jitter; with
-    `modes`, also a contraction, a cone angle and a max_step (and segments reaching up to
+    `modes`, also a contraction, a cone angle, a max_step and a disparity_step (and segments reaching up to
     `max_reach` times the box, as unbounded scenes have)."""
     batch = draw(ray_batches(max_rays=max_rays))
     aabb = batch["aabb"]
@@ -39,11 +41,13 @@ def problems(draw, max_rays=40, max_steps=60, modes=False, max_reach=1e3):
     span = float((aabb[3:] - aabb[:3]).norm())
     step = span / draw(st.integers(2, max_steps)) * draw(st.sampled_from([1.0, 1.37]))
     offsets = torch.rand(t_near.shape, generator=g) if draw(st.booleans()) else None
-    mode = dict(contraction=None, cone_angle=0.0, max_step=None)
+    mode = dict(contraction=None, cone_angle=0.0, max_step=None, disparity_step=0.0)
     if modes:
         mode["contraction"] = draw(st.sampled_from(reference.march_rays.CONTRACTIONS))
         mode["cone_angle"] = draw(st.sampled_from([0.0, 1 / 256, 0.05, 0.4]))
         mode["max_step"] = draw(st.sampled_from([None, step, step * 3.3]))
+        if mode["cone_angle"]:  # far steps evenly spaced in disparity from t = cone_angle / disparity_step
+            mode["disparity_step"] = mode["cone_angle"] / draw(st.sampled_from([math.inf, 0.5, 3.0]))
         reach = draw(st.sampled_from([1.0, 10.0, max_reach]))
         # far only where steps grow fast enough to keep the reference's loop over steps short
         far = mode["cone_angle"] > 0.01 and mode["max_step"] is None
@@ -56,7 +60,7 @@ def _call(p, backend, device="cpu", strided=False):
     move = (lambda x: non_contiguous(x.to(device))) if strided else (lambda x: x.to(device))
     grid = tuple(x.to(device) for x in p["grid"])
     offsets = None if p["offsets"] is None else move(p["offsets"])
-    mode = {name: p[name] for name in ("contraction", "cone_angle", "max_step") if name in p}
+    mode = {name: p[name] for name in ("contraction", "cone_angle", "max_step", "disparity_step") if name in p}
     return march_rays(move(p["rays_o"]), move(p["rays_d"]), move(p["t_near"]), move(p["t_far"]), grid,
                       p["step_size"], offsets=offsets, backend=backend, **mode)
 

@@ -95,6 +95,30 @@ def test_cone_steps_by_hand(backend):
 
 
 @pytest.mark.parametrize("backend", ["torch", "cpp", "triton"])
+def test_disparity_steps_by_hand(backend):
+    """step 0.25, cone_angle 0.5, disparity_step 0.25 (from t = 2 on) to t = 1e4 in a full grid:
+    dt = max(t * max(0.5, t / 4), 0.25) in float32, the plain cone steps below t = 2; past it
+    consecutive starts are at least 0.25 / (1 + t / 4) apart in 1/t, so the far plane costs 5
+    intervals past t = 2 where cone steps alone take 20."""
+    _available(backend)
+    grid = (torch.tensor([-1e5, -1e5, -1e5, 1e5, 1e5, 1e5]), torch.ones(1, 1, 1, dtype=torch.bool))
+    rays = _rays_along_x(0.0, 1e4)
+    info, t_starts, t_ends = march_rays(*rays, grid, 0.25, cone_angle=0.5, disparity_step=0.25, backend=backend)
+    expected, t = [], np.float32(0.0)
+    while t < 1e4:
+        expected.append(float(t))
+        t = t + max(t * max(np.float32(0.5), t * np.float32(0.25)), np.float32(0.25))
+    assert t_starts.tolist() == expected and t_ends[-1] == 1e4 and info.tolist() == [[0, len(expected)]]
+    assert expected[:7] == [0.0, 0.25, 0.5, 0.75, 1.125, 1.6875, 2.53125]  # test_cone_steps_by_hand's, to t = 2
+    assert expected[7] == 2.53125 + 2.53125 * (2.53125 / 4)  # then t^2 / 4
+    plain, _, _ = march_rays(*rays, grid, 0.25, cone_angle=0.5, backend=backend)
+    assert len(expected) == 12 and plain[0, 1] == 27
+    # disparity_step 0 is the cone march, bitwise
+    zero = march_rays(*rays, grid, 0.25, cone_angle=0.5, disparity_step=0.0, backend=backend)
+    assert all(torch.equal(a, b) for a, b in zip(zero, march_rays(*rays, grid, 0.25, cone_angle=0.5, backend=backend)))
+
+
+@pytest.mark.parametrize("backend", ["torch", "cpp", "triton"])
 def test_contracted_march_by_hand(backend):
     """A ray from the centre along +x through a 4x1x1 contracted grid [empty, empty, occupied,
     occupied]: kept from x = 0 (cell 2) to infinity; steps of 0.5 to t = 1, then cone steps."""
@@ -135,7 +159,8 @@ def test_reference_invariants_with_modes(p):
     assert occupied_at(points, aabb, occupied, p["contraction"]).all()
     if p["cone_angle"]:  # each interval as long as its cone step, unless clipped at t_far
         cap = math.inf if p["max_step"] is None else p["max_step"]
-        dt = (t_starts.double() * p["cone_angle"]).clamp(min=p["step_size"], max=cap)
+        t = t_starts.double()
+        dt = (t * (t * p["disparity_step"]).clamp(min=p["cone_angle"])).clamp(min=p["step_size"], max=cap)
         clipped = t_ends == p["t_far"][ray_ids]
         length = (t_ends - t_starts).double()
         assert ((length - dt).abs() <= 1e-6 * (1 + t_ends.double().abs()))[~clipped].all()
@@ -159,11 +184,12 @@ def test_full_contracted_grid_keeps_every_interval_and_the_bound_holds(p):
     ray_ids = torch.repeat_interleave(torch.arange(len(counts)), counts)
     same_ray = ray_ids[1:] == ray_ids[:-1]
     assert torch.equal(t_starts[1:][same_ray], t_ends[:-1][same_ray])  # no gaps
-    if p["cone_angle"]:
+    if p["cone_angle"]:  # disparity steps are only longer: the cone bound holds for them too
         bound = cone_interval_bound(p["t_near"].double(), p["t_far"].double(), p["step_size"], p["cone_angle"],
                                     p["max_step"])
         assert (counts <= bound).all()
-        assert (bound <= 1.5 * counts + 6).all()  # and not wildly above (a bound that cannot fail)
+        if not p["disparity_step"]:
+            assert (bound <= 1.5 * counts + 6).all()  # and not wildly above (a bound that cannot fail)
 
 
 @pytest.mark.parametrize("backend", ["torch", "cpp"])
@@ -226,6 +252,7 @@ def test_modes_opcheck(device, backend):
     offsets = torch.tensor([0.1, 0.9], device=device)
     args = (rays_o, rays_d, t_near, t_far, BOX.to(device), occupied, 0.5, offsets, "mipnerf360", 0.2, 1.0)
     torch.library.opcheck(op.default, args)
+    torch.library.opcheck(op.default, args[:-1] + (None, 0.05))  # with disparity_step
 
 
 # ---- empty input and bad arguments --------------------------------------------------------------
@@ -251,6 +278,10 @@ BAD_MODES = {
     "max_step negative": (dict(max_step=-1.0), "max_step"),
     "max_step below step_size": (dict(max_step=0.05), "max_step"),
     "max_step nan": (dict(max_step=math.nan), "max_step"),
+    "disparity_step negative": (dict(cone_angle=0.1, disparity_step=-0.1), "disparity_step"),
+    "disparity_step nan": (dict(cone_angle=0.1, disparity_step=math.nan), "disparity_step"),
+    "disparity_step inf": (dict(cone_angle=0.1, disparity_step=math.inf), "disparity_step"),
+    "disparity_step without cone_angle": (dict(disparity_step=0.1), "disparity_step.*cone_angle > 0"),
     "cone too many intervals": (dict(cone_angle=1e-6, t_far=torch.full((4,), 1e12)), "2\\*\\*24"),
     "cone steps too small for float32 t": (dict(cone_angle=1e-9, t_near=torch.full((4,), 1e6),
                                                 t_far=torch.full((4,), 1e6 + 1)), "would not advance"),
@@ -282,6 +313,7 @@ def test_native_op_checks_its_mode():
     args = [torch.zeros(4, 3), torch.ones(4, 3), torch.zeros(4), torch.ones(4), BOX, torch.ones(2, 2, 2, dtype=torch.bool),
             0.1, None]
     for extra, word in ((("other", 0.0, None), "contraction"), ((None, -1.0, None), "cone_angle"),
-                        ((None, 0.1, 0.01), "max_step")):
+                        ((None, 0.1, 0.01), "max_step"), ((None, 0.1, None, -1.0), "disparity_step"),
+                        ((None, 0.0, None, 0.1), "needs cone stepping")):
         with pytest.raises(RuntimeError, match=word):
             torch.ops.fastnerf.march_rays(*args, *extra)

@@ -10,6 +10,7 @@ from fastnerf.data import load
 from fastnerf.data.procedural import make_scene
 from fastnerf.errors import UserError
 from fastnerf.fields.occupancy import OccupancyGrid
+from fastnerf.fields.scene_space import SCENE_KEYS, step_at
 from fastnerf.models import build_model
 from fastnerf.models.students.baked import BakedStudent
 from fastnerf.models.students.hybrid import HybridStudent
@@ -89,6 +90,37 @@ def test_samples_per_ray_stay_bounded_to_a_far_plane():
     assert bound < 1e4 / step / 10
 
 
+def test_disparity_steps_bound_a_ray_to_any_far_plane_and_leave_the_near_steps_alone():
+    """Past t = cone_angle / disparity_step the steps grow as disparity_step * t^2: a ray to
+    t = 1e4 costs at most ~1 / cone_angle intervals past that distance (cone steps alone:
+    ln(1e4 / t) / cone_angle), intervals_per_ray says how many, and before that distance the
+    intervals are the cone march's, bitwise."""
+    cone, reach = 1 / 64, 6.0
+    model = build_model("nerf", **TINY, **{**UNBOUNDED, "cone_angle": cone}, steps_per_diagonal=64,
+                        disparity_step=cone / reach)
+    plain = build_model("nerf", **TINY, **{**UNBOUNDED, "cone_angle": cone}, steps_per_diagonal=64)
+    rays_d = torch.nn.functional.normalize(torch.randn(8, 3, generator=torch.Generator().manual_seed(1)), dim=-1)
+    rays_o = torch.zeros(8, 3)
+    t_near, t_far = model.ray_range(rays_d)
+
+    def march(m, t_far):
+        return march_rays(rays_o, rays_d, t_near, t_far, m.grid, m.step_size,
+                          **march_options(m.grid, m.cone_angle, m.disparity_step))
+
+    counts, plain_counts = march(model, t_far)[0][:, 1], march(plain, t_far)[0][:, 1]
+    linear_end = model.step_size / cone
+    cone_part = linear_end / model.step_size + math.log(reach / linear_end) / math.log(1 + cone)
+    assert (counts <= cone_part + 1.2 / cone + 4).all() and (plain_counts > counts + 300).all(), (counts, plain_counts)
+    assert model.intervals_per_ray() == pytest.approx(counts.float().mean().item(), rel=0.05)
+    near_info, near_starts, _ = march(model, torch.full_like(t_far, reach))
+    plain_info, plain_starts, _ = march(plain, torch.full_like(t_far, reach))
+    assert torch.equal(near_info, plain_info) and torch.equal(near_starts, plain_starts)
+    # the grid's threshold reads the same step: longer far out, the cone's inside the reach
+    points = torch.tensor([[0.0, 4.0, 0.0], [60.0, 0.0, 0.0]])
+    far_steps = step_at(points, model.aabb, model.step_size, cone, cone / reach)
+    torch.testing.assert_close(far_steps, torch.tensor([4.0 * cone, 60.0 * 60.0 * cone / reach]))
+
+
 def test_bad_scene_settings_name_the_argument():
     with pytest.raises(ValueError, match="needs far"):
         build_model("nerf", **TINY, aabb=BOX, contraction="mipnerf360")
@@ -96,6 +128,10 @@ def test_bad_scene_settings_name_the_argument():
         build_model("nerf", **TINY, contraction="sphere", far=10.0)
     with pytest.raises(ValueError, match="cone_angle"):
         build_model("nerf", **TINY, cone_angle=-1.0)
+    with pytest.raises(ValueError, match="disparity_step must be a finite number"):
+        build_model("nerf", **TINY, **UNBOUNDED, disparity_step=-1.0)
+    with pytest.raises(ValueError, match="disparity_step .* needs cone stepping"):
+        build_model("nerf", **TINY, **{**UNBOUNDED, "cone_angle": 0.0}, disparity_step=0.01)
     with pytest.raises(ValueError, match="exclude each other"):
         build_model("nerf", **TINY, contraction="mipnerf360", far=10.0, ndc={"fx_ratio": 1, "fy_ratio": 1, "near": 1})
     with pytest.raises(ValueError, match="give t_near and t_far"):
@@ -130,6 +166,8 @@ def test_teacher_trains_unbounded_its_grid_stays_contracted_and_students_follow(
     hybrid = model_from_checkpoint(load_checkpoint(tmp_path / "hybrid"))
     assert hybrid.grid.contraction == "mipnerf360" and hybrid.config()["far"] == config["far"]
     assert hybrid.config()["cone_angle"] == config["cone_angle"] and hybrid.grid.cone_angle == config["cone_angle"]
+    assert config["disparity_step"] > 0 and hybrid.config()["disparity_step"] == config["disparity_step"]
+    assert hybrid.grid.disparity_step == model.grid.disparity_step == config["disparity_step"]
     torch.testing.assert_close(hybrid.grid.aabb, model.grid.aabb)
 
 
@@ -146,6 +184,12 @@ def test_unbounded_config_follows_the_data(garden):
     unbounded = teacher_config_for(dataset, scene="unbounded")
     assert "contraction" not in bounded and bounded["aabb"] == unbounded["aabb"]
     assert (unbounded["near"], unbounded["far"]) == (2.0, 24.0)
+    # steps evenly spaced in disparity past the inner box's farthest corner from the cameras
+    corners = torch.tensor([[x, y, z] for x in unbounded["aabb"][0::3] for y in unbounded["aabb"][1::3]
+                            for z in unbounded["aabb"][2::3]])
+    reach = torch.cdist(dataset.cameras.c2w[:, :3, 3], corners).max().item()
+    assert unbounded["disparity_step"] == pytest.approx(unbounded["cone_angle"] / reach, rel=1e-5)
+    assert "disparity_step" not in bounded
     assert unbounded["hash_max_res"] == 2 * bounded["hash_max_res"], "the inner box is half the contracted cube"
     dataset.forward_facing = True
     with pytest.raises(UserError, match="forward-facing"):
@@ -157,7 +201,7 @@ def test_checkpoints_from_before_the_scene_option_load_unchanged(tmp_path):
     bounded model: the same weights load and render bitwise as they did."""
     torch.manual_seed(0)
     model = build_model("nerf", **TINY).eval()
-    old_config = {k: v for k, v in model.config().items() if k not in ("contraction", "cone_angle", "near", "far")}
+    old_config = {k: v for k, v in model.config().items() if k not in SCENE_KEYS}
     save_checkpoint(tmp_path, model=model)
     checkpoint = load_checkpoint(tmp_path)
     checkpoint["model_config"] = old_config

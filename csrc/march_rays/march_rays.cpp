@@ -11,7 +11,8 @@ namespace fastnerf {
 std::tuple<at::Tensor, at::Tensor, at::Tensor> march_rays_cpu(
     const at::Tensor& rays_o, const at::Tensor& rays_d, const at::Tensor& t_near, const at::Tensor& t_far,
     const at::Tensor& aabb, const at::Tensor& occupied, double step_size, const c10::optional<at::Tensor>& offsets,
-    const c10::optional<c10::string_view> contraction, double cone_angle, const c10::optional<double> max_step) {
+    const c10::optional<c10::string_view> contraction, double cone_angle, const c10::optional<double> max_step,
+    double disparity_step) {
   auto count = [](const MarchArgs& args) {
     std::atomic<bool> non_finite{false};
     at::parallel_for(0, args.n_rays, 64, [&](int64_t begin, int64_t end) {
@@ -28,7 +29,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> march_rays_cpu(
     });
   };
   return march_rays_impl(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets, contraction, cone_angle,
-                         max_step, count, fill);
+                         max_step, disparity_step, count, fill);
 }
 
 TORCH_LIBRARY_FRAGMENT(fastnerf, m) {

@@ -4,8 +4,9 @@
 //
 //   fixed steps (cone off): t0 = t_near + offset * step;  start_m = t0 + float(m) * step;
 //     end_m = min(start_{m+1}, t_far)                       (m = 0, 1, ... while start_m < t_far)
-//   cone stepping: dt(t) = min(max(t * cone_angle, step), max_step); start_0 = t_near + offset *
-//     dt(t_near); end_m = min(start_m + dt(start_m), t_far); start_{m+1} = start_m + dt(start_m)
+//   cone stepping: dt(t) = min(max(t * max(cone_angle, t * disparity_step), step), max_step);
+//     start_0 = t_near + offset * dt(t_near); end_m = min(start_m + dt(start_m), t_far);
+//     start_{m+1} = start_m + dt(start_m)  (disparity_step 0: plain cone steps, t * 0 = 0)
 //   mid = (start_m + end_m) * 0.5;  p = o + d * mid
 //   box grid: c_a = (p_a - lo_a) * scale_a with scale_a = float(R_a) / (hi_a - lo_a)
 //   contracted grid (mip-NeRF 360): u = contract(p) (contract_point), c_a = (u_a + 2) * (R_a / 4)
@@ -46,6 +47,7 @@ struct MarchArgs {
   bool cone = false;        // cone stepping (cone_angle > 0 as given, even if it rounds to 0.f)
   float cone_angle = 0.f;
   float max_step = INFINITY;
+  float disparity_step = 0.f;  // far steps of at least disparity_step * t^2 (cone stepping only)
 };
 
 // A ray's constants of the kept rule: the box grid's lo and scale, or the contraction's lo,
@@ -97,9 +99,9 @@ FASTNERF_HD bool occupied_at(const MarchArgs& a, const GridFrame& g, const float
   return a.occupied[(cell[0] * a.res[1] + cell[1]) * a.res[2] + cell[2]];
 }
 
-// Cone stepping's step at t: min(max(t * cone_angle, step), max_step).
+// Cone stepping's step at t: min(max(t * max(cone_angle, t * disparity_step), step), max_step).
 FASTNERF_HD float cone_step(const MarchArgs& a, float t) {
-  return fminf(fmaxf(mul_rn(t, a.cone_angle), a.step), a.max_step);
+  return fminf(fmaxf(mul_rn(t, fmaxf(a.cone_angle, mul_rn(t, a.disparity_step))), a.step), a.max_step);
 }
 
 // Walks ray `ray`'s intervals in order, calling emit(k, start, end) for the k-th kept one;

@@ -5,7 +5,7 @@
 #define FASTNERF_MARCH_RAYS_SCHEMA                                                                      \
   "march_rays(Tensor rays_o, Tensor rays_d, Tensor t_near, Tensor t_far, Tensor aabb, Tensor occupied," \
   " float step_size, Tensor? offsets=None, str? contraction=None, float cone_angle=0.0,"              \
-  " float? max_step=None) -> (Tensor packed_info, Tensor t_starts, Tensor t_ends)"
+  " float? max_step=None, float disparity_step=0.0) -> (Tensor packed_info, Tensor t_starts, Tensor t_ends)"
 #pragma once
 
 #include <ATen/ATen.h>
@@ -25,7 +25,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> march_rays_impl(
     const at::Tensor& rays_o, const at::Tensor& rays_d, const at::Tensor& t_near, const at::Tensor& t_far,
     const at::Tensor& aabb, const at::Tensor& occupied, double step_size, const c10::optional<at::Tensor>& offsets,
     const c10::optional<c10::string_view>& contraction, double cone_angle, const c10::optional<double>& max_step,
-    const Count& count, const Fill& fill) {
+    double disparity_step, const Count& count, const Fill& fill) {
   const auto device = rays_o.device();
   const int64_t N = rays_o.size(0);
   check_tensor(rays_o, "rays_o", 2, device);
@@ -48,6 +48,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> march_rays_impl(
   TORCH_CHECK(cone_angle >= 0 && std::isfinite(cone_angle), "cone_angle must be finite and >= 0, got ", cone_angle);
   TORCH_CHECK(!max_step.has_value() || *max_step >= step_size, "max_step must be >= step_size (", step_size,
               "), got ", max_step.value_or(0.0));
+  TORCH_CHECK(disparity_step >= 0 && std::isfinite(disparity_step), "disparity_step must be finite and >= 0, got ",
+              disparity_step);
+  TORCH_CHECK(disparity_step == 0 || cone_angle > 0, "disparity_step (", disparity_step,
+              ") needs cone stepping: give cone_angle > 0 too");
   at::Tensor offsets_c;
   if (offsets.has_value()) {
     check_tensor(*offsets, "offsets", 1, device);
@@ -67,6 +71,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> march_rays_impl(
   args.cone = cone_angle > 0;
   args.cone_angle = float(cone_angle);
   if (max_step.has_value()) args.max_step = float(*max_step);
+  args.disparity_step = float(disparity_step);
   if (N > 0) count(args);
   const at::Tensor starts = at::cumsum(counts, 0) - counts;
   const at::Tensor packed_info = at::stack({starts, counts}, 1).contiguous();

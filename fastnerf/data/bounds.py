@@ -31,6 +31,13 @@ def corner_distance(dataset, aabb) -> torch.Tensor:
     return torch.cdist(_centres(dataset), corners).amax(1)
 
 
+def box_reach(dataset, aabb) -> float:
+    """How far (world units) the farthest corner of ``aabb [6]`` lies from any camera: an
+    unbounded teacher's rays step evenly in disparity only past it, so inside the box they keep
+    their cone steps."""
+    return float(corner_distance(dataset, aabb).max())
+
+
 def unbounded_reason(dataset, aabb) -> str | None:
     """Why ``dataset`` looks unbounded for a model in box ``aabb [6]`` (see the module docstring),
     or ``None``. Forward-facing captures never do: NDC already maps their infinite frustum."""
@@ -45,7 +52,7 @@ def unbounded_reason(dataset, aabb) -> str | None:
     if inside >= INSIDE_FRACTION:
         return f"{inside:.0%} of its cameras sit inside the scene box and look outward"
     if dataset.far is not None:
-        reach = float(corner_distance(dataset, box).max())
+        reach = box_reach(dataset, box)
         if dataset.far > FAR_PAST_BOX * reach:
             return (f"its far plane ({dataset.far:g}) lies far past the scene box (whose farthest corner is "
                     f"{reach:.3g} from the cameras)")
@@ -59,10 +66,10 @@ def far_plane(dataset, aabb) -> float:
     if dataset.far is not None:
         return float(dataset.far)
     if dataset.aabb_scale is not None and dataset.aabb is not None:
-        return float(corner_distance(dataset, dataset.aabb).max())
+        return box_reach(dataset, dataset.aabb)
     box = torch.as_tensor(aabb, dtype=torch.float64).cpu()
     diagonal = float((box[3:] - box[:3]).norm())
-    return float(corner_distance(dataset, box).max()) + FAR_BOX_DIAGONALS * diagonal
+    return box_reach(dataset, box) + FAR_BOX_DIAGONALS * diagonal
 
 
 def inner_box(dataset) -> torch.Tensor | None:

@@ -18,7 +18,9 @@ Contraction: with `contraction="mipnerf360"` the grid covers all of space, contr
 without bound outside it. Cell centres and sample points are mapped back to the world with
 `uncontract`. `march_rays(..., contraction=grid.contraction)` reads the grid the same way. With
 `cone_angle` > 0 (the owner's cone stepping) a step there is longer: the grid keeps
-sigma * max(cone_angle * distance from the box centre, unit_step) (`fields.scene_space.step_at`).
+sigma * max(cone_angle * distance from the box centre, unit_step), and with `disparity_step` > 0
+(steps evenly spaced in disparity far out) sigma * max(distance * max(cone_angle, distance *
+disparity_step), unit_step): the owner's step there (`fields.scene_space.step_at`).
 """
 
 import copy
@@ -48,18 +50,21 @@ class OccupancyGrid(nn.Module):
     the cell of x index i, y index j, z index k. Until `warmup_steps` updates (or training steps)
     have passed, every cell is occupied.
 
-    `contraction` (None: the grid covers `aabb`; "mipnerf360": all space) and `cone_angle` (see
-    the module docstring) are construction arguments (models keep them in their config), not state.
+    `contraction` (None: the grid covers `aabb`; "mipnerf360": all space), `cone_angle` and
+    `disparity_step` (see the module docstring) are construction arguments (models keep them in
+    their config), not state.
     """
 
     def __init__(self, aabb, resolution=128, *, decay: float = 0.95, threshold: float = 0.01, warmup_steps: int = 256,
-                 unit_step: float = 1.0, contraction: str | None = None, cone_angle: float = 0.0):
+                 unit_step: float = 1.0, contraction: str | None = None, cone_angle: float = 0.0,
+                 disparity_step: float = 0.0):
         super().__init__()
         if contraction not in CONTRACTIONS:
             raise ValueError(f"contraction must be one of {CONTRACTIONS}, got {contraction!r}")
-        if not 0.0 <= float(cone_angle) < float("inf"):
-            raise ValueError(f"cone_angle must be a finite number >= 0, got {cone_angle!r}")
-        self.contraction, self.cone_angle = contraction, float(cone_angle)
+        for name, value in (("cone_angle", cone_angle), ("disparity_step", disparity_step)):
+            if not 0.0 <= float(value) < float("inf"):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        self.contraction, self.cone_angle, self.disparity_step = contraction, float(cone_angle), float(disparity_step)
         aabb = torch.as_tensor(aabb, dtype=torch.float32).reshape(-1)
         if aabb.numel() != 6 or not bool(torch.isfinite(aabb).all()) or not bool((aabb[:3] < aabb[3:]).all()):
             raise ValueError(f"aabb must be six finite numbers (min xyz, max xyz) with min < max, got {aabb.tolist()}")
@@ -188,7 +193,8 @@ class OccupancyGrid(nn.Module):
                           for i in range(0, cells.shape[0], chunk)]) if cells.numel() else torch.zeros(0, device=device)
 
     def _cone_opacity(self, density_fn, points: torch.Tensor) -> torch.Tensor:  # [M,3] -> [M]
-        return density_fn(points).reshape(-1).float() * step_at(points, self.aabb, self.unit_step, self.cone_angle)
+        steps = step_at(points, self.aabb, self.unit_step, self.cone_angle, self.disparity_step)
+        return density_fn(points).reshape(-1).float() * steps
 
     def _threshold(self, warm: bool) -> None:
         if warm:
@@ -200,7 +206,8 @@ class OccupancyGrid(nn.Module):
     def extra_repr(self) -> str:
         return (f"aabb={self.aabb.tolist()}, resolution={self.resolution}, decay={self.decay}, "
                 f"threshold={self.threshold}, warmup_steps={self.warmup_steps}, unit_step={float(self.unit_step):g}, "
-                f"contraction={self.contraction!r}, cone_angle={self.cone_angle:g}")
+                f"contraction={self.contraction!r}, cone_angle={self.cone_angle:g}, "
+                f"disparity_step={self.disparity_step:g}")
 
 
 @torch.no_grad()

@@ -23,8 +23,10 @@ Unbounded scenes (``contraction="mipnerf360"``) cover all of space: a position i
 ``(u + 2) / 4`` in ``[0, 1]``: ``aabb`` (the inner box) is the middle half, at full detail, and the
 far field shrinks into the shell around it. The occupancy grid lives in the same contracted
 space. Rays run from ``near`` to ``far`` (world distances) with cone stepping (``cone_angle``:
-a sample's step grows with its distance, Instant-NGP), so a ray to the far plane costs a
-bounded number of samples; rays that leave still composite onto the background.
+a sample's step grows with its distance, Instant-NGP) and, past ``cone_angle / disparity_step``,
+steps evenly spaced in disparity (mip-NeRF 360's far-field spacing, which the contracted grid's
+cells follow), so a ray to the far plane costs a bounded number of samples; rays that leave
+still composite onto the background.
 """
 
 from __future__ import annotations
@@ -99,6 +101,8 @@ class NeRF(nn.Module):
         contraction: ``None`` (bounded: the model lives in ``aabb``) or ``"mipnerf360"``
             (unbounded: ``aabb`` is the inner box of contracted space; see the module docstring).
         cone_angle: cone stepping, a sample's step is ``max(t * cone_angle, step)`` (0: fixed steps).
+        disparity_step: with cone stepping, steps of at least ``disparity_step * t^2`` past
+            ``t = cone_angle / disparity_step``: far samples evenly spaced in disparity (0: none).
         near, far: where rays start and end (world distances) when unbounded; ``far`` is required then.
     """
 
@@ -110,11 +114,12 @@ class NeRF(nn.Module):
                  hash_max_res: int = 1024, grid_warmup: int = 256, hidden: int = 64, color_layers: int = 2,
                  geo_features: int = 15, sh_degree: int = 4, supersample: int = 1,
                  freq_pos: int = 10, freq_dir: int = 4, width: int = 128, depth: int = 6,
-                 contraction: str | None = None, cone_angle: float = 0.0, near: float = 0.0, far: float | None = None):
+                 contraction: str | None = None, cone_angle: float = 0.0, near: float = 0.0, far: float | None = None,
+                 disparity_step: float = 0.0):
         super().__init__()
         if encoding not in ENCODINGS:
             raise ValueError(f"NeRF: encoding must be one of {ENCODINGS}, got {encoding!r}")
-        scene = scene_config(contraction, cone_angle, near, far, ndc=ndc, who="NeRF")
+        scene = scene_config(contraction, cone_angle, near, far, disparity_step, ndc=ndc, who="NeRF")
         aabb = [float(v) for v in torch.as_tensor(aabb, dtype=torch.float32).tolist()]
         if len(aabb) != 6 or not all(aabb[i] < aabb[i + 3] for i in range(3)):
             raise ValueError(f"NeRF: aabb must be (xmin, ymin, zmin, xmax, ymax, zmax) with min < max, got {aabb}")
@@ -129,13 +134,14 @@ class NeRF(nn.Module):
             depth=int(depth), supersample=check_factor(supersample, "NeRF: supersample"),
             **scene,
         )
-        self.contraction, self.cone_angle = contraction, float(cone_angle)
+        self.contraction, self.cone_angle, self.disparity_step = contraction, float(cone_angle), float(disparity_step)
         self.supersample = self._config["supersample"]
         self.register_buffer("aabb", torch.tensor(aabb))
         self.register_buffer("background", torch.tensor(self._config["background"]))
         self.step_size = math.dist(aabb[:3], aabb[3:]) / steps_per_diagonal
         self.grid = OccupancyGrid(self.aabb.clone(), grid_resolution, warmup_steps=grid_warmup, unit_step=self.step_size,
-                                  contraction=contraction, cone_angle=self.cone_angle)
+                                  contraction=contraction, cone_angle=self.cone_angle,
+                                  disparity_step=self.disparity_step)
         if encoding == "hash":  # Instant-NGP: tiny MLPs without biases, SH view encoding
             self.position_encoding = HashEncoding(hash_levels, hash_features, hash_log2_size, hash_min_res,
                                                   hash_max_res)
@@ -233,7 +239,7 @@ class NeRF(nn.Module):
         return render_rays(field, rays_o, rays_d, self.grid, step_size=self.step_size, background=background,
                            train=train, generator=generator, early_stop_eps=early_stop_eps, backend=backend,
                            dense_samples=dense_samples, stages=(geometry, color), t_near=t_near, t_far=t_far,
-                           cone_angle=self.cone_angle)
+                           cone_angle=self.cone_angle, disparity_step=self.disparity_step)
 
     def ray_range(self, rays_d: torch.Tensor):
         """``(t_near [N], t_far [N])`` of an unbounded model's rays (``near`` to ``far`` whatever the
@@ -246,7 +252,7 @@ class NeRF(nn.Module):
         config = self._config
         if config["far"] is None:
             return config["steps_per_diagonal"] / 2.0
-        return intervals_per_ray(config["near"], config["far"], self.step_size, self.cone_angle)
+        return intervals_per_ray(config["near"], config["far"], self.step_size, self.cone_angle, self.disparity_step)
 
     @torch.no_grad()
     def update_grid(self, *, step: int, generator=None, n_samples: int | None = None, reduce=None,

@@ -50,6 +50,7 @@ def march_rays(
     contraction: str = None,  # None, or "mipnerf360": the grid covers contracted space [-2, 2]^3
     cone_angle: float = 0.0,  # >= 0: steps of max(t * cone_angle, step_size); 0: fixed steps
     max_step: float = None,  # >= step_size: the longest cone step; None: no cap
+    disparity_step: float = 0.0,  # >= 0 (> 0 needs cone_angle > 0): far steps of at least disparity_step * t**2
     backend: str = None,
 ) -> MarchResult:
     """March each ray from t0 = t_near + offsets * (first step) to t_far.
@@ -57,7 +58,10 @@ def march_rays(
     Fixed steps (cone_angle 0): interval m of ray r is [t0 + m step, min(t0 + (m+1) step, t_far)]
     for m = 0, 1, ... while its start < t_far. Cone stepping (cone_angle > 0, Instant-NGP): each
     interval is min(max(start * cone_angle, step_size), max_step) long, so a ray to t = 1e4 costs
-    a few thousand intervals, not millions. An interval is kept iff its midpoint lies in an
+    a few thousand intervals, not millions. With disparity_step > 0 the steps past
+    t = cone_angle / disparity_step grow as disparity_step * t**2 (samples evenly spaced in
+    disparity 1/t, as mip-NeRF 360 places them in the far field): a ray to any far plane costs at
+    most about 1 / cone_angle intervals past that distance. An interval is kept iff its midpoint lies in an
     occupied cell: without contraction the grid spans the aabb (cell of p:
     floor((p - aabb_min) * R / (aabb_max - aabb_min)); outside is empty); with
     contraction="mipnerf360" it spans mip-NeRF 360's contracted cube [-2, 2]^3 of
@@ -81,6 +85,7 @@ def march_rays(
     device = check_rays(rays_o, rays_d, t_near, t_far, offsets)
     step_size = _validate.positive_float(step_size, "step_size")
     contraction, cone_angle, max_step = check_mode(contraction, cone_angle, max_step, step_size)
+    disparity_step = check_disparity_step(disparity_step, cone_angle)
     aabb, occupied = grid_tensors(grid, device=device)
     _check_values(t_near, t_far, offsets, step_size, cone_angle=cone_angle, max_step=max_step)
     rays_o, rays_d, t_near, t_far = (x.detach() for x in (rays_o, rays_d, t_near, t_far))
@@ -89,15 +94,18 @@ def march_rays(
     name = backends.select(device, backend)
     args = (rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets)
     if name == "torch":
-        return MarchResult(*reference.march_rays(*args, contraction, cone_angle, max_step))
+        return MarchResult(*reference.march_rays(*args, contraction, cone_angle, max_step, disparity_step))
     # The default mode goes through the ops' original arguments: a fastnerf._C built before the
-    # contracted mode still serves it.
+    # contracted mode (or before disparity_step) still serves the calls that do not use it.
     mode = {} if (contraction, cone_angle, max_step) == (None, 0.0, None) else \
         dict(contraction=contraction, cone_angle=cone_angle, max_step=max_step)
+    if disparity_step:
+        mode["disparity_step"] = disparity_step
     if name == "triton":
         return MarchResult(*torch.ops.fastnerf.march_rays_triton(*args, **mode))
-    if mode and not _native_has_modes():
-        raise RuntimeError("fastnerf._C predates march_rays' contraction and cone_angle: rebuild it "
+    missing = [arg for arg in mode if arg in ("cone_angle", "disparity_step") and not _native_has(arg)]
+    if missing:
+        raise RuntimeError(f"fastnerf._C predates march_rays' {missing[0]}: rebuild it "
                            "(python setup.py build_ext --inplace), or pass backend='torch'")
     return MarchResult(*torch.ops.fastnerf.march_rays(*args, **mode))
 
@@ -118,8 +126,20 @@ def check_mode(contraction, cone_angle, max_step, step_size):
     return contraction, float(cone_angle), max_step
 
 
-def _native_has_modes() -> bool:
-    return any(arg.name == "cone_angle" for arg in torch.ops.fastnerf.march_rays.default._schema.arguments)
+def check_disparity_step(disparity_step, cone_angle: float) -> float:
+    """disparity_step as a float, checked: finite, >= 0, and > 0 only with cone stepping."""
+    if isinstance(disparity_step, torch.Tensor) and disparity_step.numel() == 1:
+        disparity_step = disparity_step.item()
+    if isinstance(disparity_step, bool) or not isinstance(disparity_step, (int, float)) or \
+            not 0.0 <= float(disparity_step) < float("inf"):
+        raise ValueError(f"disparity_step must be a finite number >= 0, got {disparity_step!r}")
+    if disparity_step > 0 and cone_angle == 0:
+        raise ValueError(f"disparity_step ({disparity_step}) needs cone stepping: give cone_angle > 0 too")
+    return float(disparity_step)
+
+
+def _native_has(argument: str) -> bool:
+    return any(arg.name == argument for arg in torch.ops.fastnerf.march_rays.default._schema.arguments)
 
 
 def check_rays(rays_o, rays_d, t_near, t_far, offsets) -> torch.device:
@@ -141,7 +161,8 @@ def check_rays(rays_o, rays_d, t_near, t_far, offsets) -> torch.device:
 
 def _check_values(t_near, t_far, offsets, step_size, *, cone_angle=0.0, max_step=None):
     """Data checks, one device sync: finite t, offsets in [0, 1), at most 2**24 intervals a ray
-    (cone stepping: the bound of ``cone_interval_bound``, and steps that float32 t can take)."""
+    (cone stepping: the bound of ``cone_interval_bound``, and steps that float32 t can take).
+    disparity_step only lengthens steps, so both cone checks hold with it too."""
     if t_near.shape[0] == 0 or torch.compiler.is_compiling():
         return
     if cone_angle == 0:
@@ -203,7 +224,7 @@ def cone_interval_bound(t0, t_far, step_size, cone_angle, max_step=None):
 
 
 def _fake(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets=None, contraction=None,
-          cone_angle=0.0, max_step=None):
+          cone_angle=0.0, max_step=None, disparity_step=0.0):
     n_samples = torch.library.get_ctx().new_dynamic_size()
     return (
         t_near.new_empty(t_near.shape[0], 2, dtype=torch.int64),
@@ -232,11 +253,12 @@ def _march_rays_triton(
     contraction: str | None = None,
     cone_angle: float = 0.0,
     max_step: float | None = None,
+    disparity_step: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     from ..kernels import march_rays as kernels
 
     return kernels.march_rays(rays_o, rays_d, t_near, t_far, aabb, occupied, step_size, offsets,
-                              contraction, cone_angle, max_step)
+                              contraction, cone_angle, max_step, disparity_step)
 
 
 _march_rays_triton.register_fake(_fake)

@@ -14,10 +14,15 @@ float(m) is exact while m < 2**24 = MAX_INTERVALS, the most intervals a ray may 
 (fastnerf.ops.march_rays checks it). With cone_angle > 0 (Instant-NGP's cone stepping), steps
 grow with distance and are accumulated:
 
-    dt(t)       = min(max(t * cone_angle, step), max_step)   (max_step None: +inf)
+    dt(t)       = min(max(t * max(cone_angle, t * disparity_step), step), max_step)   (max_step None: +inf)
     start_0     = t_near + offset * dt(t_near)
     end_m       = min(start_m + dt(start_m), t_far)
     start_{m+1} = start_m + dt(start_m)                      while start_m < t_far (m < 2**24)
+
+disparity_step > 0 (it needs cone_angle > 0) makes the steps past t = cone_angle / disparity_step
+grow as disparity_step * t**2: consecutive samples about disparity_step apart in disparity 1/t
+(mip-NeRF 360's far-field spacing), so a ray to any far plane costs at most about 1 / cone_angle
+intervals past that distance. disparity_step = 0 is plain cone stepping, bitwise (t * 0 is 0).
 
 Kept rule, at mid = (start_m + end_m) * 0.5 and p_a = o_a + d_a * mid (a = x, y, z):
 
@@ -148,23 +153,27 @@ def _march_fixed(rays_o, rays_d, t_near, t_far, step, offsets, kept_at):
 # ---- cone stepping (cone_angle > 0): accumulated, all rays in lockstep ---------------------------
 
 
-def cone_step(t: torch.Tensor, step, cone_angle, max_step) -> torch.Tensor:
-    """dt(t) = min(max(t * cone_angle, step), max_step) (float32; the three are 0-d float32)."""
-    return torch.minimum(torch.maximum(t * cone_angle, step), max_step)
+def cone_step(t: torch.Tensor, step, cone_angle, max_step, disparity_step) -> torch.Tensor:
+    """dt(t) = min(max(t * max(cone_angle, t * disparity_step), step), max_step) (float32; the
+    four are 0-d float32)."""
+    return torch.minimum(torch.maximum(t * torch.maximum(cone_angle, t * disparity_step), step), max_step)
 
 
-def _march_cone(rays_o, rays_d, t_near, t_far, step, offsets, cone_angle, max_step, kept_at):
+def _march_cone(rays_o, rays_d, t_near, t_far, step, offsets, cone_angle, max_step, disparity_step, kept_at):
     """Step m of every still-marching ray at once, m = 0, 1, ...: one loop over steps, not rays."""
     n_rays, device = t_near.shape[0], t_near.device
-    start = t_near if offsets is None else t_near + offsets * cone_step(t_near, step, cone_angle, max_step)
+
+    def dt(t):
+        return cone_step(t, step, cone_angle, max_step, disparity_step)
+
+    start = t_near if offsets is None else t_near + offsets * dt(t_near)
     rays = torch.arange(n_rays, device=device)
     rays, start = rays[start < t_far], start[start < t_far]
     kept_rays, starts, ends = [], [], []
     for _ in range(MAX_INTERVALS):
         if rays.numel() == 0:
             break
-        dt = cone_step(start, step, cone_angle, max_step)
-        following = start + dt
+        following = start + dt(start)
         end = torch.minimum(following, t_far[rays])
         keep = kept_at(rays_o[rays], rays_d[rays], start, end)
         kept_rays.append(rays[keep]), starts.append(start[keep]), ends.append(end[keep])
@@ -197,6 +206,7 @@ def march_rays(
     contraction: str = None,  # None or "mipnerf360"
     cone_angle: float = 0.0,  # >= 0; 0: fixed steps
     max_step: float = None,  # >= step_size, or None (no cap)
+    disparity_step: float = 0.0,  # >= 0; > 0 (with cone_angle > 0): steps of at least disparity_step * t**2
 ):
     """Returns (packed_info [N, 2] int64, t_starts [S] float32, t_ends [S] float32), ray-major."""
     device = t_near.device
@@ -210,4 +220,5 @@ def march_rays(
         return _march_fixed(rays_o, rays_d, t_near, t_far, step, offsets, kept_at)
     cone = torch.tensor(cone_angle, dtype=torch.float32, device=device)
     cap = torch.tensor(float("inf") if max_step is None else max_step, dtype=torch.float32, device=device)
-    return _march_cone(rays_o, rays_d, t_near, t_far, step, offsets, cone, cap, kept_at)
+    disparity = torch.tensor(disparity_step, dtype=torch.float32, device=device)
+    return _march_cone(rays_o, rays_d, t_near, t_far, step, offsets, cone, cap, disparity, kept_at)

@@ -81,7 +81,7 @@ class HybridStudent(nn.Module):
 
     Args:
         aabb, ndc: the marched box (and NDC transform), as the teacher's.
-        contraction, cone_angle, near, far: the teacher's scene space (unbounded teachers).
+        contraction, cone_angle, near, far, disparity_step: the teacher's scene space (unbounded teachers).
         grid_resolution: occupancy-grid cells per axis.
         hash_*: the hash grid; hidden, geo_features: the density MLP (the teacher's layout).
         color_layers: hidden layers of the feature MLP (width ``hidden``: the teacher's colour MLP).
@@ -103,7 +103,8 @@ class HybridStudent(nn.Module):
                  color_layers: int = 2, features: int, factor: int, sampling: str, samples: int,
                  steps_per_diagonal: int | None, train_geometry: bool, upsampler: str, decoder_channels: int,
                  min_channels: int = 16, background=(1.0, 1.0, 1.0), grid_warmup: int = 256,
-                 contraction: str | None = None, cone_angle: float = 0.0, near: float = 0.0, far: float | None = None):
+                 contraction: str | None = None, cone_angle: float = 0.0, near: float = 0.0, far: float | None = None,
+                 disparity_step: float = 0.0):
         # features, factor, sampling, samples, steps_per_diagonal, train_geometry, upsampler,
         # decoder_channels: defaults from OPTIONS
         super().__init__()
@@ -115,7 +116,7 @@ class HybridStudent(nn.Module):
             raise ValueError(f"hybrid: samples and steps_per_diagonal must be positive, got {samples}, "
                              f"{steps_per_diagonal}")
         aabb = [float(v) for v in aabb]
-        scene = scene_config(contraction, cone_angle, near, far, ndc=ndc, who="hybrid")
+        scene = scene_config(contraction, cone_angle, near, far, disparity_step, ndc=ndc, who="hybrid")
         self._config = dict(aabb=aabb, ndc=None if ndc is None else {k: float(v) for k, v in ndc.items()},
                             grid_resolution=int(grid_resolution), hash_levels=int(hash_levels),
                             hash_features=int(hash_features), hash_log2_size=int(hash_log2_size),
@@ -133,7 +134,8 @@ class HybridStudent(nn.Module):
         self.register_buffer("aabb", torch.tensor(aabb))
         self.step_size = math.dist(aabb[:3], aabb[3:]) / (steps_per_diagonal or samples)
         self.grid = OccupancyGrid(self.aabb.clone(), grid_resolution, warmup_steps=grid_warmup,
-                                  unit_step=self.step_size, contraction=contraction, cone_angle=scene["cone_angle"])
+                                  unit_step=self.step_size, contraction=contraction, cone_angle=scene["cone_angle"],
+                                  disparity_step=scene["disparity_step"])
         # Whether init_from_teacher copied the geometry (saved, so a resumed run keeps it frozen).
         self.register_buffer("geometry_from_teacher", torch.tensor(False))
         self.geometry_frozen = False
@@ -263,7 +265,8 @@ class HybridStudent(nn.Module):
         t_near, t_far = ray_range(rays_d, self._config["near"], self._config["far"])
         out = render_rays(field, rays_o, rays_d, self.grid, step_size=self.step_size, train=train, generator=generator,
                           backend=backend, dense_samples=dense, stages=(geometry, features), t_near=t_near,
-                          t_far=t_far, cone_angle=self._config["cone_angle"])
+                          t_far=t_far, cone_angle=self._config["cone_angle"],
+                          disparity_step=self._config["disparity_step"])
         return out["values"] + (1.0 - out["opacity"][:, None]) * self.background_feature
 
     def feature_camera(self, camera: Camera) -> Camera:

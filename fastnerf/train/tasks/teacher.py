@@ -43,9 +43,13 @@ STEPS_PER_PIXEL = 1.28
 SCENES = ("bounded", "unbounded")
 # Unbounded: cone stepping with a step of one pixel's angle (1 / fx) of the distance, at least
 # Instant-NGP's 1/256 for large scenes: near the objects the step stays about the bounded one
-# (STEPS_PER_PIXEL), and a ray to the far plane costs ~ln(far / t) / cone_angle more past that.
-# The inner box is the middle half of the contracted cube, so the finest hash level doubles to
-# keep the box's detail.
+# (STEPS_PER_PIXEL). Past the inner box's farthest corner from any camera the steps grow as
+# t^2 (disparity_step = cone_angle / that distance: samples evenly spaced in disparity, as in
+# mip-NeRF 360's far field), so a ray to any far plane costs at most ~1 / cone_angle samples
+# more. The contracted grid's cells grow as t^2 too: with cone steps alone (t growing) a ray took
+# ~100 steps through each 64^3 cell of garden's environment, all kept (55 samples a ray against
+# the bounded 22.7, docs/unbounded.md). The inner box is the middle half of the contracted cube,
+# so the finest hash level doubles to keep the box's detail.
 MIN_CONE_ANGLE = 1.0 / 256
 # Fewest rays a step, per scene model. An unbounded ray marches ~5x a bounded one's intervals
 # while the grid warms up (every cell occupied, near to far): 256 rays would make those steps
@@ -97,8 +101,9 @@ def _camera_radius_box(dataset) -> list:  # NeRF-synthetic convention: objects w
 
 
 def unbounded_config(dataset, hash_max_res: int) -> dict:
-    """The unbounded part of the config: contraction around the inner box, cone stepping, near/far."""
-    from ...data.bounds import far_plane, inner_box
+    """The unbounded part of the config: contraction around the inner box, cone stepping (evenly
+    spaced in disparity past the box's farthest corner from the cameras), near/far."""
+    from ...data.bounds import box_reach, far_plane, inner_box
 
     if dataset.forward_facing:
         raise UserError("teacher: --scene unbounded is for captures around a scene; this one is forward-facing, "
@@ -108,6 +113,7 @@ def unbounded_config(dataset, hash_max_res: int) -> dict:
     cone_angle = max(MIN_CONE_ANGLE, float(1.0 / dataset.cameras.fx.double().median()))
     return {"aabb": aabb, "contraction": "mipnerf360", "cone_angle": cone_angle,
             "near": float(dataset.near or 0.0), "far": far_plane(dataset, aabb),
+            "disparity_step": cone_angle / box_reach(dataset, aabb),
             "hash_max_res": int(min(4096, 2 * hash_max_res))}
 
 
