@@ -7,7 +7,8 @@ task (``fastnerf.train.tasks.student``) knows no kind by name; it asks the class
 
 - ``config_for(teacher, dataset, sampler) -> dict`` (classmethod): the model config for this
   teacher, its training ``Dataset`` and the distillation camera ``sampler`` (size, intrinsics);
-- ``init_from_teacher(teacher)`` (optional): copy what it can from the teacher after building;
+- ``init_from_teacher(teacher)`` (optional): copy what it can from the teacher after building
+  (returns what it copied; ``ValueError`` saying why when nothing can be);
 - ``param_groups(lr, **settings)`` (optional): the optimizer's groups (e.g. a hash table at its own lr);
 - ``distill_loss(pool, generator, *, step, **settings) -> (loss, stats)``: one training step's
   loss on draws from the ``fastnerf.distill.ViewPool`` (``draw_views`` or ``draw_rays``, or
