@@ -54,13 +54,19 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # ------------------------------------------------------------------------------ processes
+def _default_sigint() -> None:
+    # A process started in the background by a non-interactive shell (nohup, `cmd &` in a script)
+    # ignores SIGINT, and its children inherit that: the benchmark's Ctrl-C would never arrive.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Training:
     """``fastnerf train ...`` in a process of its own; its output collected line by line."""
 
     def __init__(self, command: list[str]):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        env=env, cwd=ROOT)
+                                        env=env, cwd=ROOT, preexec_fn=_default_sigint)
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()

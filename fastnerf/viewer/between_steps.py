@@ -16,7 +16,11 @@ import threading
 import time
 from typing import Callable
 
-RENDER_SHARE = 0.2  # at most this share of training's wall time goes to the viewer's renders
+# At most this share of training's wall time goes to the viewer's renders. Measured (quiet 2-core
+# CPU, benchmarks/viewer_overhead.py, 3000 teacher steps): at 0.2 with new weights every 2 s, a
+# connected browser at rest slowed training by 43% and a moving one by 79%, Chromium's own CPU
+# (software WebGL on the same two cores) the larger part of the moving case.
+RENDER_SHARE = 0.1
 BURST_SECONDS = 0.5  # credit saved up while nothing is asked for, so a first frame comes at once
 
 

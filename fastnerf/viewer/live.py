@@ -25,7 +25,7 @@ LONGEST_FRAME_SECONDS = 1.0
 
 class LiveView:
     def __init__(self, name: str, *, host: str, port: int, resolution: int = 256,
-                 refresh_seconds: float = 2.0, share: float = RENDER_SHARE, log=None):
+                 refresh_seconds: float = 5.0, share: float = RENDER_SHARE, log=None):
         check_port_free(host, port)  # at once, not after the first step
         self.name, self.host, self.port, self.resolution = name, host, port, resolution
         self.log = log or (lambda message: print(message, flush=True))
