@@ -17,9 +17,10 @@ Two layouts (``bundle``):
   features always reach the output. Sizes that are not multiples of ``s`` are rendered on the
   next multiple and cropped, so the ray of a pixel never moves.
 
-Training (``fastnerf train student --kind lightfield``): distilled from the teacher's views in
-the ``ViewPool`` (single rays for ``bundle = 1``, whole views otherwise), then fine-tuned on the
-real training images only for the last ``finetune`` share of the steps (R2L gained 1.4 dB from
+Training (``fastnerf train student --kind lightfield``): distilled from fresh teacher patches of
+sampled cameras every step, with the hardest patches replayed (``fastnerf.distill.patches``;
+whole pool views only when ``batch_views > 0``), then fine-tuned on the real training images only
+for the last ``finetune`` share of the steps (R2L gained 1.4 dB from
 that step; once begun it stays on, and the task's state records where, so a minutes budget that
 grows later does not switch it back). With ``encoding="hash"`` the grid's table starts as the
 teacher's (``init_from_teacher``, when the teacher's grid has the same sizes) and trains at its own
