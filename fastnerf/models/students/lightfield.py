@@ -43,6 +43,7 @@ from ...cameras import Camera
 from ...errors import UserError
 from ...fields.mlp import ResidualBlock
 from ...fields.ray_encoding import HASH_DEFAULTS, RAY_ENCODINGS, RayEncoding
+from ...ops.hash_encode import MAX_LEVELS, MAX_RESOLUTION
 from ...options import Option, Options
 from ..nerf import marched_rays
 from . import register_student
@@ -92,8 +93,10 @@ TRAINING = Options(
     Option("table_lr", 5e-2, "learning rate of the hash grid's table (encoding=hash; its own Adam group without "
            "weight decay, as the teacher's tables)", minimum=0),
 )
-HASH_LIMITS = {"hash_levels": (1, 64), "hash_features": (1, 64), "hash_log2_size": (1, 24),
-               "hash_min_res": (1, 2**20), "hash_max_res": (1, 2**20)}  # the op's limits (fastnerf.ops.hash_encode)
+# The op's limits (fastnerf.ops.hash_encode), checked when the model is built rather than at its
+# first render; features and table size kept to what a light field's grid could sensibly hold.
+HASH_LIMITS = {"hash_levels": (1, MAX_LEVELS), "hash_features": (1, 64), "hash_log2_size": (1, 24),
+               "hash_min_res": (1, MAX_RESOLUTION), "hash_max_res": (1, MAX_RESOLUTION)}
 
 
 def bundle_margin(bundle: int) -> int:
