@@ -40,7 +40,7 @@ inline float select_float(bool condition, float a, float b) {
 // built in the exponent bits. Relative error ~1 ulp. |x| > 87 is clamped to +-87 (e^-87 ~ 1.6e-38
 // stands for 0); NaN stays NaN. Conditions are integer compares of the bits: float compares
 // may trap, and GCC does not speculate float arithmetic that may trap into vector blends.
-inline float fn_exp_poly(float x) {
+inline __attribute__((always_inline)) float fn_exp_poly(float x) {
   const int32_t bits = float_bits(x), abs_bits = bits & 0x7fffffff;
   const bool clamp = (abs_bits > 0x42ae0000) & (abs_bits <= 0x7f800000);  // 87 < |x| <= inf
   x = select_float(clamp, bits_float((bits & int32_t(0x80000000)) | 0x42ae0000), x);
@@ -57,7 +57,12 @@ inline float fn_exp_poly(float x) {
 // exp(x) - 1 for float: e^x - 1 plus a Taylor branch near 0, where e^x - 1 would cancel.
 // Relative error under ~2e-6 everywhere, and 2-3x cheaper than expm1f on CPUs; on the host it is
 // branch-free and libm-free (both sides computed, one selected), so loops of it vectorise.
+// Always inlined on the host: GCC otherwise calls it from the per-sample loops (baked_render).
+#if defined(__CUDACC__) || defined(__HIPCC__)
 FASTNERF_HD float fn_expm1(float x) {
+#else
+inline __attribute__((always_inline)) float fn_expm1(float x) {
+#endif
   const float taylor = x * (1.f + x * (0.5f + x * (1.f / 6.f + x * (1.f / 24.f))));  // rel. error x^4/120
 #ifdef __CUDA_ARCH__
   if (fabsf(x) < 1e-2f) return taylor;

@@ -9,34 +9,40 @@
 #include <atomic>
 
 #include "baked_render/baked_render_torch.h"
+#include "baked_render/interleaved_forward.h"
 
 namespace fastnerf {
 
 namespace {
 constexpr int64_t kRayChunk = 64;
 
-// Calls fn(ray) for every ray. Rays cost very different amounts (a miss nothing, a ray through
+// Runs fn(next_ray) on each of torch's intra-op threads, where next_ray() hands out the rays
+// (-1 once there are none left). Rays cost very different amounts (a miss nothing, a ray through
 // empty space its whole length, an opaque one a few samples), so rather than one fixed range per
-// thread, the threads take chunks of kRayChunk rays from a shared counter. Returns how many
-// threads ran.
+// thread, the threads take chunks of kRayChunk rays from a shared counter.
 template <typename Fn>
-int64_t for_each_ray_dynamic(int64_t n_rays, const Fn& fn) {
+void for_rays_dynamic(int64_t n_rays, const Fn& fn) {
   const int64_t n_chunks = (n_rays + kRayChunk - 1) / kRayChunk;
   const int64_t workers = std::min<int64_t>(at::in_parallel_region() ? 1 : at::get_num_threads(), n_chunks);
-  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> next_chunk{0};
   auto work = [&] {
-    for (int64_t chunk = next.fetch_add(1, std::memory_order_relaxed); chunk < n_chunks;
-         chunk = next.fetch_add(1, std::memory_order_relaxed)) {
-      const int64_t end = std::min(n_rays, (chunk + 1) * kRayChunk);
-      for (int64_t ray = chunk * kRayChunk; ray < end; ++ray) fn(ray);
-    }
+    int64_t next = 0, end = 0;  // this thread's chunk
+    auto next_ray = [&]() -> int64_t {
+      if (next == end) {
+        const int64_t chunk = next_chunk.fetch_add(1, std::memory_order_relaxed);
+        if (chunk >= n_chunks) return -1;
+        next = chunk * kRayChunk;
+        end = std::min(n_rays, next + kRayChunk);
+      }
+      return next++;
+    };
+    fn(next_ray);
   };
   if (workers <= 1) {
     work();
   } else {
     at::parallel_for(0, workers, 1, [&](int64_t, int64_t) { work(); });
   }
-  return workers;
 }
 
 // The prepare pass: `occupied` in bricks with empty-space levels (EmptySpace in empty_space_march.h).
@@ -73,8 +79,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> baked_render_cpu(
       [](const auto& args) {
         if (!args.space.ready) prepare_cpu(args.march, args.space);
         dispatch_baked_channels(args.channels, [&](auto channels) {
-          for_each_ray_dynamic(args.march.n_rays,
-                               [&](int64_t ray) { baked_forward_ray<decltype(channels)::value>(args, ray); });
+          for_rays_dynamic(args.march.n_rays, [&](const auto& next_ray) {
+            baked_forward_interleaved<decltype(channels)::value>(args, next_ray);
+          });
         });
       });
 }

@@ -76,11 +76,10 @@ BAKED_HD void corners_setup(const BakedRenderArgs<scalar_t>& a, VertexCorners& v
   v.any = false;
 }
 
-// Fills v's weights (and rows, if the cell changed) for the point p.
+// The cell of the point p (the lower vertex per axis) and its fractions f.
 template <typename scalar_t>
-BAKED_HD void corners_at(const BakedRenderArgs<scalar_t>& a, const float* p, VertexCorners& v) {
-  int32_t cell[3];
-  float f[3];
+BAKED_HD void corners_locate(const BakedRenderArgs<scalar_t>& a, const VertexCorners& v, const float* p,
+                             int32_t* cell, float* f) {
   for (int axis = 0; axis < 3; ++axis) {
     float u = mul_rn(sub_rn(p[axis], v.lo[axis]), v.scale[axis]);
     u = u > 0.f ? u : 0.f;  // NaN -> 0 as well
@@ -89,24 +88,50 @@ BAKED_HD void corners_at(const BakedRenderArgs<scalar_t>& a, const float* p, Ver
     cell[axis] = i < a.vertices[axis] - 2 ? i : a.vertices[axis] - 2;
     f[axis] = sub_rn(u, float(cell[axis]));
   }
-  if (cell[0] != v.cell[0] || cell[1] != v.cell[1] || cell[2] != v.cell[2]) {
-    const int64_t gy = a.vertices[1], gz = a.vertices[2];
-    v.any = false;
-    for (int k = 0; k < 8; ++k) {
-      const int64_t x = cell[0] + (k >> 2), y = cell[1] + ((k >> 1) & 1), z = cell[2] + (k & 1);
-      const int32_t row = a.index[(x * gy + y) * gz + z];
-      const bool present = row >= 0 && row < a.n_values;
-      v.rows[k] = present ? row : -1;
-      v.any = v.any || present;
-    }
-    for (int axis = 0; axis < 3; ++axis) v.cell[axis] = cell[axis];
+}
+
+BAKED_HD bool same_cell(const VertexCorners& v, const int32_t* cell) {
+  return cell[0] == v.cell[0] && cell[1] == v.cell[1] && cell[2] == v.cell[2];
+}
+
+// Where corner k's row number lies in `index`.
+template <typename scalar_t>
+BAKED_HD const int32_t* corner_entry(const BakedRenderArgs<scalar_t>& a, const int32_t* cell, int k) {
+  const int64_t gy = a.vertices[1], gz = a.vertices[2];
+  const int64_t x = cell[0] + (k >> 2), y = cell[1] + ((k >> 1) & 1), z = cell[2] + (k & 1);
+  return a.index + (x * gy + y) * gz + z;
+}
+
+// v's rows for the cell.
+template <typename scalar_t>
+BAKED_HD void corners_fetch(const BakedRenderArgs<scalar_t>& a, const int32_t* cell, VertexCorners& v) {
+  v.any = false;
+  for (int k = 0; k < 8; ++k) {
+    const int32_t row = *corner_entry(a, cell, k);
+    const bool present = row >= 0 && row < a.n_values;
+    v.rows[k] = present ? row : -1;
+    v.any = v.any || present;
   }
+  for (int axis = 0; axis < 3; ++axis) v.cell[axis] = cell[axis];
+}
+
+BAKED_HD void corners_weigh(const float* f, VertexCorners& v) {
   for (int k = 0; k < 8; ++k) {
     const float wx = (k & 4) ? f[0] : sub_rn(1.f, f[0]);
     const float wy = (k & 2) ? f[1] : sub_rn(1.f, f[1]);
     const float wz = (k & 1) ? f[2] : sub_rn(1.f, f[2]);
     v.weights[k] = mul_rn(mul_rn(wx, wy), wz);
   }
+}
+
+// Fills v's weights (and rows, if the cell changed) for the point p.
+template <typename scalar_t>
+BAKED_HD void corners_at(const BakedRenderArgs<scalar_t>& a, const float* p, VertexCorners& v) {
+  int32_t cell[3];
+  float f[3];
+  corners_locate(a, v, p, cell, f);
+  if (!same_cell(v, cell)) corners_fetch(a, cell, v);
+  corners_weigh(f, v);
 }
 
 // v_0 = sum_k b_k values[row_k, 0]: the density before max(., 0).
@@ -121,45 +146,75 @@ BAKED_HD scalar_t corner_density(const BakedRenderArgs<scalar_t>& a, const Verte
 
 // ---- forward -----------------------------------------------------------------------------------
 
+// One ray's forward state: the composited sums so far.
+template <int kChannels, typename scalar_t>
+struct ForwardSums {
+  static constexpr int kAcc = kChannels > 1 ? kChannels - 1 : 1;
+  scalar_t acc[kAcc];  // the features, when C is known (else they accumulate in the output row)
+  scalar_t* out;       // the ray's output row of features
+  scalar_t transmittance, opacity, depth;
+  // (a method, not a pointer member: a copied state must not point into the original's acc)
+  BAKED_HD scalar_t* sum() { return kChannels > 0 ? acc : out; }
+};
+
+template <int kChannels, typename scalar_t>
+BAKED_HD void forward_begin(const BakedRenderArgs<scalar_t>& a, int64_t ray, ForwardSums<kChannels, scalar_t>& s) {
+  const int64_t F = (kChannels > 0 ? kChannels : a.channels) - 1;
+  s.out = a.features + ray * F;
+  scalar_t* sum = s.sum();
+  for (int64_t c = 0; c < F; ++c) sum[c] = scalar_t(0);
+  s.transmittance = scalar_t(1);
+  s.opacity = scalar_t(0);
+  s.depth = scalar_t(0);
+}
+
+// Composites the sample whose corners v hold; returns whether the ray goes on.
+template <int kChannels, typename scalar_t>
+BAKED_HD bool forward_visit(const BakedRenderArgs<scalar_t>& a, const VertexCorners& v, float start, float end,
+                            float mid, ForwardSums<kChannels, scalar_t>& s) {
+  const int64_t C = kChannels > 0 ? kChannels : a.channels, F = C - 1;
+  if (!v.any) return true;
+  const scalar_t density = corner_density(a, v, C);
+  if (!(density > scalar_t(0))) return true;  // sigma = 0: weight 0, T unchanged
+  const scalar_t neg_alpha = fn_expm1(-density * scalar_t(sub_rn(end, start)));
+  const scalar_t w = -s.transmittance * neg_alpha;
+  scalar_t* sum = s.sum();
+  for (int k = 0; k < 8; ++k) {
+    if (v.rows[k] < 0) continue;
+    const scalar_t wk = w * scalar_t(v.weights[k]);
+    const scalar_t* row = a.values + v.rows[k] * C + 1;
+    for (int64_t c = 0; c < F; ++c) sum[c] += wk * row[c];
+  }
+  s.opacity += w;
+  s.depth += w * scalar_t(mid);
+  s.transmittance *= scalar_t(1) + neg_alpha;
+  return s.transmittance >= a.early_stop_eps && s.transmittance > scalar_t(0);
+}
+
+template <int kChannels, typename scalar_t>
+BAKED_HD void forward_end(const BakedRenderArgs<scalar_t>& a, int64_t ray, const ForwardSums<kChannels, scalar_t>& s) {
+  if (kChannels > 0) {
+    for (int64_t c = 0; c < kChannels - 1; ++c) s.out[c] = s.acc[c];
+  }
+  a.opacity[ray] = s.opacity;
+  a.depth[ray] = s.depth;
+}
+
 // kChannels > 0: C is that compile-time constant and the features accumulate in registers;
 // 0: any C, accumulated in the output row.
 template <int kChannels, typename scalar_t>
 FASTNERF_HD void baked_forward_ray(const BakedRenderArgs<scalar_t>& a, int64_t ray) {
-  const int64_t C = kChannels > 0 ? kChannels : a.channels, F = C - 1;
-  constexpr int kAcc = kChannels > 1 ? kChannels - 1 : 1;
-  scalar_t acc[kAcc];
-  scalar_t* out = a.features + ray * F;
-  scalar_t* sum = kChannels > 0 ? acc : out;
-  for (int64_t c = 0; c < F; ++c) sum[c] = scalar_t(0);
-  scalar_t transmittance = scalar_t(1), opacity = scalar_t(0), depth = scalar_t(0);
-
+  ForwardSums<kChannels, scalar_t> s;
+  forward_begin(a, ray, s);
   const MarchRay r = march_setup(a.march, ray);
   VertexCorners v;
   corners_setup(a, v);
   auto visit = [&](float start, float end, float mid, const float* p) -> bool {
     corners_at(a, p, v);
-    if (!v.any) return true;
-    const scalar_t density = corner_density(a, v, C);
-    if (!(density > scalar_t(0))) return true;  // sigma = 0: weight 0, T unchanged
-    const scalar_t neg_alpha = fn_expm1(-density * scalar_t(sub_rn(end, start)));
-    const scalar_t w = -transmittance * neg_alpha;
-    for (int k = 0; k < 8; ++k) {
-      if (v.rows[k] < 0) continue;
-      const scalar_t wk = w * scalar_t(v.weights[k]);
-      const scalar_t* row = a.values + v.rows[k] * C + 1;
-      for (int64_t c = 0; c < F; ++c) sum[c] += wk * row[c];
-    }
-    opacity += w;
-    depth += w * scalar_t(mid);
-    transmittance *= scalar_t(1) + neg_alpha;
-    return transmittance >= a.early_stop_eps && transmittance > scalar_t(0);
+    return forward_visit(a, v, start, end, mid, s);
   };
   march_ray_until(a.march, a.space, r, visit);
-  if (kChannels > 0) {
-    for (int64_t c = 0; c < F; ++c) out[c] = acc[c];
-  }
-  a.opacity[ray] = opacity;
-  a.depth[ray] = depth;
+  forward_end(a, ray, s);
 }
 
 // ---- backward ----------------------------------------------------------------------------------

@@ -89,7 +89,10 @@ FASTNERF_HD void build_level(const EmptySpace& e, int64_t brick) {
 // what the skipping needs.
 struct MarchRay {
   float o[3], d[3], lo[3], scale[3];
-  float rate[3];  // d * scale: cells per unit of t, for guesses only
+  float rate[3];      // d * scale: cells per unit of t, for guesses only
+  float inv_rate[3];  // 1 / rate (guesses: a multiply instead of a division per axis and jump)
+  float inv_step;     // 1 / step
+  float candidates;   // (t_far - t0) / step: about how many candidates the ray has (guesses)
   float res[3];   // float(R_a)
   float t0, t_far;
   bool finite;    // t_near and t_far are
@@ -106,12 +109,15 @@ BAKED_HD MarchRay march_setup(const MarchArgs& a, int64_t ray) {
     r.res[axis] = float(a.res[axis]);
     r.scale[axis] = div_rn(r.res[axis], sub_rn(a.aabb[3 + axis], r.lo[axis]));
     r.rate[axis] = r.d[axis] * r.scale[axis];
+    r.inv_rate[axis] = 1.f / r.rate[axis];
     r.can_skip = r.can_skip && r.scale[axis] > 0.f && is_finite(r.scale[axis]);
   }
   const float t_near = a.t_near[ray];
   r.t_far = a.t_far[ray];
   r.finite = is_finite(t_near) && is_finite(r.t_far);
   r.t0 = a.offsets ? add_rn(t_near, mul_rn(a.offsets[ray], a.step)) : t_near;
+  r.inv_step = 1.f / a.step;
+  r.candidates = (r.t_far - r.t0) * r.inv_step;
   return r;
 }
 
@@ -155,8 +161,8 @@ BAKED_HD int64_t confirmed_skip(const MarchArgs& a, const MarchRay& r, int64_t m
                                    const SameRegion& same_region) {
   // Candidates m + j, j >= 1, have midpoints near mid_m + j step: those before `distance` are
   // guessed to stay in the region.
-  float guess = distance / a.step - 0.01f;
-  const float left = (r.t_far - r.t0) / a.step - float(m);  // about how many candidates remain
+  float guess = distance * r.inv_step - 0.01f;
+  const float left = r.candidates - float(m);  // about how many candidates remain
   guess = guess < left ? guess : left;
   const float most = float(kMaxIntervals - 2 - m);
   guess = guess < most ? guess : most;
@@ -171,67 +177,118 @@ BAKED_HD int64_t confirmed_skip(const MarchArgs& a, const MarchRay& r, int64_t m
   return 0;
 }
 
-template <typename Visit>
-BAKED_HD void march_ray_until(const MarchArgs& a, const EmptySpace& e, const MarchRay& r, Visit& visit) {
-  if (!r.finite) return;
+// Where a ray's march stands: the next candidate to look at (m, its start), or done.
+struct MarchCursor {
+  int64_t m;
+  float start;
+};
+
+BAKED_HD MarchCursor march_begin(const MarchArgs& a, const MarchRay& r) {
+  if (!r.finite) return MarchCursor{kMaxIntervals, 0.f};
+  return MarchCursor{0, interval_start(a, r, 0)};
+}
+
+// Fills k with the cursor's candidate; false when the ray has none left (past t_far, or done).
+BAKED_HD bool march_candidate(const MarchArgs& a, const MarchRay& r, const MarchCursor& cur, Candidate& k) {
+  if (!(cur.m < kMaxIntervals && cur.start < r.t_far)) return false;
+  candidate_at(a, r, cur.m, cur.start, k);
+  return true;
+}
+
+// The brick word march_look reads for candidate k, or nullptr when k lies outside the grid (for
+// a prefetch).
+BAKED_HD const uint64_t* candidate_brick(const EmptySpace& e, const MarchRay& r, const Candidate& k) {
+  if (!inside_grid(r, k.c)) return nullptr;
+  return e.bricks + flat_index(e.res[0], int32_t(k.c[0]) >> kBrickShift, int32_t(k.c[1]) >> kBrickShift,
+                               int32_t(k.c[2]) >> kBrickShift);
+}
+
+enum MarchLook { kKept, kRejected, kDone };
+
+// Looks at the cursor's candidate k (march_candidate's): kKept (it is occupied), kRejected (it is
+// not; those after it that the empty-space levels rule out are skipped too) or kDone (no later
+// candidate is inside the grid). The cursor moves past what was looked at.
+BAKED_HD MarchLook march_look(const MarchArgs& a, const EmptySpace& e, const MarchRay& r, MarchCursor& cur,
+                              const Candidate& k) {
   const bool skipping = r.can_skip;
-  int64_t m = 0;
-  float start = interval_start(a, r, 0);
-  while (m < kMaxIntervals && start < r.t_far) {
-    Candidate k;
-    candidate_at(a, r, m, start, k);
-    int64_t skip = 0;
-    if (inside_grid(r, k.c)) {
-      const int32_t cell[3] = {int32_t(k.c[0]), int32_t(k.c[1]), int32_t(k.c[2])};
-      const int64_t brick = flat_index(e.res[0], cell[0] >> kBrickShift, cell[1] >> kBrickShift, cell[2] >> kBrickShift);
-      const uint64_t bits = e.bricks[brick];
-      if ((bits >> (((cell[0] & 3) << 4) | ((cell[1] & 3) << 2) | (cell[2] & 3))) & 1) {
-        if (!visit(k.start, k.end, k.mid, k.p)) return;
-      } else if (skipping && bits == 0) {  // an empty brick: leave its largest empty block
-        const int shift = kBrickShift * e.levels[brick];
-        int32_t block[3];
-        float distance = INFINITY;  // t from mid to the block's exit, along the ray
-        for (int axis = 0; axis < 3; ++axis) {
-          block[axis] = cell[axis] >> shift;
-          const float rate = r.rate[axis];
-          float boundary = float(block[axis] << shift);
-          if (rate > 0.f) {
-            const float upper = float((block[axis] + 1) << shift);
-            boundary = upper < r.res[axis] ? upper : r.res[axis];
-          }
-          const float t = rate != 0.f ? (boundary - k.c[axis]) / rate : INFINITY;
-          distance = t < distance ? t : distance;
-        }
-        skip = confirmed_skip(a, r, m, distance, [&](const float* c) {
-          return inside_grid(r, c) && (int32_t(c[0]) >> shift) == block[0] && (int32_t(c[1]) >> shift) == block[1] &&
-                 (int32_t(c[2]) >> shift) == block[2];
-        });
-      }
-    } else if (skipping) {
-      // Outside: on some axis below 0 or at/above R. Moving away (or not moving) on that axis,
-      // the ray never comes back; moving towards the grid, it stays out until it crosses.
-      int side_axis = -1;
-      bool below = false;
-      float distance = -INFINITY;
+  const int64_t m = cur.m;
+  int64_t skip = 0;
+  if (inside_grid(r, k.c)) {
+    const int32_t cell[3] = {int32_t(k.c[0]), int32_t(k.c[1]), int32_t(k.c[2])};
+    const int64_t brick = flat_index(e.res[0], cell[0] >> kBrickShift, cell[1] >> kBrickShift, cell[2] >> kBrickShift);
+    const uint64_t bits = e.bricks[brick];
+    if ((bits >> (((cell[0] & 3) << 4) | ((cell[1] & 3) << 2) | (cell[2] & 3))) & 1) {
+      cur.m = m + 1;
+      cur.start = interval_start(a, r, m + 1);
+      return kKept;
+    } else if (skipping && bits == 0) {  // an empty brick: leave its largest empty block
+      const int shift = kBrickShift * e.levels[brick];
+      int32_t block[3];
+      float distance = INFINITY;  // t from mid to the block's exit, along the ray
       for (int axis = 0; axis < 3; ++axis) {
-        const float c = k.c[axis];
-        if (c >= 0.f && c < r.res[axis]) continue;
-        if (c != c) return;  // NaN: o or d is not finite; nothing here is ever inside
-        const bool is_below = c < 0.f;
-        if (is_below ? !(r.d[axis] > 0.f) : !(r.d[axis] < 0.f)) return;
-        const float t = ((is_below ? 0.f : r.res[axis]) - c) / r.rate[axis];
-        if (t > distance) {
-          distance = t;
-          side_axis = axis;
-          below = is_below;
+        block[axis] = cell[axis] >> shift;
+        const float rate = r.rate[axis];
+        float boundary = float(block[axis] << shift);
+        if (rate > 0.f) {
+          const float upper = float((block[axis] + 1) << shift);
+          boundary = upper < r.res[axis] ? upper : r.res[axis];
         }
+        const float t = rate != 0.f ? (boundary - k.c[axis]) * r.inv_rate[axis] : INFINITY;
+        distance = t < distance ? t : distance;
       }
       skip = confirmed_skip(a, r, m, distance, [&](const float* c) {
-        return below ? c[side_axis] < 0.f : c[side_axis] >= r.res[side_axis];
+        return inside_grid(r, c) && (int32_t(c[0]) >> shift) == block[0] && (int32_t(c[1]) >> shift) == block[1] &&
+               (int32_t(c[2]) >> shift) == block[2];
       });
     }
-    m += 1 + skip;
-    start = interval_start(a, r, m);
+  } else if (skipping) {
+    // Outside: on some axis below 0 or at/above R. Moving away (or not moving) on that axis,
+    // the ray never comes back; moving towards the grid, it stays out until it crosses.
+    int side_axis = -1;
+    bool below = false;
+    float distance = -INFINITY;
+    for (int axis = 0; axis < 3; ++axis) {
+      const float c = k.c[axis];
+      if (c >= 0.f && c < r.res[axis]) continue;
+      if (c != c) return kDone;  // NaN: o or d is not finite; nothing here is ever inside
+      const bool is_below = c < 0.f;
+      if (is_below ? !(r.d[axis] > 0.f) : !(r.d[axis] < 0.f)) return kDone;
+      const float t = ((is_below ? 0.f : r.res[axis]) - c) * r.inv_rate[axis];
+      if (t > distance) {
+        distance = t;
+        side_axis = axis;
+        below = is_below;
+      }
+    }
+    skip = confirmed_skip(a, r, m, distance, [&](const float* c) {
+      return below ? c[side_axis] < 0.f : c[side_axis] >= r.res[side_axis];
+    });
+  }
+  cur.m = m + 1 + skip;
+  cur.start = interval_start(a, r, cur.m);
+  return kRejected;
+}
+
+// Advances `cur` to the ray's next kept (occupied) candidate and returns true with it in `k`
+// (and `cur` past it), or returns false when the ray has none left. Resumable, so a caller can
+// hold several rays' marches at once (the CPU forward interleaves rays to overlap their reads).
+BAKED_HD bool march_next(const MarchArgs& a, const EmptySpace& e, const MarchRay& r, MarchCursor& cur, Candidate& k) {
+  while (march_candidate(a, r, cur, k)) {
+    const MarchLook look = march_look(a, e, r, cur, k);
+    if (look == kKept) return true;
+    if (look == kDone) break;
+  }
+  cur.m = kMaxIntervals;
+  return false;
+}
+
+// Calls visit(start, end, mid, p) on each kept candidate in turn while it returns true.
+template <typename Visit>
+BAKED_HD void march_ray_until(const MarchArgs& a, const EmptySpace& e, const MarchRay& r, Visit& visit) {
+  MarchCursor cur = march_begin(a, r);
+  Candidate k;
+  while (march_next(a, e, r, cur, k)) {
+    if (!visit(k.start, k.end, k.mid, k.p)) return;
   }
 }
 

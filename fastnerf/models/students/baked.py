@@ -56,7 +56,10 @@ OPTIONS = (
     Option("features", BAKED_FEATURES, "bake: feature channels stored per vertex, the teacher's geometry "
            "features projected on their leading principal directions (the teacher's count or more: all)",
            minimum=1),
-    Option("threshold", 1e-3, "bake: a cell whose densest corner absorbs less in one step is empty",
+    # 1e-2: the teacher's own occupancy rule (Instant-NGP's: one step absorbing 1%). On the tabletop
+    # the bake-only PSNR is the same as at 1e-3 (28.58 against 28.57 dB) with 15% of the cells
+    # kept instead of 23%: the march visits fewer empty-looking cells (1.2x at 100x100, 1.45x at 400)
+    Option("threshold", 1e-2, "bake: a cell whose densest corner absorbs less in one step is empty",
            minimum=0.0, maximum=1.0),
     Option("early_stop_eps", 1e-4, "a ray stops once its transmittance falls below this", minimum=0.0,
            maximum=0.5),
