@@ -368,8 +368,8 @@ def test_non_contiguous_inputs(device, backend):
 
 
 def _sparse_occupancy(res, generator, n_blobs=6):
-    """A mostly empty grid: a few boxes of occupied cells (so whole bricks and blocks of 4, 16 and
-    64 cells are empty), and a few scattered cells."""
+    """A mostly empty grid: a few boxes of occupied cells (so whole bricks, and cubes of bricks
+    around them, are empty: the march's jumps of several bricks), and a few scattered cells."""
     occupied = torch.zeros(res, dtype=torch.bool)
     for _ in range(n_blobs):
         lo = [int(torch.randint(0, r, (1,), generator=generator)) for r in res]
@@ -385,7 +385,7 @@ def test_samples_are_march_rays_samples(device, backend):
     """With every vertex stored with density 1 and feature 1, sigma = 1 at every sample, so the
     opacity and depth are those of compositing march_rays' intervals with sigma = 1: any sample
     added, dropped or moved (the fused march skips empty space) shows. On grids of several
-    resolutions (up to 70 per axis: empty blocks of 64 cells), boxes, with and without jitter,
+    resolutions (up to 70 per axis: empty cubes of several bricks), boxes, with and without jitter,
     segments from ray_aabb and segments starting before the box and ending past it."""
     small = interpreted(device, backend)
     g = torch.Generator().manual_seed(3)

@@ -45,20 +45,17 @@ void for_rays_dynamic(int64_t n_rays, const Fn& fn) {
   }
 }
 
-// The prepare pass: `occupied` in bricks with empty-space levels (EmptySpace in empty_space_march.h).
+// The prepare pass: `occupied` in bricks, and each brick's reach (EmptySpace in empty_space_march.h).
 void prepare_cpu(const MarchArgs& march, const EmptySpace& e) {
-  auto count = [&](int l) { return int64_t(e.res[l][0]) * e.res[l][1] * e.res[l][2]; };
-  at::parallel_for(0, count(0), 256, [&](int64_t begin, int64_t end) {
+  const int64_t n_bricks = int64_t(e.res[0]) * e.res[1] * e.res[2];
+  at::parallel_for(0, n_bricks, 256, [&](int64_t begin, int64_t end) {
     for (int64_t brick = begin; brick < end; ++brick) build_brick(march, e, brick);
   });
-  for (int l = 1; l < kLevels; ++l) {
-    at::parallel_for(0, count(l), 64, [&](int64_t begin, int64_t end) {
-      for (int64_t block = begin; block < end; ++block) build_any(e, l, block);
+  for (int axis = 0; axis < 3; ++axis) {
+    at::parallel_for(0, reach_lines(e, axis), 64, [&](int64_t begin, int64_t end) {
+      for (int64_t line = begin; line < end; ++line) build_reach_line(e, axis, line);
     });
   }
-  at::parallel_for(0, count(0), 1024, [&](int64_t begin, int64_t end) {
-    for (int64_t brick = begin; brick < end; ++brick) build_level(e, brick);
-  });
 }
 
 // Gradient scatter of the (serial) backward.

@@ -21,14 +21,9 @@ __global__ void build_brick_kernel(const MarchArgs march, const EmptySpace space
   if (i < n) build_brick(march, space, i);
 }
 
-__global__ void build_any_kernel(const EmptySpace space, int level, int64_t n) {
+__global__ void build_reach_kernel(const EmptySpace space, int axis, int64_t n) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) build_any(space, level, i);
-}
-
-__global__ void build_level_kernel(const EmptySpace space, int64_t n) {
-  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) build_level(space, i);
+  if (i < n) build_reach_line(space, axis, i);
 }
 
 template <int kChannels, typename scalar_t>
@@ -47,12 +42,14 @@ __global__ void baked_backward_kernel(const BakedRenderBackwardArgs<scalar_t> ar
 
 unsigned blocks_for(int64_t n) { return unsigned((n + kThreads - 1) / kThreads); }
 
-// The prepare pass: `occupied` in bricks with empty-space levels (EmptySpace in empty_space_march.h).
+// The prepare pass: `occupied` in bricks, and each brick's reach (EmptySpace in empty_space_march.h).
 void prepare(const MarchArgs& march, const EmptySpace& e, cudaStream_t stream) {
-  auto count = [&](int l) { return int64_t(e.res[l][0]) * e.res[l][1] * e.res[l][2]; };
-  build_brick_kernel<<<blocks_for(count(0)), kThreads, 0, stream>>>(march, e, count(0));
-  for (int l = 1; l < kLevels; ++l) build_any_kernel<<<blocks_for(count(l)), kThreads, 0, stream>>>(e, l, count(l));
-  build_level_kernel<<<blocks_for(count(0)), kThreads, 0, stream>>>(e, count(0));
+  const int64_t n_bricks = int64_t(e.res[0]) * e.res[1] * e.res[2];
+  build_brick_kernel<<<blocks_for(n_bricks), kThreads, 0, stream>>>(march, e, n_bricks);
+  for (int axis = 0; axis < 3; ++axis) {
+    const int64_t lines = reach_lines(e, axis);
+    build_reach_kernel<<<blocks_for(lines), kThreads, 0, stream>>>(e, axis, lines);
+  }
 }
 }  // namespace
 

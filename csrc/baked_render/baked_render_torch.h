@@ -18,7 +18,7 @@ namespace fastnerf {
 struct BakedRenderInputs {
   at::Tensor rays_o, rays_d, t_near, t_far, offsets, aabb, occupied, index, values;  // contiguous; offsets may be undefined
   double step_size, early_stop_eps;
-  at::Tensor bricks, levels, any[kLevels - 1];  // EmptySpace's storage (allocate_empty_space)
+  at::Tensor bricks, reach, scratch;  // EmptySpace's storage (allocate_empty_space)
   bool space_ready = false;                     // those were built by an earlier call
 };
 
@@ -34,7 +34,7 @@ struct EmptySpaceCache {
   std::mutex mutex;
   at::Tensor occupied;  // the grid the entry was built from (undefined: none yet)
   int64_t version = -1;
-  at::Tensor bricks, levels, any[kLevels - 1];
+  at::Tensor bricks, reach, scratch;
 };
 
 inline EmptySpaceCache& empty_space_cache() {
@@ -54,22 +54,16 @@ inline bool allocate_empty_space(BakedRenderInputs& in) {
     std::lock_guard<std::mutex> lock(cache.mutex);
     if (same_grid(cache.occupied, cache.version, in.occupied)) {
       in.bricks = cache.bricks;
-      in.levels = cache.levels;
-      for (int l = 0; l < kLevels - 1; ++l) in.any[l] = cache.any[l];
+      in.reach = cache.reach;
+      in.scratch = cache.scratch;
       return true;
     }
   }
   std::vector<int64_t> res(in.occupied.sizes().begin(), in.occupied.sizes().end());
-  const auto bytes = in.occupied.options().dtype(at::kByte);
-  for (int l = 0; l < kLevels; ++l) {
-    for (auto& r : res) r = (r + 3) / 4;
-    if (l == 0) {
-      in.bricks = at::empty(res, in.occupied.options().dtype(at::kLong));
-      in.levels = at::empty(res, bytes);
-    } else {
-      in.any[l - 1] = at::empty(res, bytes);
-    }
-  }
+  for (auto& r : res) r = (r + 3) / 4;
+  in.bricks = at::empty(res, in.occupied.options().dtype(at::kLong));
+  in.reach = at::empty(res, in.occupied.options().dtype(at::kByte));
+  in.scratch = at::empty(res, in.occupied.options().dtype(at::kByte));
   return false;
 }
 
@@ -82,8 +76,8 @@ inline void remember_empty_space(const BakedRenderInputs& in) {
   cache.occupied = in.occupied;
   cache.version = int64_t(in.occupied._version());
   cache.bricks = in.bricks;
-  cache.levels = in.levels;
-  for (int l = 0; l < kLevels - 1; ++l) cache.any[l] = in.any[l];
+  cache.reach = in.reach;
+  cache.scratch = in.scratch;
 }
 
 inline BakedRenderInputs check_baked_render_inputs(
@@ -156,12 +150,9 @@ BakedRenderArgs<scalar_t> baked_render_args(const BakedRenderInputs& in, const a
   EmptySpace& e = args.space;
   e.ready = in.space_ready;
   e.bricks = reinterpret_cast<uint64_t*>(in.bricks.data_ptr<int64_t>());
-  e.levels = in.levels.data_ptr<uint8_t>();
-  for (int l = 0; l < kLevels; ++l) {
-    const at::Tensor& t = l == 0 ? in.levels : in.any[l - 1];
-    if (l > 0) e.any[l - 1] = t.data_ptr<uint8_t>();
-    for (int axis = 0; axis < 3; ++axis) e.res[l][axis] = int32_t(t.size(axis));
-  }
+  e.reach = in.reach.data_ptr<uint8_t>();
+  e.scratch = in.scratch.data_ptr<uint8_t>();
+  for (int axis = 0; axis < 3; ++axis) e.res[axis] = int32_t(in.reach.size(axis));
   m.n_rays = in.rays_o.size(0);
   m.step = float(in.step_size);
   args.index = in.index.data_ptr<int32_t>();

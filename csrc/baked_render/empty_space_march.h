@@ -1,5 +1,5 @@
 // Baked rendering's march: march_rays' samples (bitwise), skipping empty space through the
-// occupancy grid in bricks with empty-space levels, stoppable by the caller. Shared by the CPU and
+// occupancy grid in bricks, each empty one's reach, stoppable by the caller. Shared by the CPU and
 // CUDA kernels of baked_render (baked_render.h; spec: fastnerf/reference/baked_render.py).
 #pragma once
 
@@ -16,22 +16,25 @@ namespace fastnerf {
 #define BAKED_HD inline __attribute__((always_inline))
 #endif
 
-// ---- the occupancy grid in bricks, with empty-space levels ----------------------------------------
+// ---- the occupancy grid in bricks, with each empty brick's reach ------------------------------
 
-// The march reads `occupied` [Rx, Ry, Rz] (one byte a cell, x-major) through a copy made per call
+// The march reads `occupied` [Rx, Ry, Rz] (one byte a cell, x-major) through a copy made per grid
 // by a prepare pass: bricks of 4^3 cells, one 64-bit word each (bit 16 (x&3) + 4 (y&3) + (z&3)),
-// so that the cells a ray crosses share cache lines; and per brick an empty-space level: 0 where
-// the brick has an occupied cell, else how many of the aligned blocks of 4, 16 and 64 cells
-// around it are empty (nested, so that is the largest empty one).
+// so that the cells a ray crosses share cache lines; and per brick its reach: 0 where the brick
+// has an occupied cell, else its Chebyshev distance in bricks to the nearest brick that has one
+// (at most kMaxReach). A brick of reach D sits in the middle of a cube of 2D - 1 bricks a side with
+// no occupied cell, wherever the ray enters it: a ray leaves that cube at least 4 (D - 1) cells on.
+// (Aligned blocks of 4, 16 and 64 cells, the scheme before, let a ray near a block's face jump
+// no farther than the face.)
 constexpr int kBrickShift = 2;  // bricks of 2^2 = 4 cells a side
-constexpr int kLevels = 3;      // blocks of 4, 16 and 64 cells a side
+constexpr int kMaxReach = 16;   // bricks: jumps of up to 2 * 16 - 1 bricks a side's cube
 
 struct EmptySpace {
-  uint64_t* bricks;              // [B0x, B0y, B0z], B0_a = ceil(R_a / 4)
-  uint8_t* levels;               // [B0x, B0y, B0z]
-  uint8_t* any[kLevels - 1];     // any[l - 1] [Blx, Bly, Blz]: whether block l (4^(l+1) cells) has an occupied cell
-  int32_t res[kLevels][3];       // res[l] = ceil(R / 4^(l+1))
-  bool ready;                    // built by an earlier call on the same `occupied`: skip the prepare pass
+  uint64_t* bricks;  // [Bx, By, Bz], B_a = ceil(R_a / 4)
+  uint8_t* reach;    // [Bx, By, Bz]
+  uint8_t* scratch;  // [Bx, By, Bz]: the prepare pass's middle step
+  int32_t res[3];    // B
+  bool ready;        // built by an earlier call on the same `occupied`: skip the prepare pass
 };
 
 FASTNERF_HD int64_t flat_index(const int32_t* res, int64_t x, int64_t y, int64_t z) {
@@ -40,7 +43,7 @@ FASTNERF_HD int64_t flat_index(const int32_t* res, int64_t x, int64_t y, int64_t
 
 // Prepare pass, step 1 (per brick): bricks[brick] from `occupied`.
 FASTNERF_HD void build_brick(const MarchArgs& a, const EmptySpace& e, int64_t brick) {
-  const int32_t* res = e.res[0];
+  const int32_t* res = e.res;
   const int64_t bx = brick / (int64_t(res[1]) * res[2]), by = brick / res[2] % res[1], bz = brick % res[2];
   uint64_t bits = 0;
   for (int i = 0; i < 64; ++i) {
@@ -53,34 +56,49 @@ FASTNERF_HD void build_brick(const MarchArgs& a, const EmptySpace& e, int64_t br
   e.bricks[brick] = bits;
 }
 
-// Step 2, for l = 1 .. kLevels - 1 in turn (per block of level l): any[l - 1][block].
-FASTNERF_HD void build_any(const EmptySpace& e, int l, int64_t block) {
-  const int32_t *res = e.res[l], *fine = e.res[l - 1];
-  const int64_t bx = block / (int64_t(res[1]) * res[2]), by = block / res[2] % res[1], bz = block % res[2];
-  uint8_t any = 0;
-  for (int i = 0; i < 64; ++i) {
-    const int64_t x = (bx << 2) + (i >> 4), y = (by << 2) + ((i >> 2) & 3), z = (bz << 2) + (i & 3);
-    if (x < fine[0] && y < fine[1] && z < fine[2]) {
-      const int64_t child = flat_index(fine, x, y, z);
-      any |= l == 1 ? uint8_t(e.bricks[child] != 0) : e.any[l - 2][child];
-    }
+// Step 2, for axis 0, 1, 2 in turn (per line of bricks along the axis): the Chebyshev distance
+// transform, one axis at a time: g(i) = min over j of max(|i - j|, f(j)) along the line, where f
+// is 0 at a brick with an occupied cell and kMaxReach elsewhere (axis 0: bricks -> reach), then
+// the previous axis's g (axis 1: reach -> scratch; axis 2: scratch -> reach). After the three
+// the distance to the nearest non-empty brick in all three axes' max norm, capped.
+FASTNERF_HD void build_reach_line(const EmptySpace& e, int axis, int64_t line) {
+  const int32_t* res = e.res;
+  const int64_t n = res[axis];
+  int64_t base, stride;
+  if (axis == 0) {
+    base = line;  // (y, z)
+    stride = int64_t(res[1]) * res[2];
+  } else if (axis == 1) {
+    base = line / res[2] * (int64_t(res[1]) * res[2]) + line % res[2];  // (x, z)
+    stride = res[2];
+  } else {
+    base = line * res[2];  // (x, y)
+    stride = 1;
   }
-  e.any[l - 1][block] = any;
+  const uint8_t* in = axis == 2 ? e.scratch : e.reach;
+  uint8_t* out = axis == 1 ? e.scratch : e.reach;
+  auto f = [&](int64_t i) -> int {
+    const int64_t at = base + i * stride;
+    return axis == 0 ? (e.bricks[at] != 0 ? 0 : kMaxReach) : int(in[at]);
+  };
+  // Axis 0 reads `bricks` and writes `reach`: no aliasing. Axes 1 and 2 read one buffer and write
+  // the other, so every read sees the previous axis's values.
+  for (int64_t i = 0; i < n; ++i) {
+    int best = f(i);
+    for (int64_t r = 1; r < best; ++r) {  // a farther brick cannot beat `best`
+      const int below = i - r >= 0 ? f(i - r) : kMaxReach;
+      const int above = i + r < n ? f(i + r) : kMaxReach;
+      const int nearest = below < above ? below : above;
+      const int through = nearest > r ? nearest : int(r);
+      best = through < best ? through : best;
+    }
+    out[base + i * stride] = uint8_t(best);
+  }
 }
 
-// Step 3 (per brick): levels[brick].
-FASTNERF_HD void build_level(const EmptySpace& e, int64_t brick) {
-  const int32_t* res = e.res[0];
-  const int64_t bx = brick / (int64_t(res[1]) * res[2]), by = brick / res[2] % res[1], bz = brick % res[2];
-  int level = 0;
-  if (e.bricks[brick] == 0) {
-    level = 1;
-    for (int l = 1; l < kLevels; ++l) {
-      const int shift = 2 * l;
-      level += !e.any[l - 1][flat_index(e.res[l], bx >> shift, by >> shift, bz >> shift)];
-    }
-  }
-  e.levels[brick] = uint8_t(level);
+// How many lines of bricks run along `axis`.
+FASTNERF_HD int64_t reach_lines(const EmptySpace& e, int axis) {
+  return int64_t(e.res[0]) * e.res[1] * e.res[2] / e.res[axis];
 }
 
 // ---- the march: march_ray's samples, skipping empty space, stoppable ----------------------------
@@ -149,7 +167,7 @@ BAKED_HD bool inside_grid(const MarchRay& r, const float* c) {
 // Why skipping is exact: start_m, end_m and mid_m never decrease with m, and every operation from
 // mid to c_a is a correctly rounded, monotone function of it (increasing or decreasing with the
 // sign of d_a, as scale_a > 0). So for m1 < m < m2, c_a(m) lies between c_a(m1) and c_a(m2) on
-// every axis: if candidates m1 and m2 fall in the same empty block, or on the same outer side of
+// every axis: if candidates m1 and m2 fall in the same empty cube of bricks (a box of cells), or on the same outer side of
 // the grid on one axis, every candidate between them does too and is rejected without a look.
 // The guesses of how far to jump are plain float arithmetic; each one is checked by evaluating
 // candidate m2 exactly, and halved until the check holds.
@@ -199,14 +217,14 @@ BAKED_HD bool march_candidate(const MarchArgs& a, const MarchRay& r, const March
 // a prefetch).
 BAKED_HD const uint64_t* candidate_brick(const EmptySpace& e, const MarchRay& r, const Candidate& k) {
   if (!inside_grid(r, k.c)) return nullptr;
-  return e.bricks + flat_index(e.res[0], int32_t(k.c[0]) >> kBrickShift, int32_t(k.c[1]) >> kBrickShift,
+  return e.bricks + flat_index(e.res, int32_t(k.c[0]) >> kBrickShift, int32_t(k.c[1]) >> kBrickShift,
                                int32_t(k.c[2]) >> kBrickShift);
 }
 
 enum MarchLook { kKept, kRejected, kDone };
 
 // Looks at the cursor's candidate k (march_candidate's): kKept (it is occupied), kRejected (it is
-// not; those after it that the empty-space levels rule out are skipped too) or kDone (no later
+// not; those after it that the empty bricks' reach rules out are skipped too) or kDone (no later
 // candidate is inside the grid). The cursor moves past what was looked at.
 BAKED_HD MarchLook march_look(const MarchArgs& a, const EmptySpace& e, const MarchRay& r, MarchCursor& cur,
                               const Candidate& k) {
@@ -215,30 +233,27 @@ BAKED_HD MarchLook march_look(const MarchArgs& a, const EmptySpace& e, const Mar
   int64_t skip = 0;
   if (inside_grid(r, k.c)) {
     const int32_t cell[3] = {int32_t(k.c[0]), int32_t(k.c[1]), int32_t(k.c[2])};
-    const int64_t brick = flat_index(e.res[0], cell[0] >> kBrickShift, cell[1] >> kBrickShift, cell[2] >> kBrickShift);
+    const int64_t brick = flat_index(e.res, cell[0] >> kBrickShift, cell[1] >> kBrickShift, cell[2] >> kBrickShift);
     const uint64_t bits = e.bricks[brick];
     if ((bits >> (((cell[0] & 3) << 4) | ((cell[1] & 3) << 2) | (cell[2] & 3))) & 1) {
       cur.m = m + 1;
       cur.start = interval_start(a, r, m + 1);
       return kKept;
-    } else if (skipping && bits == 0) {  // an empty brick: leave its largest empty block
-      const int shift = kBrickShift * e.levels[brick];
-      int32_t block[3];
-      float distance = INFINITY;  // t from mid to the block's exit, along the ray
+    } else if (skipping && bits == 0) {  // an empty brick: leave the empty cube of bricks around it
+      const int32_t around = int32_t(e.reach[brick]) - 1;  // empty bricks on every side
+      float lo[3], hi[3];  // the cube, in cells (it may reach past the grid: nothing is kept there)
+      float distance = INFINITY;  // t from mid to the cube's exit, along the ray
       for (int axis = 0; axis < 3; ++axis) {
-        block[axis] = cell[axis] >> shift;
+        const int32_t b = cell[axis] >> kBrickShift;
+        lo[axis] = float((b - around) * (1 << kBrickShift));
+        hi[axis] = float((b + 1 + around) * (1 << kBrickShift));
         const float rate = r.rate[axis];
-        float boundary = float(block[axis] << shift);
-        if (rate > 0.f) {
-          const float upper = float((block[axis] + 1) << shift);
-          boundary = upper < r.res[axis] ? upper : r.res[axis];
-        }
+        const float boundary = rate > 0.f ? hi[axis] : lo[axis];
         const float t = rate != 0.f ? (boundary - k.c[axis]) * r.inv_rate[axis] : INFINITY;
         distance = t < distance ? t : distance;
       }
       skip = confirmed_skip(a, r, m, distance, [&](const float* c) {
-        return inside_grid(r, c) && (int32_t(c[0]) >> shift) == block[0] && (int32_t(c[1]) >> shift) == block[1] &&
-               (int32_t(c[2]) >> shift) == block[2];
+        return c[0] >= lo[0] && c[0] < hi[0] && c[1] >= lo[1] && c[1] < hi[1] && c[2] >= lo[2] && c[2] < hi[2];
       });
     }
   } else if (skipping) {

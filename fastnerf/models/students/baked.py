@@ -198,21 +198,20 @@ class BakedStudent(nn.Module):
                            self._config["step_size"], offsets=offsets,
                            early_stop_eps=self._config["early_stop_eps"], backend=backend)
         opacity = out.opacity
-        features = out.features / opacity.clamp_min(MIN_OPACITY)[:, None]
         if torch.is_grad_enabled():
-            colour = self._shade(features, rays_d, backend)
+            colour = self._shade(out.features / opacity.clamp_min(MIN_OPACITY)[:, None], rays_d, backend)
         else:  # transparent pixels need no MLP
-            colour = features.new_zeros(features.shape[0], 3)
+            colour = out.features.new_zeros(out.features.shape[0], 3)
             visible = (opacity > SKIP_OPACITY).nonzero().squeeze(1)
-            colour[visible] = self._shade(features[visible], rays_d[visible], backend)
+            features = out.features[visible] / opacity[visible].clamp_min(MIN_OPACITY)[:, None]
+            colour[visible] = self._shade(features, rays_d[visible], backend)
         bg = self.background if background is None else torch.as_tensor(background, dtype=colour.dtype,
                                                                           device=colour.device)
         rgb = opacity[:, None] * colour + (1.0 - opacity[:, None]) * bg
         return {"rgb": rgb, "depth": out.depth, "opacity": opacity}
 
     def _shade(self, features, directions, backend):  # [M,F], [M,3] -> [M,3]
-        directions = directions / directions.norm(dim=-1, keepdim=True).clamp(min=1e-12)
-        view = self.direction_encoding(directions, backend=backend)
+        view = self.direction_encoding(F.normalize(directions, dim=-1, eps=1e-12), backend=backend)
         return torch.sigmoid(self.color_mlp(torch.cat([features, view], dim=-1)))
 
     def render_camera(self, camera: Camera, *, backend=None, background=None, chunk: int = 8192) -> dict:
