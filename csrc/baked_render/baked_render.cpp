@@ -75,9 +75,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> baked_render_cpu(
       rays_o, rays_d, t_near, t_far, offsets, aabb, occupied, index, values, step_size, early_stop_eps,
       [](const auto& args) {
         if (!args.space.ready) prepare_cpu(args.march, args.space);
+        const bool one_at_a_time = coherent_rays(args);  // (interleaved_forward.h)
         dispatch_baked_channels(args.channels, [&](auto channels) {
+          constexpr int kChannels = decltype(channels)::value;
           for_rays_dynamic(args.march.n_rays, [&](const auto& next_ray) {
-            baked_forward_interleaved<decltype(channels)::value>(args, next_ray);
+            if (one_at_a_time) {
+              for (int64_t ray = next_ray(); ray >= 0; ray = next_ray()) baked_forward_ray<kChannels>(args, ray);
+            } else {
+              baked_forward_interleaved<kChannels>(args, next_ray);
+            }
           });
         });
       });

@@ -12,6 +12,9 @@
 // equal to it and to the reference; only the order in which rays finish differs.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
+
 #include "baked_render/baked_render.h"
 
 namespace fastnerf {
@@ -130,6 +133,47 @@ class InterleavedForward {
     return next_candidate(slot);
   }
 };
+
+// Whether the rays come as neighbouring pixels of a fine image: over the first rays, the median
+// distance between consecutive rays (their unit directions' difference times the distance from
+// the first origin to the box's centre) is under half a vertex cell. Such rays share their cells'
+// cache lines, so their reads mostly hit and one ray at a time is faster: measured on an 800x800
+// view of the op benchmark's sphere shell, 292 ms one at a time against 420 in flight (tabletop:
+// 5% apart); at 100x100 on the tabletop, in flight was 1.2-1.4x faster. Training batches (random
+// pixels) are never coherent. The choice changes no result: both run the same per-ray operations.
+template <typename scalar_t>
+bool coherent_rays(const BakedRenderArgs<scalar_t>& a) {
+  constexpr int64_t kPairs = 33;
+  const MarchArgs& m = a.march;
+  const int64_t pairs = m.n_rays - 1 < kPairs ? m.n_rays - 1 : kPairs;
+  if (pairs < 1) return false;
+  float cell = INFINITY, centre_distance2 = 0.f;
+  for (int axis = 0; axis < 3; ++axis) {
+    const float size = (m.aabb[3 + axis] - m.aabb[axis]) / float(a.vertices[axis] - 1);
+    cell = size < cell ? size : cell;
+    const float offset = m.rays_o[axis] - 0.5f * (m.aabb[axis] + m.aabb[3 + axis]);
+    centre_distance2 += offset * offset;
+  }
+  float spacing[kPairs];
+  for (int64_t i = 0; i < pairs; ++i) {
+    float d0[3], d1[3], n0 = 0.f, n1 = 0.f, gap2 = 0.f;
+    for (int axis = 0; axis < 3; ++axis) {
+      d0[axis] = m.rays_d[3 * i + axis];
+      d1[axis] = m.rays_d[3 * (i + 1) + axis];
+      n0 += d0[axis] * d0[axis];
+      n1 += d1[axis] * d1[axis];
+    }
+    n0 = std::sqrt(n0);
+    n1 = std::sqrt(n1);
+    for (int axis = 0; axis < 3; ++axis) {
+      const float gap = d0[axis] / n0 - d1[axis] / n1;
+      gap2 += gap * gap;
+    }
+    spacing[i] = std::sqrt(gap2 * centre_distance2);  // NaN (zero or non-finite directions) sorts last
+  }
+  std::sort(spacing, spacing + pairs, [](float x, float y) { return x < y || (x == x && y != y); });
+  return spacing[pairs / 2] < 0.5f * cell;
+}
 
 template <int kChannels, typename scalar_t, typename NextRay>
 void baked_forward_interleaved(const BakedRenderArgs<scalar_t>& a, const NextRay& next_ray) {
