@@ -297,6 +297,15 @@ def test_every_channel_count_matches_reference(device, backend, channels):
     assert hit.any() and float(ref[1].detach().max()) > 0.1  # something is composited: zeros would pass
 
 
+def _dense_rows(vertices, generator, *, missing, past_end):
+    """random_index's grid with 4 features a row and densities mostly positive (most samples
+    absorb, so compositing and early termination are exercised)."""
+    index, n_rows = random_index(vertices, generator, missing=missing, past_end=past_end)
+    values = torch.randn(n_rows, 5, generator=generator, dtype=torch.float64)
+    values[:, 0] = values[:, 0] * 6 + 2
+    return index, values
+
+
 @pytest.mark.parametrize("device,backend", backend_params())
 def test_many_rays(device, backend):
     """More rays than one Triton tile (64) or one CPU chunk, of very different lengths, many of
@@ -304,9 +313,7 @@ def test_many_rays(device, backend):
     small = interpreted(device, backend)
     g = torch.Generator().manual_seed(12)
     aabb = torch.tensor(BOXES[1])
-    index, n_rows = random_index((5, 4, 6), g, missing=0.3, past_end=3)
-    values = torch.randn(n_rows, 5, generator=g, dtype=torch.float64)
-    values[:, 0] = values[:, 0] * 6 + 2
+    index, values = _dense_rows((5, 4, 6), g, missing=0.3, past_end=3)
     n = 150 if small else 3000
     lo, hi = aabb[:3], aabb[3:]
     rays_o = lo + (torch.rand(n, 3, generator=g) * 3 - 1) * (hi - lo)
@@ -332,9 +339,7 @@ def test_a_cameras_rays_in_raster_and_shuffled_order(device, backend):
     small = interpreted(device, backend)
     g = torch.Generator().manual_seed(21)
     aabb = torch.tensor(BOXES[0])
-    index, n_rows = random_index((6, 7, 5), g, missing=0.2, past_end=2)
-    values = torch.randn(n_rows, 5, generator=g, dtype=torch.float64)
-    values[:, 0] = values[:, 0] * 6 + 2
+    index, values = _dense_rows((6, 7, 5), g, missing=0.2, past_end=2)
     side = 8 if small else 40
     lo, hi = aabb[:3], aabb[3:]
     u = (torch.arange(side) + 0.5) / side
