@@ -206,24 +206,9 @@ BAKED_HD MarchCursor march_begin(const MarchArgs& a, const MarchRay& r) {
   return MarchCursor{0, interval_start(a, r, 0)};
 }
 
-// Fills k with the cursor's candidate; false when the ray has none left (past t_far, or done).
-BAKED_HD bool march_candidate(const MarchArgs& a, const MarchRay& r, const MarchCursor& cur, Candidate& k) {
-  if (!(cur.m < kMaxIntervals && cur.start < r.t_far)) return false;
-  candidate_at(a, r, cur.m, cur.start, k);
-  return true;
-}
-
-// The brick word march_look reads for candidate k, or nullptr when k lies outside the grid (for
-// a prefetch).
-BAKED_HD const uint64_t* candidate_brick(const EmptySpace& e, const MarchRay& r, const Candidate& k) {
-  if (!inside_grid(r, k.c)) return nullptr;
-  return e.bricks + flat_index(e.res, int32_t(k.c[0]) >> kBrickShift, int32_t(k.c[1]) >> kBrickShift,
-                               int32_t(k.c[2]) >> kBrickShift);
-}
-
 enum MarchLook { kKept, kRejected, kDone };
 
-// Looks at the cursor's candidate k (march_candidate's): kKept (it is occupied), kRejected (it is
+// Looks at the cursor's candidate k: kKept (it is occupied), kRejected (it is
 // not; those after it that the empty bricks' reach rules out are skipped too) or kDone (no later
 // candidate is inside the grid). The cursor moves past what was looked at.
 BAKED_HD MarchLook march_look(const MarchArgs& a, const EmptySpace& e, const MarchRay& r, MarchCursor& cur,
@@ -288,7 +273,8 @@ BAKED_HD MarchLook march_look(const MarchArgs& a, const EmptySpace& e, const Mar
 // (and `cur` past it), or returns false when the ray has none left. Resumable, so a caller can
 // hold several rays' marches at once (the CPU forward interleaves rays to overlap their reads).
 BAKED_HD bool march_next(const MarchArgs& a, const EmptySpace& e, const MarchRay& r, MarchCursor& cur, Candidate& k) {
-  while (march_candidate(a, r, cur, k)) {
+  while (cur.m < kMaxIntervals && cur.start < r.t_far) {
+    candidate_at(a, r, cur.m, cur.start, k);
     const MarchLook look = march_look(a, e, r, cur, k);
     if (look == kKept) return true;
     if (look == kDone) break;

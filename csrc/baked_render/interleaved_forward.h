@@ -19,7 +19,6 @@
 
 namespace fastnerf {
 
-
 // Rays in flight per thread: 8 measured 1.4x the one-at-a-time forward at 100x100 on this
 // project's CPU (a sample in a new cell misses the caches), the same speed at 400x400 (neighbouring
 // rays share lines); 16 was faster at 100x100 and 7% slower at 400x400.
@@ -33,7 +32,7 @@ struct RayInFlight {
   RayStage stage;
   MarchRay r;
   MarchCursor cur;
-  Candidate k;  // the candidate being looked at (kMarching) or the sample whose reads are in flight
+  Candidate k;  // the sample whose reads are in flight
   int32_t cell[3];
   float f[3];
   VertexCorners v;
@@ -71,44 +70,28 @@ class InterleavedForward {
 
   int64_t channels() const { return kChannels > 0 ? kChannels : a_.channels; }
 
-  // Takes the next ray into `slot` (finishing at once the rays with no candidate); returns
-  // whether the slot holds a ray.
+  // Takes the next ray into `slot`; returns whether there was one.
   template <typename NextRay>
   bool start(RayInFlight<kChannels, scalar_t>& slot, const NextRay& next_ray) {
-    for (slot.ray = next_ray(); slot.ray >= 0; slot.ray = next_ray()) {
-      forward_begin(a_, slot.ray, slot.s);
-      slot.r = march_setup(a_.march, slot.ray);
-      slot.cur = march_begin(a_.march, slot.r);
-      corners_setup(a_, slot.v);
-      if (next_candidate(slot)) return true;
-      forward_end(a_, slot.ray, slot.s);
-    }
-    return false;
-  }
-
-  // Moves to the cursor's candidate and prefetches the brick word it will be looked up in;
-  // returns false when the ray has none left.
-  bool next_candidate(RayInFlight<kChannels, scalar_t>& slot) {
-    if (!march_candidate(a_.march, slot.r, slot.cur, slot.k)) return false;
-    if (const uint64_t* brick = candidate_brick(a_.space, slot.r, slot.k)) __builtin_prefetch(brick);
+    slot.ray = next_ray();
+    if (slot.ray < 0) return false;
+    forward_begin(a_, slot.ray, slot.s);
+    slot.r = march_setup(a_.march, slot.ray);
+    slot.cur = march_begin(a_.march, slot.r);
+    corners_setup(a_, slot.v);
     slot.stage = kMarching;
     return true;
   }
 
-  // One stage of the slot's ray (a candidate looked at, or a sample's reads); returns false when
-  // the ray is done.
+  // One stage of the slot's ray (a march to its next sample, or that sample's reads); returns
+  // false when the ray is done.
   bool turn(RayInFlight<kChannels, scalar_t>& slot) {
     auto& v = slot.v;
     switch (slot.stage) {
       case kMarching: {
         // On to the next kept candidate in one go: handing the turn on after each candidate (its
         // brick word prefetched) measured slower, the bricks mostly being in cache.
-        MarchLook look = march_look(a_.march, a_.space, slot.r, slot.cur, slot.k);
-        while (look == kRejected) {
-          if (!march_candidate(a_.march, slot.r, slot.cur, slot.k)) return false;
-          look = march_look(a_.march, a_.space, slot.r, slot.cur, slot.k);
-        }
-        if (look == kDone) return false;
+        if (!march_next(a_.march, a_.space, slot.r, slot.cur, slot.k)) return false;
         corners_locate(a_, v, slot.k.p, slot.cell, slot.f);
         if (!same_cell(v, slot.cell)) {  // a new cell: its index entries first
           for (int k = 0; k < 8; k += 2) prefetch_bytes(corner_entry(a_, slot.cell, k), 2 * sizeof(int32_t));
@@ -119,7 +102,10 @@ class InterleavedForward {
       }
       case kIndexPending:
         corners_fetch(a_, slot.cell, v);
-        if (!v.any) return next_candidate(slot);  // nothing stored here: weight 0, T unchanged
+        if (!v.any) {  // nothing stored here: weight 0, T unchanged
+          slot.stage = kMarching;
+          return true;
+        }
         for (int k = 0; k < 8; ++k) {
           if (v.rows[k] >= 0) prefetch_bytes(a_.values + v.rows[k] * channels(), channels() * sizeof(scalar_t));
         }
@@ -130,7 +116,8 @@ class InterleavedForward {
     }
     corners_weigh(slot.f, v);
     if (!forward_visit(a_, v, slot.k.start, slot.k.end, slot.k.mid, slot.s)) return false;
-    return next_candidate(slot);
+    slot.stage = kMarching;
+    return true;
   }
 };
 
