@@ -9,7 +9,7 @@ import triton.language as tl
 
 from ._common import is_finite
 
-MIN_DEPTH = 1e-6
+MIN_DEPTH = tl.constexpr(1e-6)
 
 
 @triton.jit

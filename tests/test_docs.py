@@ -12,7 +12,7 @@ from test_layers import LAYERS
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLED = [f"fastnerf.ops.{name}" for name in ("baked_render", "composite", "freq_encode", "hash_encode",
-                                                 "march_rays", "project_features", "ray_aabb")] + ["fastnerf.rendering"]
+                                                 "march_rays", "project_features", "ray_aabb", "sh_encode")] + ["fastnerf.rendering"]
 
 
 @pytest.mark.parametrize("module_name", EXAMPLED)

@@ -1,47 +1,17 @@
-"""SphericalHarmonicsEncoding: real spherical harmonics of unit view directions, pure PyTorch.
+"""SphericalHarmonicsEncoding: real spherical harmonics of unit view directions (fastnerf.ops.sh_encode).
 
-The basis is the real SH basis with the constants of Instant-NGP / tiny-cuda-nn
-(Ramamoorthi & Hanrahan; Sloan, "Stupid Spherical Harmonics Tricks"), orthonormal on the unit
-sphere: integral of Y_i Y_j over the sphere = delta_ij.
-Signs and order are tiny-cuda-nn's (SphericalHarmonics encoding), so weights carry over. Band l has 2l+1 functions, ordered
-m = -l..l, so degree d (bands 0..d-1) gives d^2 outputs (16 for degree 4). Unlike tiny-cuda-nn,
-the input is the unit direction itself (not remapped from [0, 1]).
+The basis, its constants (tiny-cuda-nn's) and its order are those of fastnerf.reference.sh_encode:
+band l has 2l+1 functions, ordered m = -l..l, so degree d (bands 0..d-1) gives d^2 outputs.
 """
 
 import torch
 from torch import nn
 
-MAX_DEGREE = 4
+from ..ops.sh_encode import sh_encode
+from ..reference.sh_encode import MAX_DEGREE
+from ..reference.sh_encode import sh_encode as spherical_harmonics  # [..., 3] -> [..., degree^2], pure torch
 
-
-def spherical_harmonics(directions: torch.Tensor, degree: int = 4) -> torch.Tensor:
-    """directions [..., 3] unit vectors -> [..., degree^2]; differentiable."""
-    if not 1 <= degree <= MAX_DEGREE:
-        raise ValueError(f"degree must be in 1..{MAX_DEGREE}, got {degree}")
-    x, y, z = directions.unbind(-1)
-    out = [torch.full_like(x, 0.28209479177387814)]
-    if degree > 1:
-        out += [-0.48860251190291987 * y, 0.48860251190291987 * z, -0.48860251190291987 * x]
-    if degree > 2:
-        xy, yz, xz, x2, y2, z2 = x * y, y * z, x * z, x * x, y * y, z * z
-        out += [
-            1.0925484305920792 * xy,
-            -1.0925484305920792 * yz,
-            0.94617469575755997 * z2 - 0.31539156525251999,
-            -1.0925484305920792 * xz,
-            0.54627421529603959 * (x2 - y2),
-        ]
-    if degree > 3:
-        out += [
-            0.59004358992664352 * y * (y2 - 3.0 * x2),
-            2.8906114426405538 * xy * z,
-            0.45704579946446572 * y * (1.0 - 5.0 * z2),
-            0.3731763325901154 * z * (5.0 * z2 - 3.0),
-            0.45704579946446572 * x * (1.0 - 5.0 * z2),
-            1.4453057213202769 * z * (x2 - y2),
-            0.59004358992664352 * x * (3.0 * y2 - x2),
-        ]
-    return torch.stack(out, dim=-1)
+__all__ = ["MAX_DEGREE", "SphericalHarmonicsEncoding", "spherical_harmonics"]
 
 
 class SphericalHarmonicsEncoding(nn.Module):
@@ -54,10 +24,12 @@ class SphericalHarmonicsEncoding(nn.Module):
         self.degree = degree
         self.out_dim = degree * degree
 
-    def forward(self, directions: torch.Tensor, *, backend: str = None) -> torch.Tensor:  # pure torch: no backend
+    def forward(self, directions: torch.Tensor, *, backend: str = None) -> torch.Tensor:  # [..., 3] -> [..., degree^2]
+        """``backend``: op backend for this call (None: the fastest for the tensors' device)."""
         if directions.shape[-1] != 3:
             raise ValueError(f"directions must end in 3, got shape {tuple(directions.shape)}")
-        return spherical_harmonics(directions, self.degree)
+        out = sh_encode(directions.reshape(-1, 3), self.degree, backend=backend)
+        return out.reshape(*directions.shape[:-1], self.out_dim)
 
     def extra_repr(self) -> str:
         return f"degree={self.degree}"

@@ -8,5 +8,6 @@ from .hash_encode import hash_encode
 from .march_rays import march_rays
 from .project_features import project_features
 from .ray_aabb import ray_aabb
+from .sh_encode import sh_encode
 
-__all__ = ["BakedRenderResult", "CompositeResult", "baked_render", "composite", "freq_encode", "hash_encode", "march_rays", "project_features", "ray_aabb"]
+__all__ = ["BakedRenderResult", "CompositeResult", "baked_render", "composite", "freq_encode", "hash_encode", "march_rays", "project_features", "ray_aabb", "sh_encode"]
