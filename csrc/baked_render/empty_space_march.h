@@ -219,13 +219,15 @@ BAKED_HD MarchLook march_look(const MarchArgs& a, const EmptySpace& e, const Mar
   if (inside_grid(r, k.c)) {
     const int32_t cell[3] = {int32_t(k.c[0]), int32_t(k.c[1]), int32_t(k.c[2])};
     const int64_t brick = flat_index(e.res, cell[0] >> kBrickShift, cell[1] >> kBrickShift, cell[2] >> kBrickShift);
-    const uint64_t bits = e.bricks[brick];
-    if ((bits >> (((cell[0] & 3) << 4) | ((cell[1] & 3) << 2) | (cell[2] & 3))) & 1) {
+    // The reach first: a byte a brick, so its array stays in the nearest cache where the words
+    // (8 bytes a brick) do not; most looks land in empty bricks and never read their word.
+    const int32_t reach = e.reach[brick];
+    if (reach == 0 && ((e.bricks[brick] >> (((cell[0] & 3) << 4) | ((cell[1] & 3) << 2) | (cell[2] & 3))) & 1)) {
       cur.m = m + 1;
       cur.start = interval_start(a, r, m + 1);
       return kKept;
-    } else if (skipping && bits == 0) {  // an empty brick: leave the empty cube of bricks around it
-      const int32_t around = int32_t(e.reach[brick]) - 1;  // empty bricks on every side
+    } else if (skipping && reach > 0) {  // an empty brick: leave the empty cube of bricks around it
+      const int32_t around = reach - 1;  // empty bricks on every side
       float lo[3], hi[3];  // the cube, in cells (it may reach past the grid: nothing is kept there)
       float distance = INFINITY;  // t from mid to the cube's exit, along the ray
       for (int axis = 0; axis < 3; ++axis) {

@@ -73,7 +73,7 @@ FASTNERF_HD GridFrame grid_frame(const MarchArgs& a) {
 FASTNERF_HD void contract_point(const GridFrame& g, const float* p, float* u) {
   for (int axis = 0; axis < 3; ++axis)
     u[axis] = sub_rn(div_rn(mul_rn(sub_rn(p[axis], g.lo[axis]), 2.f), g.size[axis]), 1.f);
-  const float n = fmaxf(fmaxf(fabsf(u[0]), fabsf(u[1])), fabsf(u[2]));
+  const float n = max_num(max_num(fabsf(u[0]), fabsf(u[1])), fabsf(u[2]));
   if (n > 1.f) {
     const float s = div_rn(sub_rn(2.f, div_rn(1.f, n)), n);
     for (int axis = 0; axis < 3; ++axis) u[axis] = mul_rn(u[axis], s);
@@ -101,7 +101,7 @@ FASTNERF_HD bool occupied_at(const MarchArgs& a, const GridFrame& g, const float
 
 // Cone stepping's step at t: min(max(t * max(cone_angle, t * disparity_step), step), max_step).
 FASTNERF_HD float cone_step(const MarchArgs& a, float t) {
-  return fminf(fmaxf(mul_rn(t, fmaxf(a.cone_angle, mul_rn(t, a.disparity_step))), a.step), a.max_step);
+  return min_num(max_num(mul_rn(t, max_num(a.cone_angle, mul_rn(t, a.disparity_step))), a.step), a.max_step);
 }
 
 // Walks ray `ray`'s intervals in order, calling emit(k, start, end) for the k-th kept one;
@@ -121,7 +121,7 @@ FASTNERF_HD int64_t march_ray(const MarchArgs& a, int64_t ray, const Emit& emit)
     float start = a.offsets ? add_rn(t_near, mul_rn(a.offsets[ray], cone_step(a, t_near))) : t_near;
     for (int64_t m = 0; m < kMaxIntervals && start < t_far; ++m) {
       const float next = add_rn(start, cone_step(a, start));
-      const float end = fminf(next, t_far);
+      const float end = min_num(next, t_far);
       if (occupied_at(a, g, o, d, mul_rn(add_rn(start, end), 0.5f))) emit(kept++, start, end);
       start = next;
     }
@@ -131,7 +131,7 @@ FASTNERF_HD int64_t march_ray(const MarchArgs& a, int64_t ray, const Emit& emit)
   float start = add_rn(t0, mul_rn(0.f, a.step));
   for (int64_t m = 0; m < kMaxIntervals && start < t_far; ++m) {
     const float next = add_rn(t0, mul_rn(float(m + 1), a.step));
-    const float end = fminf(next, t_far);
+    const float end = min_num(next, t_far);
     if (occupied_at(a, g, o, d, mul_rn(add_rn(start, end), 0.5f))) emit(kept++, start, end);
     start = next;
   }

@@ -48,6 +48,23 @@ FASTNERF_HD bool is_finite(float x) {
 #endif
 }
 
+// fminf / fmaxf (a NaN argument gives the other one). Without -ffinite-math-only GCC makes the
+// libm calls out of line (measured: two fifths of ray_aabb's CPU time); these inline them.
+FASTNERF_HD float min_num(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return fminf(a, b);
+#else
+  return (a < b || b != b) ? a : b;
+#endif
+}
+FASTNERF_HD float max_num(float a, float b) {
+#ifdef __CUDA_ARCH__
+  return fmaxf(a, b);
+#else
+  return (a > b || b != b) ? a : b;
+#endif
+}
+
 // Raw pointers to contiguous float32 tensors; N rays.
 struct RayAabbArgs {
   const float* rays_o;  // [N, 3]
@@ -74,8 +91,8 @@ FASTNERF_HD void ray_aabb_ray(const RayAabbArgs& a, int64_t ray) {
       continue;
     }
     const float t_lo = div_rn(sub_rn(lo, o), d), t_hi = div_rn(sub_rn(hi, o), d);
-    t_enter = fmaxf(t_enter, fminf(t_lo, t_hi));
-    t_exit = fminf(t_exit, fmaxf(t_lo, t_hi));
+    t_enter = max_num(t_enter, min_num(t_lo, t_hi));
+    t_exit = min_num(t_exit, max_num(t_lo, t_hi));
   }
   const bool hit = finite && is_finite(t_exit) && t_exit > t_enter;
   a.t_near[ray] = hit ? t_enter : 0.f;
