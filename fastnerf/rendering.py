@@ -127,8 +127,10 @@ RESERVED = {"self", "rays_o", "rays_d", "camera", "backend", "background", "chun
 
 def _check_options(model, entry_point, options: dict) -> None:
     """Every option is a keyword ``entry_point`` takes, or a UserError listing those it does."""
+    if not options:
+        return
     parameters = inspect.signature(entry_point).parameters
-    if not options or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
     unknown = sorted(set(options) - set(parameters))
     if unknown:

@@ -195,3 +195,35 @@ def test_spiral_path_looks_at_focus_point_around_mean_pose():
     assert offsets.norm(dim=-1).max() < 0.5 and offsets.norm(dim=-1).min() > 0
     with pytest.raises(ValueError):
         spiral_path(cameras[0], 10, near=1.0, far=2.0)
+
+
+def _defective(seed: int, kind: int) -> torch.Tensor:
+    """A camera-to-world matrix that is rigid (kind 0) or broken one way (1..6)."""
+    m = torch.as_tensor(random_c2w(seed))
+    if kind == 1:
+        m[:3, :3] *= 1.01  # scaled past the tolerance
+    elif kind == 2:
+        m[:3, 0] = -m[:3, 0]  # mirrored: det -1
+    elif kind == 3:
+        m[3, 2] = 1e-3  # last row off
+    elif kind == 4:
+        m[1, 2] = float("nan")
+    elif kind == 5:
+        m[:3, 1] = 0.0  # singular
+    elif kind == 6:
+        m[:3, :3] *= 1.0 + 2e-4  # scaled within the tolerance: still rigid
+    return m
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), kinds=st.lists(st.integers(0, 6), min_size=1, max_size=7))
+def test_rigid_checks_agree_for_few_and_many_matrices(seed, kinds):
+    """The Python-float path (a few matrices), the batched tensor path and the per-matrix reasons agree."""
+    from fastnerf.cameras import checks
+
+    matrices = torch.stack([_defective(seed + i, kind) for i, kind in enumerate(kinds)])
+    expected = all(kind in (0, 6) for kind in kinds)
+    assert checks._all_rigid_few(matrices) == expected
+    assert checks._all_rigid(matrices) == expected
+    problems = checks.rigid_transform_problems(matrices)
+    assert [index for index, _ in problems] == [i for i, kind in enumerate(kinds) if kind not in (0, 6)]

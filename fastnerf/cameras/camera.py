@@ -187,17 +187,15 @@ class Camera:
         rows = torch.arange(self.height, device=self.device, dtype=torch.float32) + 0.5  # [H]
         x = (cols[None, None, :] - camera.cx[:, None, None]) / camera.fx[:, None, None]  # [B,1,W]
         y = -(rows[None, :, None] - camera.cy[:, None, None]) / camera.fy[:, None, None]  # [B,H,1]
-        x, y = torch.broadcast_tensors(x, y)  # [B,H,W]
         if camera.has_distortion:
             directions = camera._lens_directions(camera.distortion[:, None, None], cols[None, None, :], rows[None, :, None],
                                                  *(getattr(camera, n)[:, None, None] for n in _INTRINSIC_NAMES))
             directions = torch.einsum("bij,bhwj->bhwi", camera.c2w[:, :3, :3].double(), directions)
             directions = (directions / directions.norm(dim=-1, keepdim=True)).float()
-        else:
-            camera_dirs = torch.stack([x, y, -torch.ones_like(x)], dim=-1)  # [B,H,W,3]
-            rotation = camera.c2w[:, :3, :3]  # [B,3,3]
-            directions = torch.einsum("bij,bhwj->bhwi", rotation, camera_dirs)
-            directions = directions / directions.norm(dim=-1, keepdim=True)
+        else:  # R (x, y, -1) as the rotation's columns weighted: only the last add, the norm and the division are H*W*3
+            columns = camera.c2w[:, None, None, :3, :3].unbind(-1)  # 3 x [B,1,1,3]
+            directions = x[..., None] * columns[0] + (y[..., None] * columns[1] - columns[2])  # [B,H,W,3]
+            directions = directions / torch.linalg.vector_norm(directions, dim=-1, keepdim=True)
         origins = camera.c2w[:, None, None, :3, 3].expand_as(directions)
         if not self.is_batch:
             return origins[0], directions[0]

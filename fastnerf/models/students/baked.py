@@ -211,7 +211,7 @@ class BakedStudent(nn.Module):
             colour[visible] = self._shade(features, rays_d[visible], backend)
         bg = self.background if background is None else torch.as_tensor(background, dtype=colour.dtype,
                                                                           device=colour.device)
-        rgb = opacity[:, None] * colour + (1.0 - opacity[:, None]) * bg
+        rgb = torch.lerp(bg.expand_as(colour), colour, opacity[:, None])  # opacity colour + (1 - opacity) bg
         return {"rgb": rgb, "depth": out.depth, "opacity": opacity}
 
     def _shade(self, features, directions, backend):  # [M,F], [M,3] -> [M,3]
@@ -228,11 +228,9 @@ class BakedStudent(nn.Module):
         chunk = chunk * RAYS_PER_CHUNK_RAY
         rays_o, rays_d = origins.reshape(-1, 3), directions.reshape(-1, 3)
         parts = [self.render_rays(rays_o[i:i + chunk], rays_d[i:i + chunk], backend=backend, background=background)
-                 for i in range(0, rays_o.shape[0], chunk)]
-        if not parts:
-            parts = [self.render_rays(rays_o, rays_d, backend=backend, background=background)]
-        return {key: torch.cat([p[key] for p in parts]).reshape(*shape, *parts[0][key].shape[1:])
-                for key in ("rgb", "depth", "opacity")}
+                 for i in range(0, max(rays_o.shape[0], 1), chunk)]  # (one call for no rays: the outputs' shapes)
+        return {key: (torch.cat([p[key] for p in parts]) if len(parts) > 1 else parts[0][key])
+                .reshape(*shape, *parts[0][key].shape[1:]) for key in ("rgb", "depth", "opacity")}
 
     # ----------------------------------------------------------------------------- training
     def distill_loss(self, pool, generator, *, step: int, rays: int, backend=None, **settings):
